@@ -1,0 +1,1 @@
+"""deepshap: Shapley-value explanations for deep-learning models."""
