@@ -1,1 +1,42 @@
-"""deepshap: Shapley-value explanations for deep-learning models."""
+"""deepshap: fast, correct Shapley-value explanations for deep-learning models.
+
+``import deepshap as shap`` runs shap's deep-learning tutorials. Public names are resolved lazily, so
+importing deepshap never imports torch or TensorFlow; each framework is loaded when a model of it is
+explained.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "Explanation": ("deepshap.explanation", "Explanation"),
+    "GradientExplainer": ("deepshap.explainers.gradient", "GradientExplainer"),
+    "DeepExplainer": ("deepshap.explainers.deep", "DeepExplainer"),
+    "Explainer": ("deepshap.explainers.partition", "Explainer"),
+    "PartitionExplainer": ("deepshap.explainers.partition", "PartitionExplainer"),
+    "image_plot": ("deepshap.plots", "image"),
+    "plots": ("deepshap.plots", None),
+    "maskers": ("deepshap.maskers", None),
+    "datasets": ("deepshap.datasets", None),
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'deepshap' has no attribute {name!r}")
+    module_name, attribute = _PUBLIC[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -1,0 +1,1 @@
+"""The explainers: expected gradients, DeepSHAP and Partition (Owen) values."""
