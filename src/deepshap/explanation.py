@@ -1,0 +1,779 @@
+"""`Explanation`: a sliceable bundle of attributions and the arrays that travel with them.
+
+An Explanation holds ``values`` shaped ``(N, *features, *outputs)`` (shap >= 0.45 style: a trailing
+output axis when several outputs are explained) and the fields that line up with some of those axes:
+``base_values`` ``(N, *outputs)``, ``data`` ``(N, *features)``, ``output_names`` (flat, or ``(N, k)`` per
+row as the Partition explainer gives when outputs are ranked), bounds, names and so on. Every field
+remembers which axes of ``values`` its leading axes follow, so indexing slices them all consistently.
+
+Indexing is numpy-like: ints, slices, ``...``, lists / integer arrays, 1-D boolean masks and output
+(or feature) names as strings. Each index acts on its own axis independently ("orthogonal" indexing,
+as shap does); this is numpy's result whenever at most one index is a list or array.
+
+Accessed on the class, the operations build lazy :class:`OpChain` selectors instead of running:
+``Explanation.argsort.flip[:4]`` records "argsort, flip, take the first four" and ``.apply(explanation)``
+runs it later (the Partition explainer uses that to pick the top outputs of each sample).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Explanation", "OpChain"]
+
+_NAME_FIELDS = ("instance_names", "feature_names", "output_names")
+_ARRAY_FIELDS = (
+    "base_values",
+    "data",
+    "display_data",
+    "output_indexes",
+    "lower_bounds",
+    "upper_bounds",
+    "error_std",
+    "main_effects",
+    "hierarchical_values",
+    "clustering",
+)
+FIELDS = ("values", *_ARRAY_FIELDS[:3], *_NAME_FIELDS, *_ARRAY_FIELDS[3:])
+# Fields whose numbers can be combined like the values when an axis is reduced (mean, sum, max, min).
+_REDUCIBLE = frozenset({"base_values", "data", "lower_bounds", "upper_bounds"})
+# Fields that line up with the leading axes of values (or at least its first axis).
+_PREFIX_FIELDS = frozenset(
+    {"data", "display_data", "lower_bounds", "upper_bounds", "error_std", "main_effects"}
+)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Lazy operation chains
+# ----------------------------------------------------------------------------------------------------
+
+
+class OpChain:
+    """A recorded chain of attribute accesses, calls and ``[...]`` indexing, applied later.
+
+    Built by accessing an operation on the :class:`Explanation` class, e.g.
+    ``Explanation.abs.mean(0).argsort.flip[:4]``; ``chain.apply(explanation)`` replays it.
+    Chains are immutable: extending one returns a new chain.
+    """
+
+    __slots__ = ("_ops", "_root")
+
+    def __init__(self, root: str = "Explanation", ops: tuple[tuple[Any, ...], ...] = ()) -> None:
+        self._root = root
+        self._ops = ops
+
+    def _extend(self, op: tuple[Any, ...]) -> OpChain:
+        return OpChain(self._root, (*self._ops, op))
+
+    def __getattr__(self, name: str) -> OpChain:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in _chainable_names():
+            raise AttributeError(
+                f"Explanation has no operation or field {name!r} to chain; "
+                f"available: {', '.join(sorted(_chainable_names()))}."
+            )
+        return self._extend(("attr", name))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> OpChain:
+        if not self._ops or self._ops[-1][0] != "attr":
+            raise TypeError(
+                f"{self!r} cannot be called: only a chained method such as .mean(0) takes arguments."
+            )
+        name = self._ops[-1][1]
+        if name not in _METHOD_OPS:
+            raise TypeError(f"Explanation.{name} is not a method: use {self!r} without parentheses.")
+        return self._extend(("call", args, kwargs))
+
+    def __getitem__(self, item: Any) -> OpChain:
+        return self._extend(("item", item))
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(f"{self!r} is a lazy selector, not a sequence: apply it with .apply(explanation).")
+
+    def apply(self, obj: Any) -> Any:
+        """Run the recorded operations on ``obj`` (an Explanation; an array is wrapped in one first)."""
+        if not isinstance(obj, Explanation):
+            obj = Explanation(obj)
+        for op in self._ops:
+            if op[0] == "attr":
+                obj = getattr(obj, op[1])
+            elif op[0] == "call":
+                obj = obj(*op[1], **op[2])
+            else:
+                obj = obj[op[1]]
+        return obj
+
+    def __repr__(self) -> str:
+        out = self._root
+        for op in self._ops:
+            if op[0] == "attr":
+                out += f".{op[1]}"
+            elif op[0] == "call":
+                parts = [repr(a) for a in op[1]] + [f"{k}={v!r}" for k, v in op[2].items()]
+                out += f"({', '.join(parts)})"
+            else:
+                out += f"[{_format_index(op[1])}]"
+        return out
+
+
+def _format_index(item: Any) -> str:
+    """Write an index the way it is typed: ``:4``, ``..., 2``, ``[0, 2]``."""
+    if isinstance(item, tuple):
+        return ", ".join(_format_index(i) for i in item)
+    if isinstance(item, slice):
+        text = ":".join("" if p is None else repr(p) for p in (item.start, item.stop))
+        return text if item.step is None else f"{text}:{item.step!r}"
+    if item is Ellipsis:
+        return "..."
+    return repr(item)
+
+
+class _Operation:
+    """Descriptor for an Explanation operation: runs on an instance, builds an OpChain on the class."""
+
+    def __init__(self, func: Callable[..., Any], *, is_property: bool) -> None:
+        self.func = func
+        self.is_property = is_property
+        self.__doc__ = func.__doc__
+        self.name = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return getattr(OpChain(), self.name)
+        if self.is_property:
+            return self.func(obj)
+        return types.MethodType(self.func, obj)
+
+
+def _operation_property(func: Callable[..., Any]) -> _Operation:
+    return _Operation(func, is_property=True)
+
+
+def _operation_method(func: Callable[..., Any]) -> _Operation:
+    return _Operation(func, is_property=False)
+
+
+def _chainable_names() -> frozenset[str]:
+    return frozenset(FIELDS) | {"compute_time", "shape", "output_dims"} | _METHOD_OPS | _PROPERTY_OPS
+
+
+class _Field:
+    """Descriptor for a field: reads it, and on assignment works out which axes it follows."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._fields.get(self.name)
+
+    def __set__(self, obj: Explanation, value: Any) -> None:
+        obj._assign(self.name, value)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shape bookkeeping
+# ----------------------------------------------------------------------------------------------------
+
+
+def _to_array(value: Any, name: str) -> np.ndarray:
+    """Convert a field to numpy with an error that says what to pass."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"Explanation {name} could not be converted to a numpy array ({type(value).__name__}: {exc}); "
+            "pass a rectangular numpy array (convert framework tensors with .numpy() first)."
+        ) from exc
+
+
+def _convert(name: str, value: Any) -> Any:
+    """Store arrays as numpy; keep names in the form given (a list stays a list); keep scalars."""
+    if value is None or name in _NAME_FIELDS:
+        return value
+    if name != "values" and np.ndim(value) == 0:
+        return value
+    return _to_array(value, name)
+
+
+def _shape_of(value: Any, name: str) -> tuple[int, ...]:
+    try:
+        return np.shape(value)
+    except ValueError as exc:
+        raise ValueError(f"Explanation {name} is ragged ({exc}); pass a rectangular array or list.") from exc
+
+
+def _names_dims(
+    shape: tuple[int, ...], vshape: tuple[int, ...], out: tuple[int, ...], name: str
+) -> tuple[int, ...]:
+    """Axes followed by output names / indexes: the output axes, or the sample axis and the output axes."""
+    n, k = len(vshape), len(out)
+    out_shape = vshape[n - k :] if k else ()
+    if len(shape) == 0:
+        return ()
+    if shape == out_shape and k:
+        return out
+    if n and shape == (vshape[0], *out_shape):
+        return (0, *out)
+    raise ValueError(
+        f"Explanation {name} has shape {shape}, which lines up with neither the output axes {out_shape} "
+        f"nor (samples, outputs) {(vshape[0] if n else None, *out_shape)} of values {vshape}."
+    )
+
+
+def _output_rank(vshape: tuple[int, ...], fields: dict[str, Any]) -> int:
+    """How many trailing axes of values are outputs, read from output names, indexes or base values."""
+    n = len(vshape)
+    for name in ("output_names", "output_indexes"):
+        if fields.get(name) is None:
+            continue
+        shape = _shape_of(fields[name], name)
+        m = len(shape)
+        if m == 0:
+            return 0
+        if m <= n and vshape[n - m :] == shape:
+            return m
+        if 2 <= m <= n + 1 and shape[0] == vshape[0] and vshape[n - m + 1 :] == shape[1:]:
+            return m - 1
+        raise ValueError(
+            f"Explanation {name} has shape {shape}, which does not match the trailing (output) axes of "
+            f"values {vshape}, flat or per sample; give one name per output."
+        )
+    base = fields.get("base_values")
+    if base is None or np.ndim(base) == 0:
+        return 0
+    shape = np.shape(base)
+    m = len(shape)
+    if m - 1 < n and shape[0] == vshape[0] and vshape[n - m + 1 :] == shape[1:]:
+        return m - 1
+    if m <= n and vshape[n - m :] == shape:
+        return m
+    raise ValueError(
+        f"Explanation base_values has shape {shape}; it must be (samples, *outputs) or (*outputs) for "
+        f"values of shape {vshape}."
+    )
+
+
+def _field_dims(name: str, value: Any, vshape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes of values that the leading axes of a field follow (empty: the field is not sliced)."""
+    shape = _shape_of(value, name)
+    m = len(shape)
+    if m == 0:
+        return ()
+    if name in ("output_names", "output_indexes"):
+        return _names_dims(shape, vshape, out, name)
+    if name == "base_values":
+        return _names_dims(shape, vshape, out, name)
+    if name == "instance_names":
+        if m == 1 and len(vshape) and shape[0] == vshape[0]:
+            return (0,)
+        raise ValueError(
+            f"Explanation instance_names has shape {shape}; give one name per sample ({vshape})."
+        )
+    if name == "feature_names":
+        if m == 1 and len(vshape) >= 2 and shape[0] == vshape[1]:
+            return (1,)
+        if m <= 2 and vshape[:m] == shape:
+            return tuple(range(m))
+        raise ValueError(
+            f"Explanation feature_names has shape {shape}; give one name per feature (axis 1 of values "
+            f"{vshape}), or per sample and feature."
+        )
+    if name == "clustering":
+        return (0,) if m == 3 and len(vshape) and shape[0] == vshape[0] else ()
+    if vshape[:m] == shape:
+        return tuple(range(m))
+    if len(vshape) and shape[0] == vshape[0]:
+        return (0,)
+    if name in _PREFIX_FIELDS:
+        raise ValueError(
+            f"Explanation {name} has shape {shape}, which does not line up with values {vshape}: its "
+            "leading axes must equal the leading axes of values (samples first)."
+        )
+    return ()
+
+
+def _as_indexable(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=object) if isinstance(value, (list, tuple)) else np.asarray(value)
+
+
+def _restore(original: Any, result: np.ndarray) -> Any:
+    """Give a sliced field back in its original form: lists stay lists, a single element is itself."""
+    if isinstance(result, np.ndarray) and result.ndim == 0:
+        return result.item() if isinstance(original, (list, tuple)) else result[()]
+    if isinstance(original, (list, tuple)) and isinstance(result, np.ndarray):
+        return result.tolist()
+    return result
+
+
+def _normalize_axis_index(ix: Any, size: int, axis: int) -> Any:
+    """Check one per-axis index and turn it into an int, a slice or a 1-D int64 array."""
+    if isinstance(ix, (bool, np.bool_)):
+        raise IndexError(
+            "A single True/False is not a valid index; pass a boolean mask with one entry per row."
+        )
+    if isinstance(ix, Integral):
+        i = int(ix)
+        if not -size <= i < size:
+            raise IndexError(f"index {i} is out of bounds for axis {axis} with size {size}")
+        return i % size
+    if isinstance(ix, slice):
+        return ix
+    arr = _to_array(ix, "index")
+    if arr.dtype == bool:
+        if arr.ndim != 1 or arr.shape[0] != size:
+            raise IndexError(
+                f"boolean index of shape {arr.shape} does not match axis {axis} of size {size}; "
+                "boolean masks must be 1-D with one entry per element of the axis they select."
+            )
+        return np.flatnonzero(arr)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise IndexError(
+            f"index {ix!r} for axis {axis} must be an int, a slice, a 1-D list of ints, a 1-D boolean mask "
+            "or an output name."
+        )
+    if arr.min() < -size or arr.max() >= size:
+        raise IndexError(f"index {arr.tolist()} is out of bounds for axis {axis} with size {size}")
+    return arr.astype(np.int64) % size
+
+
+def _take(value: Any, dims: tuple[int, ...], indexers: list[Any]) -> Any:
+    """Index a field along the axes it follows, last axis first so earlier axis numbers stay valid."""
+    arr = _as_indexable(value)
+    for field_axis in reversed(range(len(dims))):
+        ix = indexers[dims[field_axis]]
+        if isinstance(ix, slice) and ix == slice(None):
+            continue
+        arr = arr[(slice(None),) * field_axis + (ix,)]
+    return _restore(value, arr)
+
+
+def _identical_along(arr: np.ndarray, axis: int) -> bool:
+    if arr.shape[axis] == 0:
+        return False
+    first = np.take(arr, [0], axis=axis)
+    try:
+        return bool(np.all(arr == first))
+    except (TypeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------------
+# Explanation
+# ----------------------------------------------------------------------------------------------------
+
+
+class Explanation:
+    """Attributions with their base values, inputs and names, sliceable like a numpy array.
+
+    Fields follow shap: ``values`` ``(N, *features, *outputs)``; ``base_values`` ``(N, *outputs)``;
+    ``data`` / ``display_data`` ``(N, *features)``; ``output_names`` one per output, or ``(N, k)`` per
+    sample; ``output_indexes`` the model outputs each column explains; bounds, ``error_std``,
+    ``main_effects``, ``hierarchical_values``, ``clustering``, ``compute_time``. The output axes are read
+    from ``output_names``, ``output_indexes`` or ``base_values`` (see :attr:`output_dims`).
+
+    On an instance, ``abs``, ``argsort``, ``flip``, ``mean(axis)`` ... return new Explanations; on the
+    class they build lazy :class:`OpChain` selectors such as ``Explanation.argsort.flip[:4]``.
+    """
+
+    values = _Field()
+    base_values = _Field()
+    data = _Field()
+    display_data = _Field()
+    instance_names = _Field()
+    feature_names = _Field()
+    output_names = _Field()
+    output_indexes = _Field()
+    lower_bounds = _Field()
+    upper_bounds = _Field()
+    error_std = _Field()
+    main_effects = _Field()
+    hierarchical_values = _Field()
+    clustering = _Field()
+
+    def __init__(
+        self,
+        values: Any,
+        base_values: Any = None,
+        data: Any = None,
+        display_data: Any = None,
+        instance_names: Any = None,
+        feature_names: Any = None,
+        output_names: Any = None,
+        output_indexes: Any = None,
+        lower_bounds: Any = None,
+        upper_bounds: Any = None,
+        error_std: Any = None,
+        main_effects: Any = None,
+        hierarchical_values: Any = None,
+        clustering: Any = None,
+        compute_time: float | None = None,
+    ) -> None:
+        given = {
+            "base_values": base_values,
+            "data": data,
+            "display_data": display_data,
+            "instance_names": instance_names,
+            "feature_names": feature_names,
+            "output_names": output_names,
+            "output_indexes": output_indexes,
+            "lower_bounds": lower_bounds,
+            "upper_bounds": upper_bounds,
+            "error_std": error_std,
+            "main_effects": main_effects,
+            "hierarchical_values": hierarchical_values,
+            "clustering": clustering,
+        }
+        if isinstance(values, Explanation):
+            source = values
+            given = {name: source._fields.get(name) if v is None else v for name, v in given.items()}
+            values = source.values
+            compute_time = source.compute_time if compute_time is None else compute_time
+        fields = {"values": _convert("values", values)}
+        fields.update({name: _convert(name, v) for name, v in given.items() if v is not None})
+        self._fields: dict[str, Any] = fields
+        self.compute_time = compute_time
+        self._infer_layout()
+
+    # ------------------------------------------------------------------ layout
+
+    def _infer_layout(self) -> None:
+        vshape = self._fields["values"].shape
+        k = _output_rank(vshape, self._fields)
+        self._output_dims = tuple(range(len(vshape) - k, len(vshape)))
+        self._dims = {
+            name: _field_dims(name, value, vshape, self._output_dims)
+            for name, value in self._fields.items()
+            if name != "values"
+        }
+        self._dims["values"] = tuple(range(len(vshape)))
+
+    def _assign(self, name: str, value: Any) -> None:
+        """Set a field; setting values works the layout out again, another field only its own axes."""
+        if name == "values":
+            old = self._fields["values"]
+            self._fields["values"] = _convert("values", value)
+            try:
+                self._infer_layout()
+            except ValueError:
+                self._fields["values"] = old
+                raise
+            return
+        if value is None:
+            self._fields.pop(name, None)
+            self._dims.pop(name, None)
+            return
+        value = _convert(name, value)
+        self._dims[name] = _field_dims(name, value, self.shape, self._output_dims)
+        self._fields[name] = value
+
+    @classmethod
+    def _build(
+        cls,
+        fields: dict[str, Any],
+        dims: dict[str, tuple[int, ...]],
+        output_dims: tuple[int, ...],
+        compute_time: float | None,
+    ) -> Explanation:
+        """Make an Explanation from fields whose axes are already known (after slicing or reducing)."""
+        new = cls.__new__(cls)
+        new._fields = {name: v for name, v in fields.items() if v is not None}
+        new._dims = {name: dims[name] for name in new._fields}
+        new._output_dims = output_dims
+        new.compute_time = compute_time
+        return new
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of ``values``."""
+        return self._fields["values"].shape
+
+    @property
+    def output_dims(self) -> tuple[int, ...]:
+        """The axes of ``values`` that index model outputs (empty when there is no output axis)."""
+        return self._output_dims
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d Explanation (a single number) is undefined.")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Explanation]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        values = self._fields["values"]
+        return np.array(values, dtype=dtype) if copy else np.asarray(values, dtype=dtype)
+
+    def __repr__(self) -> str:
+        out = f".values =\n{self.values!r}"
+        if self.base_values is not None:
+            out += f"\n\n.base_values =\n{self.base_values!r}"
+        if self.data is not None:
+            out += f"\n\n.data =\n{self.data!r}"
+        return out
+
+    def __class_getitem__(cls, item: Any) -> OpChain:
+        """``Explanation[...]`` builds a lazy selector that indexes later."""
+        return OpChain()[item]
+
+    # ------------------------------------------------------------------ indexing
+
+    def __getitem__(self, item: Any) -> Explanation:
+        items = list(item) if isinstance(item, tuple) else [item]
+        items = [self._resolve_index_object(t) for t in items]
+        per_axis = self._expand(items)
+        strings = {axis: t for axis, t in enumerate(per_axis) if isinstance(t, str)}
+        indexers = [
+            slice(None) if isinstance(t, str) else _normalize_axis_index(t, size, axis)
+            for axis, (t, size) in enumerate(zip(per_axis, self.shape, strict=True))
+        ]
+        result = self._index_axes(indexers)
+        kept = [axis for axis, ix in enumerate(indexers) if not isinstance(ix, int)]
+        claimed = set(strings)
+        targets = []
+        for axis, name in strings.items():
+            target = self._name_axis(axis, name, kept, claimed)
+            claimed.add(target)
+            targets.append((kept.index(target), name))
+        for axis, name in sorted(targets, reverse=True):
+            result = result._select_name(axis, name)
+        return result
+
+    def _resolve_index_object(self, t: Any) -> Any:
+        """Run lazy selectors against this explanation and unwrap Explanations used as indexes."""
+        if isinstance(t, OpChain):
+            t = t.apply(self)
+        if isinstance(t, Explanation):
+            t = t.values
+        if isinstance(t, np.ndarray) and t.ndim == 0:
+            t = t.item()
+        if isinstance(t, np.str_):
+            t = str(t)
+        return t
+
+    def _expand(self, items: list[Any]) -> list[Any]:
+        """One index per axis of values: ``...`` expands, missing trailing ones are full slices."""
+        n_ellipsis = sum(t is Ellipsis for t in items)
+        if n_ellipsis > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if any(t is None for t in items):
+            raise IndexError("np.newaxis / None is not supported when indexing an Explanation.")
+        explicit = len(items) - n_ellipsis
+        ndim = len(self.shape)
+        if explicit > ndim:
+            raise IndexError(
+                f"too many indices for an Explanation of shape {self.shape}: {ndim} axes, {explicit} indexed"
+            )
+        if n_ellipsis:
+            at = items.index(Ellipsis)
+            items = items[:at] + [slice(None)] * (ndim - explicit) + items[at + 1 :]
+        return items + [slice(None)] * (ndim - len(items))
+
+    def _index_axes(self, indexers: list[Any]) -> Explanation:
+        """Apply one int / slice / int array per axis to values and every field that follows that axis."""
+        removed = [isinstance(ix, int) for ix in indexers]
+        new_axis, shift = [], 0
+        for gone in removed:
+            new_axis.append(-1 if gone else len(new_axis) - shift)
+            shift += gone
+        fields, dims = {}, {}
+        for name, value in self._fields.items():
+            d = self._dims[name]
+            fields[name] = _take(value, d, indexers) if d else value
+            dims[name] = tuple(new_axis[a] for a in d if not removed[a])
+        out = tuple(new_axis[a] for a in self._output_dims if not removed[a])
+        return Explanation._build(fields, dims, out, self.compute_time)
+
+    def _names_along(self, axis: int) -> list[tuple[str, np.ndarray]]:
+        """Name fields that label ``axis``: flat along it, or per sample (axis 0) and along it."""
+        found = []
+        for name in ("output_names", "feature_names", "instance_names"):
+            d = self._dims.get(name, ())
+            if d == (axis,) or (axis != 0 and d == (0, axis)):
+                found.append((name, _as_indexable(self._fields[name])))
+        return found
+
+    def _name_axis(self, axis: int, name: str, kept: list[int], claimed: set[int]) -> int:
+        """The axis (numbered before indexing) a string index selects on.
+
+        A name that labels its own axis selects there; otherwise an output name selects on the output
+        axis, so ``exp[:, "espresso"]`` works whatever the number of feature axes.
+        """
+        if any(np.any(names == name) for _, names in self._names_along(axis)):
+            return axis
+        outputs = [a for a in self._output_dims if a in kept and (a == axis or a not in claimed)]
+        for out in outputs:
+            if any(
+                np.any(names == name) for field, names in self._names_along(out) if field == "output_names"
+            ):
+                return out
+        known = [names for field, names in self._names_along(outputs[0])] if len(outputs) == 1 else []
+        hint = ""
+        if known:
+            shown = list(dict.fromkeys(str(v) for v in np.ravel(known[0])))
+            hint = f" Known output names include: {', '.join(shown[:10])}{' ...' if len(shown) > 10 else ''}."
+        if not any(self._names_along(a) for a in range(len(self.shape))):
+            hint = " This explanation has no output_names or feature_names to look names up in."
+        raise KeyError(f"No output or feature is named {name!r}.{hint}")
+
+    def _select_name(self, axis: int, name: str) -> Explanation:
+        """Select by name along ``axis`` (numbered after indexing); names per sample select per row."""
+        found = [(f, n) for f, n in self._names_along(axis) if np.any(n == name)]
+        if not found:
+            raise KeyError(f"No output or feature is named {name!r} among the selected rows or outputs.")
+        field, names = found[0]
+        if self._dims[field] == (axis,):
+            position = int(np.flatnonzero(names == name)[0])
+            indexers: list[Any] = [slice(None)] * len(self.shape)
+            indexers[axis] = position
+            return self._index_axes(indexers)
+        match = names == name
+        rows = np.flatnonzero(match.any(axis=1))
+        picked = self._index_axes([rows] + [slice(None)] * (len(self.shape) - 1))
+        return picked._gather_per_row(axis, match[rows].argmax(axis=1))
+
+    def _gather_per_row(self, axis: int, cols: np.ndarray) -> Explanation:
+        """Keep, for each row i, only position ``cols[i]`` of ``axis``: that axis disappears."""
+        rows = np.arange(len(cols))
+        fields, dims = {}, {}
+        for name, value in self._fields.items():
+            d = self._dims[name]
+            if axis in d and 0 in d:
+                arr = _as_indexable(value)
+                at = d.index(axis)
+                fields[name] = _restore(value, arr[(rows,) + (slice(None),) * (at - 1) + (cols,)])
+            elif axis in d:  # shared along rows: only kept if every row picked the same position
+                if len(set(cols.tolist())) > 1:
+                    continue
+                arr = _as_indexable(value)
+                fields[name] = _restore(value, np.take(arr, cols[0] if len(cols) else 0, axis=d.index(axis)))
+            else:
+                fields[name] = value
+            dims[name] = tuple(a - (a > axis) for a in d if a != axis)
+        out = tuple(a - (a > axis) for a in self._output_dims if a != axis)
+        return Explanation._build(fields, dims, out, self.compute_time)
+
+    # ------------------------------------------------------------------ operations
+
+    def _map_values(self, values: np.ndarray, drop_axis: int | None = None) -> Explanation:
+        """A copy with new values of the same shape; fields following ``drop_axis`` are dropped."""
+        fields = dict(self._fields, values=values)
+        if drop_axis is not None:
+            fields = {k: v for k, v in fields.items() if k == "values" or drop_axis not in self._dims[k]}
+        return Explanation._build(fields, self._dims, self._output_dims, self.compute_time)
+
+    @_operation_property
+    def abs(self) -> Explanation:
+        """Absolute attributions (the data and other fields are unchanged)."""
+        return self._map_values(np.abs(self.values))
+
+    @_operation_property
+    def identity(self) -> Explanation:
+        """This explanation, unchanged."""
+        return self
+
+    @_operation_property
+    def argsort(self) -> Explanation:
+        """Indices that sort the values along the last axis, ascending (ties keep their order).
+
+        Fields that follow the last axis (data, names along it ...) no longer line up and are dropped.
+        """
+        if not self.shape:
+            raise ValueError("argsort needs at least one axis; this Explanation holds a single number.")
+        values = np.argsort(self.values, axis=-1, kind="stable")
+        return self._map_values(values, drop_axis=len(self.shape) - 1)
+
+    @_operation_property
+    def flip(self) -> Explanation:
+        """Reverse every axis (``np.flip``), and every field along the axes it follows."""
+        fields = {}
+        for name, value in self._fields.items():
+            d = self._dims[name]
+            fields[name] = (
+                _restore(value, np.flip(_as_indexable(value), tuple(range(len(d))))) if d else value
+            )
+        return Explanation._build(fields, self._dims, self._output_dims, self.compute_time)
+
+    def _reduce(self, fname: str, axis: int | None) -> Explanation:
+        """Apply a numpy reduction to the values and to the fields that follow the reduced axis."""
+        func = getattr(np, fname)
+        if axis is None:
+            fields = {k: v for k, v in self._fields.items() if not self._dims[k]}
+            fields["values"] = np.asarray(func(self.values))
+            return Explanation._build(fields, dict(self._dims, values=()), (), self.compute_time)
+        if not isinstance(axis, Integral) or not -len(self.shape) <= axis < len(self.shape):
+            raise ValueError(f"axis {axis!r} is not an axis of an Explanation of shape {self.shape}.")
+        axis = int(axis) % len(self.shape)
+        values = np.asarray(func(self.values, axis=axis))
+        fields, dims = {"values": values}, {"values": tuple(range(values.ndim))}
+        for name, value in self._fields.items():
+            d = self._dims[name]
+            if name == "values":
+                continue
+            if axis in d:
+                value = self._reduce_field(name, value, d.index(axis), func)
+                if value is None:
+                    continue
+            fields[name] = value
+            dims[name] = tuple(a - (a > axis) for a in d if a != axis)
+        out = tuple(a - (a > axis) for a in self._output_dims if a != axis)
+        return Explanation._build(fields, dims, out, self.compute_time)
+
+    @staticmethod
+    def _reduce_field(name: str, value: Any, at: int, func: Callable[..., Any]) -> Any:
+        """Reduce numbers alongside the values; keep other fields only if the same along the axis."""
+        arr = _as_indexable(value)
+        if name in _REDUCIBLE and (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            return func(arr, axis=at)
+        if _identical_along(arr, at):
+            return _restore(value, np.take(arr, 0, axis=at))
+        return None
+
+    @_operation_method
+    def mean(self, axis: int | None = None) -> Explanation:
+        """Mean over ``axis`` (base values and data are averaged alongside)."""
+        return self._reduce("mean", axis)
+
+    @_operation_method
+    def sum(self, axis: int | None = None) -> Explanation:
+        """Sum over ``axis`` (base values and data are summed alongside)."""
+        return self._reduce("sum", axis)
+
+    @_operation_method
+    def max(self, axis: int | None = None) -> Explanation:
+        """Maximum over ``axis``."""
+        return self._reduce("max", axis)
+
+    @_operation_method
+    def min(self, axis: int | None = None) -> Explanation:
+        """Minimum over ``axis``."""
+        return self._reduce("min", axis)
+
+    @_operation_method
+    def sample(self, max_samples: int, replace: bool = False, random_state: int = 0) -> Explanation:
+        """Rows drawn at random (at most ``len(self)`` of them without replacement), reproducibly."""
+        rng = np.random.RandomState(random_state)
+        size = max_samples if replace else min(max_samples, len(self))
+        return self[rng.choice(len(self), size=size, replace=replace)]
+
+
+_PROPERTY_OPS = frozenset(
+    n for n, v in vars(Explanation).items() if isinstance(v, _Operation) and v.is_property
+)
+_METHOD_OPS = frozenset(
+    n for n, v in vars(Explanation).items() if isinstance(v, _Operation) and not v.is_property
+)
