@@ -1,0 +1,1 @@
+"""Keras 3 / tf.keras adapter (imports tensorflow; load it through ``load_adapter``)."""

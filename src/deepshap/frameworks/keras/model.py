@@ -1,0 +1,171 @@
+"""Keras 3 / tf.keras adapter (TensorFlow backend).
+
+Accepts a Sequential or functional model with one or several inputs, or the tuple
+``(inputs, outputs)`` of Keras tensors, for example ``(model.layers[k].input, model.layers[-1].output)``,
+from which a sub-model ``keras.Model(inputs, outputs)`` is built; that sub-model is then fed the layer's
+activations (the explained level is whatever the model's inputs are). Models run with ``training=False``.
+Output gradients run in a compiled ``tf.function``: one forward pass and one vector-Jacobian product
+per selected output, from a persistent tape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
+
+__all__ = ["KerasModel", "TFOps"]
+
+
+class TFOps(TensorOps):
+    """Native TensorFlow helpers in one float dtype (tensors stay where TensorFlow placed them)."""
+
+    def __init__(self, dtype: tf.DType) -> None:
+        self.dtype = dtype
+
+    def asarray(self, array: np.ndarray) -> tf.Tensor:
+        array = np.asarray(array)
+        dtype = self.dtype if array.dtype.kind == "f" else tf.int64
+        return tf.cast(tf.convert_to_tensor(array), dtype)
+
+    def take(self, tensor: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        return tf.gather(tensor, index, axis=0)
+
+    def reshape(self, tensor: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
+        return tf.reshape(tensor, tuple(shape))
+
+    def sum(self, tensor: tf.Tensor, axis: int) -> tf.Tensor:
+        return tf.reduce_sum(tensor, axis=axis)
+
+    def normal(self, shape: Sequence[int], std: float, seed: int) -> tf.Tensor:
+        generator = tf.random.Generator.from_seed(int(seed))
+        return generator.normal(tuple(shape), stddev=std, dtype=self.dtype)
+
+    def zeros(self, shape: Sequence[int]) -> tf.Tensor:
+        return tf.zeros(tuple(shape), dtype=self.dtype)
+
+    def maximum(self, tensor: tf.Tensor, value: float) -> tf.Tensor:
+        return tf.maximum(tensor, tf.cast(value, tensor.dtype))
+
+
+class KerasModel(ModelAdapter):
+    """A Keras model (or the sub-model between two Keras tensors) as a function of tf tensors."""
+
+    framework = "tensorflow"
+
+    def __init__(self, model: Any, data: Any) -> None:
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                f"Keras runs on the {keras.backend.backend()!r} backend; deepshap explains Keras models on "
+                "the TensorFlow backend (set KERAS_BACKEND=tensorflow before importing keras)."
+            )
+        self.model = _as_model(model)
+        self.dtype = tf.as_dtype(_input_dtype(self.model))
+        self.ops = TFOps(self.dtype)
+        self.background = self._init_raw(data)
+        self.multi_input = self._raw_multi
+        self.n_inputs = len(self.background)
+        n_model_inputs = len(_model_inputs(self.model)) or self.n_inputs
+        if n_model_inputs != self.n_inputs:
+            raise ValueError(
+                f"the model takes {n_model_inputs} input(s) but data gives {self.n_inputs}; "
+                "pass one background array per model input (a list for several)."
+            )
+        probe = self._call([b[:1] for b in self.background])
+        self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
+        self.single_output = self.n_outputs == 1
+        self._gradients = tf.function(self._gradients_graph, reduce_retracing=True)
+
+    def _convert(self, x: Any) -> tf.Tensor:
+        if isinstance(x, tf.Tensor | tf.Variable):
+            tensor = tf.convert_to_tensor(x)
+        elif hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+            tensor = tf.convert_to_tensor(x.detach().cpu().numpy())
+        else:
+            tensor = tf.convert_to_tensor(np.asarray(x))
+        return tf.cast(tensor, self.dtype)
+
+    def _all_finite(self, tensor: tf.Tensor) -> bool:
+        return bool(tf.reduce_all(tf.math.is_finite(tensor)))
+
+    def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
+        return np.asarray(tensor)
+
+    def explained_inputs(self, raw: list[tf.Tensor]) -> list[tf.Tensor]:
+        return list(raw)
+
+    def _call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        out = self.model(inputs if self.multi_input else inputs[0], training=False)
+        if isinstance(out, list | tuple | dict):
+            raise TypeError(
+                "the model has several outputs; deepshap explains models with one output tensor of shape "
+                "(batch,) or (batch, n_outputs). Build a model with the output to explain."
+            )
+        return out
+
+    def forward(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        out = self._call(inputs)
+        _, one_dim = output_matrix(tuple(out.shape), "the model")
+        return out[:, None] if one_dim else out
+
+    def output_gradients(self, inputs: list[tf.Tensor], output_index: np.ndarray) -> list[tf.Tensor]:
+        index = tf.convert_to_tensor(np.asarray(output_index, dtype=np.int64))
+        grads = self._gradients(list(inputs), index)
+        if any(g is None for g in grads):
+            raise ValueError(_NO_GRADIENT)
+        return list(grads)
+
+    def _gradients_graph(self, inputs: list[tf.Tensor], index: tf.Tensor) -> list[tf.Tensor | None]:
+        """Traced once per input shape: the forward pass, then one VJP per column of ``index``."""
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            selected = tf.gather(self.forward(inputs), index, batch_dims=1)
+            columns = [tf.reduce_sum(selected[:, r]) for r in range(index.shape[1])]
+        unconnected = tf.UnconnectedGradients.NONE
+        per_column = [tape.gradient(c, inputs, unconnected_gradients=unconnected) for c in columns]
+        if any(g is None for col in per_column for g in col):
+            return [None] * len(inputs)
+        return [tf.stack([col[i] for col in per_column], axis=1) for i in range(len(inputs))]
+
+
+_NO_GRADIENT = (
+    "the model output does not depend on its input through differentiable operations (no gradient); "
+    "explain a model whose output is computed from its input"
+)
+
+
+def _as_model(model: Any) -> keras.Model:
+    """A Keras model, or the sub-model between Keras tensors ``(inputs, outputs)``."""
+    if isinstance(model, keras.Model):
+        return model
+    if isinstance(model, tuple | list) and len(model) == 2:
+        inputs, outputs = model
+        try:
+            return keras.Model(inputs=inputs, outputs=outputs)
+        except Exception as exc:  # Keras raises several types for disconnected graphs
+            raise ValueError(
+                "could not build a model from the (inputs, outputs) Keras tensors: outputs must be computed "
+                f"from inputs, as in (model.layers[k].input, model.layers[-1].output). Keras said: {exc}"
+            ) from exc
+    raise TypeError(
+        f"expected a Keras model or an (inputs, outputs) pair of Keras tensors; got {type(model).__name__}."
+    )
+
+
+def _model_inputs(model: keras.Model) -> list[Any]:
+    """The model's symbolic inputs; empty for a subclassed model that has none."""
+    try:
+        return list(model.inputs or [])
+    except (AttributeError, ValueError):
+        return []
+
+
+def _input_dtype(model: keras.Model) -> str:
+    dtypes = [getattr(t, "dtype", None) for t in _model_inputs(model)]
+    floats = [d for d in dtypes if d is not None and tf.as_dtype(d).is_floating]
+    return floats[0] if floats else "float32"

@@ -1,0 +1,245 @@
+"""PyTorch adapter: an ``nn.Module`` (one or several inputs) or a ``(module, layer)`` pair.
+
+For ``(module, layer)`` the explained level is the input of ``layer`` (its first positional argument, at
+its first call during ``module``'s forward). The background and X are given as raw model inputs; the
+layer's inputs are captured with a forward pre-hook, and forward passes from the layer level replace
+the layer's input with a pre-hook. Hooks live in context managers, so nothing stays registered when a
+call fails.
+
+The module is put in eval mode (``module.eval()``) by the constructor and left there, like shap: an
+explanation of a model in training mode (dropout, batch statistics) would not be reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
+
+__all__ = ["TorchModel", "TorchOps"]
+
+_CAPTURE_BATCH = 256
+
+
+class _Captured(Exception):
+    """Raised by the capture hook to stop a forward pass once the layer's input is known."""
+
+
+class TorchOps(TensorOps):
+    """Native tensor helpers on one device and float dtype."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
+        self.device, self.dtype = device, dtype
+
+    def asarray(self, array: np.ndarray) -> torch.Tensor:
+        array = np.asarray(array)
+        dtype = self.dtype if array.dtype.kind == "f" else torch.int64
+        return torch.as_tensor(array, device=self.device).to(dtype)
+
+    def take(self, tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return tensor.index_select(0, index)
+
+    def reshape(self, tensor: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        return tensor.reshape(tuple(shape))
+
+    def sum(self, tensor: torch.Tensor, axis: int) -> torch.Tensor:
+        return tensor.sum(dim=axis)
+
+    def normal(self, shape: Sequence[int], std: float, seed: int) -> torch.Tensor:
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        noise = torch.randn(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
+        return noise * std
+
+    def zeros(self, shape: Sequence[int]) -> torch.Tensor:
+        return torch.zeros(tuple(shape), device=self.device, dtype=self.dtype)
+
+    def maximum(self, tensor: torch.Tensor, value: float) -> torch.Tensor:
+        return tensor.clamp(min=value)
+
+
+class TorchModel(ModelAdapter):
+    """A torch model, or the part of it after ``layer``, as a function of native tensors."""
+
+    framework = "torch"
+
+    def __init__(self, model: nn.Module | tuple[nn.Module, nn.Module], data: Any) -> None:
+        self.module, self.layer = _split_model(model)
+        self.module.eval()
+        self.device, self.dtype = _device_and_dtype(self.module)
+        self.ops = TorchOps(self.device, self.dtype)
+        raw = self._init_raw(data)
+        self._raw_background = raw
+        self.multi_input = self._raw_multi if self.layer is None else False
+        self.background = self.explained_inputs(raw)
+        self.n_inputs = len(self.background)
+        with torch.no_grad():
+            probe = self._call([b[:1] for b in self.background])
+        self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
+        self.single_output = self.n_outputs == 1
+
+    # conversion -----------------------------------------------------------------------------------
+    def _convert(self, x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            tensor = x.detach()
+        elif isinstance(x, np.ndarray):
+            tensor = torch.from_numpy(np.ascontiguousarray(x))
+        elif hasattr(x, "numpy") and callable(x.numpy):  # tf.Tensor and other array libraries
+            tensor = torch.from_numpy(np.ascontiguousarray(x.numpy()))
+        else:
+            tensor = torch.as_tensor(np.asarray(x))
+        return tensor.to(device=self.device, dtype=self.dtype)
+
+    def _all_finite(self, tensor: torch.Tensor) -> bool:
+        return bool(torch.isfinite(tensor).all())
+
+    def to_numpy(self, tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy()
+
+    # the explained level ------------------------------------------------------------------------
+    def explained_inputs(self, raw: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.layer is None:
+            return list(raw)
+        n = int(raw[0].shape[0])
+        starts = range(0, n, _CAPTURE_BATCH)
+        chunks = [self._capture([r[i : i + _CAPTURE_BATCH] for r in raw]) for i in starts]
+        return [torch.cat(chunks)]
+
+    def _capture(self, raw: list[torch.Tensor]) -> torch.Tensor:
+        """The input of ``self.layer`` when the model runs on ``raw`` (the forward stops there)."""
+        found: list[torch.Tensor] = []
+
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            found.append(_layer_input(args, module))
+            raise _Captured
+
+        with torch.no_grad(), _hooked(self.layer, hook):
+            try:
+                self.module(*raw)
+            except _Captured:
+                pass
+        if not found:
+            raise ValueError(
+                f"the layer {type(self.layer).__name__} was not called during the model's forward pass; "
+                "pass a (model, layer) pair where layer is used by model.forward."
+            )
+        return found[0].detach().to(self.dtype)
+
+    # forward and gradients ----------------------------------------------------------------------
+    def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        out = self._layer_forward(inputs[0]) if self.layer is not None else self.module(*inputs)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"the model returned a {type(out).__name__}; deepshap explains models returning one tensor "
+                "of shape (batch,) or (batch, n_outputs)."
+            )
+        return out
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        out = self._call(inputs)
+        _, one_dim = output_matrix(tuple(out.shape), "the model")
+        return out.unsqueeze(1) if one_dim else out
+
+    def _layer_forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Run the model with ``z`` in place of the layer's input.
+
+        The raw inputs only carry the forward pass up to the layer: the first background sample,
+        expanded (not copied) to the batch, run without autograd until the layer.
+        """
+        batch = int(z.shape[0])
+        carrier = [r[:1].expand(batch, *r.shape[1:]) for r in self._raw_background]
+        grad_wanted = torch.is_grad_enabled()
+        calls = [0]
+
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            calls[0] += 1
+            if calls[0] > 1:
+                return None
+            _layer_input(args, module)
+            torch.set_grad_enabled(grad_wanted)
+            return (z, *args[1:])
+
+        try:
+            with _hooked(self.layer, hook):
+                torch.set_grad_enabled(False)
+                out = self.module(*carrier)
+        finally:
+            torch.set_grad_enabled(grad_wanted)
+        if calls[0] == 0:
+            raise ValueError(f"the layer {type(self.layer).__name__} was not called by the model's forward.")
+        return out
+
+    def output_gradients(self, inputs: list[torch.Tensor], output_index: np.ndarray) -> list[torch.Tensor]:
+        index = torch.as_tensor(np.asarray(output_index, dtype=np.int64), device=self.device)
+        leaves = [x.detach().requires_grad_(True) for x in inputs]
+        with torch.enable_grad():
+            selected = self.forward(leaves).gather(1, index)
+            if not selected.requires_grad:
+                raise ValueError(_NO_GRADIENT)
+            n_cols = int(index.shape[1])
+            columns = []
+            for r in range(n_cols):
+                grads = torch.autograd.grad(
+                    selected[:, r].sum(), leaves, retain_graph=r < n_cols - 1, allow_unused=True
+                )
+                columns.append(grads)
+        per_input = []
+        for i in range(len(leaves)):
+            if any(col[i] is None for col in columns):
+                raise ValueError(f"{_NO_GRADIENT} (input {i} is not used by the explained outputs)")
+            per_input.append(torch.stack([col[i] for col in columns], dim=1))
+        return per_input
+
+
+_NO_GRADIENT = (
+    "the model output does not depend on its input through differentiable operations (no gradient); "
+    "explain a model whose output is computed from the input with autograd enabled"
+)
+
+
+def _split_model(model: Any) -> tuple[nn.Module, nn.Module | None]:
+    if isinstance(model, nn.Module):
+        return model, None
+    if isinstance(model, tuple | list) and len(model) == 2 and all(isinstance(m, nn.Module) for m in model):
+        module, layer = model
+        if not any(sub is layer for sub in module.modules()):
+            raise ValueError(
+                f"the layer {type(layer).__name__} is not a submodule of the model; pass (model, layer) "
+                "with layer taken from model (for example model.features[7])."
+            )
+        return module, layer
+    raise TypeError(
+        f"expected a torch.nn.Module or a (module, layer) pair of modules; got {type(model).__name__}."
+    )
+
+
+def _device_and_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """The device of the first parameter (or buffer) and the floating dtype of the model's weights."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    device = tensors[0].device if tensors else torch.device("cpu")
+    floats = [t.dtype for t in tensors if t.is_floating_point()]
+    return device, floats[0] if floats else torch.get_default_dtype()
+
+
+def _layer_input(args: tuple[Any, ...], layer: nn.Module) -> torch.Tensor:
+    if not args or not isinstance(args[0], torch.Tensor):
+        raise TypeError(
+            f"the layer {type(layer).__name__} was called without a tensor as its first positional "
+            "argument; choose a layer whose input is one tensor."
+        )
+    return args[0]
+
+
+@contextlib.contextmanager
+def _hooked(layer: nn.Module, hook: Any) -> Iterator[None]:
+    """Register a forward pre-hook for the duration of the block only."""
+    handle = layer.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
