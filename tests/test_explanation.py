@@ -30,6 +30,8 @@ def coded_explanation() -> Explanation:
         lower_bounds=values - 1,
         upper_bounds=values + 1,
         error_std=values / 1000,
+        main_effects=values + 0.25,
+        hierarchical_values=np.arange(N * (2 * F - 1), dtype=float).reshape(N, 2 * F - 1),
         compute_time=1.5,
     )
 
@@ -79,6 +81,9 @@ def test_slicing_matches_numpy_for_every_field(index: tuple) -> None:
         np.testing.assert_array_equal(numpy_fields(sliced)[name], want, err_msg=name)
     assert sliced.shape == np.shape(e.values[index])
     np.testing.assert_array_equal(sliced.upper_bounds, e.upper_bounds[index])
+    np.testing.assert_array_equal(sliced.error_std, e.error_std[index])
+    np.testing.assert_array_equal(sliced.main_effects, e.main_effects[index])
+    np.testing.assert_array_equal(sliced.hierarchical_values, e.hierarchical_values[s])
     np.testing.assert_array_equal(sliced.display_data, e.display_data[s, f])
     np.testing.assert_array_equal(sliced.instance_names, np.array(e.instance_names)[s])
     np.testing.assert_array_equal(sliced.feature_names, np.array(e.feature_names)[f])
@@ -145,6 +150,12 @@ def test_output_name_combines_with_row_selection() -> None:
     np.testing.assert_array_equal(picked.values, e.values[[0, 3], :, 2])
     np.testing.assert_array_equal(picked.base_values, e.base_values[[0, 3], 2])
     np.testing.assert_array_equal(picked.data, e.data[[0, 3]])
+
+
+def test_instance_name_selects_a_row() -> None:
+    e = coded_explanation()
+    np.testing.assert_array_equal(e["img3"].values, e.values[3])
+    np.testing.assert_array_equal(e["img3", ..., "crane"].base_values, e.base_values[3, 2])
 
 
 def test_feature_name_selects_its_own_axis() -> None:
@@ -221,7 +232,7 @@ def test_output_axes_are_read_from_names_indexes_or_base_values() -> None:
 def test_fields_and_shape_and_clone() -> None:
     e = coded_explanation()
     assert e.shape == (N, F, K) and len(e) == N
-    assert e.main_effects is None and e.hierarchical_values is None and e.clustering is None
+    assert e.clustering is None and Explanation(np.zeros(2)).main_effects is None
     clone = Explanation(e)
     np.testing.assert_array_equal(clone.base_values, e.base_values)
     assert clone.output_names == NAMES and clone.compute_time == 1.5
