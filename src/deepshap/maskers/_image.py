@@ -1,0 +1,305 @@
+"""The Image masker: hides pixel regions by blurring, inpainting, a background image or a constant.
+
+Masks are boolean ``(B, H, W)`` arrays over pixels (True keeps a pixel, channels move together). Kept pixels
+keep their exact values. The fill for hidden pixels is prepared once per image (:meth:`Image.filler`):
+a blurred copy computed once, a background, a constant, or per-mask inpainting computed from the kept pixels
+only, in the image's own value range.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from deepshap.maskers._trees import PartitionTree, axis_tree, superpixel_tree
+
+INPAINT_METHODS = {"inpaint_telea": "INPAINT_TELEA", "inpaint_ns": "INPAINT_NS"}
+INPAINT_RADIUS = 3
+# cv2.inpaint reads only pixels within radius + 1 of the hidden region; a wider crop is bit-identical.
+_CROP_MARGIN = INPAINT_RADIUS + 3
+_BLUR = re.compile(r"^blur\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+PARTITIONS = ("axis", "superpixels")
+_MASK_VALUE_HELP = (
+    'use "inpaint_telea", "inpaint_ns", "blur(kx,ky)" (kernel size in pixels), a background image of the '
+    "input's shape, or a number"
+)
+
+
+class Image:
+    """Masks out regions of an image (H, W, C) for the Partition explainer.
+
+    Parameters
+    ----------
+    mask_value:
+        ``"inpaint_telea"`` / ``"inpaint_ns"`` (OpenCV inpainting from the kept pixels), ``"blur(kx,ky)"``
+        (a box blur of the image, computed once per image), a background image of the input's shape, or a
+        number (a constant fill).
+    shape:
+        The shape ``(H, W, C)`` of one image. Needed unless ``mask_value`` is a background image.
+    partition:
+        ``"axis"`` (default): shap's axis-aligned halving tree, so results agree with shap's.
+        ``"superpixels"``: SLIC superpixels of each image merged hierarchically by colour similarity;
+        regions then follow the objects in the picture.
+    n_segments:
+        Approximate number of superpixels for ``partition="superpixels"``.
+    """
+
+    def __init__(
+        self,
+        mask_value: Any,
+        shape: tuple[int, ...] | None = None,
+        partition: str = "axis",
+        n_segments: int = 100,
+    ) -> None:
+        if isinstance(mask_value, str):
+            self._kind, self._param = _parse_mask_string(mask_value)
+            if shape is None:
+                raise TypeError(
+                    f"Image({mask_value!r}) needs the image shape: Image({mask_value!r}, shape=(H, W, C)), "
+                    "for example Image(mask_value, X[0].shape)."
+                )
+        elif np.ndim(mask_value) == 0:
+            if not np.isfinite(mask_value):
+                raise ValueError(f"mask_value must be finite; got {mask_value!r}.")
+            self._kind, self._param = "constant", mask_value
+            if shape is None:
+                raise TypeError("Image(number) needs the image shape: Image(value, shape=(H, W, C)).")
+        else:
+            background = np.asarray(mask_value)
+            shape = background.shape if shape is None else tuple(shape)
+            if background.shape != tuple(shape):
+                raise ValueError(
+                    f"The background image has shape {background.shape} but the images have shape "
+                    f"{tuple(shape)}; give a background of the same shape as one image."
+                )
+            self._kind, self._param = "background", background
+        self.input_shape = _check_shape(shape)
+        if partition not in PARTITIONS:
+            raise ValueError(f"partition must be one of {PARTITIONS}; got {partition!r}.")
+        if int(n_segments) < 2:
+            raise ValueError(f"n_segments must be at least 2; got {n_segments}.")
+        self.mask_value = mask_value
+        self.partition = partition
+        self.n_segments = int(n_segments)
+        # shap's attributes: one "row" of H*W*C features per masked sample
+        self.shape = (1, int(np.prod(self.input_shape)))
+        self.image_data = True
+
+    @property
+    def clustering(self) -> Any:
+        """The partition tree as a scipy linkage matrix (a function of the image for superpixels)."""
+        if self.partition == "axis":
+            return self.tree(None).clustering()
+        return lambda x: self.tree(x).clustering()
+
+    def tree(self, x: np.ndarray | None) -> PartitionTree:
+        """The partition tree used for image ``x`` (the same for every image with the axis tree)."""
+        height, width, _ = self.input_shape
+        if self.partition == "axis":
+            return axis_tree(height, width)
+        if x is None:
+            raise ValueError("The superpixel tree depends on the image; pass the image.")
+        return superpixel_tree(self.check_image(x), self.n_segments)
+
+    def check_image(self, x: Any) -> np.ndarray:
+        """Return ``x`` as an array after checking that it is one finite image of the masker's shape."""
+        x = np.asarray(x)
+        if x.shape != self.input_shape:
+            raise ValueError(
+                f"The image has shape {x.shape} but the masker was built for {self.input_shape}; "
+                "build the masker with maskers.Image(mask_value, X[0].shape)."
+            )
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"Images must hold numbers; got dtype {x.dtype}.")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise ValueError("The image contains NaN or infinite values; pass finite pixel values.")
+        return x
+
+    def filler(self, x: np.ndarray) -> ConstantFill | InpaintFill:
+        """Prepare the masking of image ``x``: the fill is computed here once, masks are applied later."""
+        x = self.check_image(x)
+        if self._kind == "blur":
+            return ConstantFill(x, _blur(x, self._param))
+        if self._kind == "constant":
+            return ConstantFill(x, np.full_like(x, self._param))
+        if self._kind == "background":
+            return ConstantFill(x, _cast_like(self._param, x))
+        return InpaintFill(x, self._param)
+
+    def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
+        """shap's masker call: one mask (True keeps) over the H*W pixels or H*W*C values -> ``(1, H, W, C)``.
+
+        A mask over values keeps a pixel only where all of its channels are kept.
+        """
+        height, width, channels = self.input_shape
+        mask = np.asarray(mask, dtype=bool).ravel()
+        if mask.size == height * width * channels:
+            mask = mask.reshape(height, width, channels).all(axis=2)
+        elif mask.size != height * width:
+            raise ValueError(
+                f"The mask has {mask.size} entries; give one per pixel ({height * width}) "
+                f"or one per value ({height * width * channels})."
+            )
+        return (self.filler(x).build(mask.reshape(1, height, width)),)
+
+    def __repr__(self) -> str:
+        value = self.mask_value if isinstance(self.mask_value, str | int | float) else "<image>"
+        return f"Image({value!r}, shape={self.input_shape}, partition={self.partition!r})"
+
+
+def _parse_mask_string(mask_value: str) -> tuple[str, Any]:
+    if mask_value in INPAINT_METHODS:
+        return "inpaint", mask_value
+    match = _BLUR.match(mask_value.strip())
+    if match is None:
+        raise ValueError(f"Unknown mask_value {mask_value!r}; {_MASK_VALUE_HELP}.")
+    kernel = (int(match.group(1)), int(match.group(2)))
+    if min(kernel) < 1:
+        raise ValueError(f"The blur kernel must be at least 1x1; got {mask_value!r}.")
+    return "blur", kernel
+
+
+def _check_shape(shape: Any) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            f"The Image masker needs the shape of one image as (height, width, channels); got {shape}. "
+            "For grayscale images add a channel axis: X[..., None]."
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _cast_like(fill: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``fill`` in ``x``'s dtype (rounded for integer images), so the model sees one dtype."""
+    fill = np.asarray(fill)
+    if x.dtype.kind in "biu" and fill.dtype.kind == "f":
+        info = np.iinfo(x.dtype)
+        fill = np.clip(np.rint(fill), info.min, info.max)
+    return np.ascontiguousarray(fill, dtype=x.dtype)
+
+
+def _blur(x: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
+    """OpenCV's box blur of the whole image (the same call shap makes), in ``x``'s dtype."""
+    import cv2
+
+    native = x.dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+    source = x if native else x.astype(np.float64)
+    blurred = cv2.blur(np.ascontiguousarray(source), kernel).reshape(x.shape)
+    return _cast_like(blurred, x)
+
+
+class ConstantFill:
+    """Masking with a fill that does not depend on the mask (blur, background, constant)."""
+
+    def __init__(self, x: np.ndarray, fill: np.ndarray) -> None:
+        self.x = x
+        self.fill = fill
+
+    def build(self, keep: np.ndarray) -> np.ndarray:
+        """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)`` in one vectorised pass."""
+        return np.where(keep[..., None], self.x, self.fill)
+
+
+class InpaintFill:
+    """Masking by OpenCV inpainting, computed per distinct mask from the kept pixels only.
+
+    OpenCV inpaints 8-bit images, so the image is mapped linearly from its own range [min, max] onto
+    0..255 for inpainting and the filled pixels are mapped back; kept pixels are copied from the image
+    itself, never from the 8-bit copy. Each mask is inpainted within the bounding box of its hidden
+    pixels (plus the margin the method reads), and the masks of a batch run in parallel threads.
+    """
+
+    def __init__(self, x: np.ndarray, method: str) -> None:
+        import cv2
+
+        self.x = x
+        self.flag = getattr(cv2, INPAINT_METHODS[method])
+        if x.dtype == np.uint8:
+            self.low, self.step = 0.0, 1.0
+            self.bytes = x
+        else:
+            self.low = float(x.min())
+            spread = float(x.max()) - self.low
+            self.step = spread / 255.0 if spread > 0 else 1.0
+            self.bytes = np.rint((x.astype(np.float64) - self.low) / self.step).astype(np.uint8)
+        mean = x.astype(np.float64).mean(axis=(0, 1))
+        self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
+
+    def build(self, keep: np.ndarray) -> np.ndarray:
+        """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)``; each distinct mask once."""
+        out = np.empty((len(keep), *self.x.shape), dtype=self.x.dtype)
+        first: dict[bytes, int] = {}
+        todo = []
+        for i, mask in enumerate(keep):
+            key = np.packbits(mask).tobytes()
+            if key in first:
+                continue
+            first[key] = i
+            todo.append(i)
+
+        def work(i: int) -> None:
+            out[i] = self.inpaint(keep[i])
+
+        if len(todo) > 1:
+            list(_executor().map(work, todo))
+        else:
+            for i in todo:
+                work(i)
+        for i, mask in enumerate(keep):
+            j = first[np.packbits(mask).tobytes()]
+            if j != i:
+                out[i] = out[j]
+        return out
+
+    def inpaint(self, keep: np.ndarray) -> np.ndarray:
+        """One masked image: kept pixels exact, hidden pixels inpainted from the kept ones."""
+        import cv2
+
+        hidden = ~keep
+        rows = np.flatnonzero(hidden.any(axis=1))
+        if rows.size == 0:
+            return self.x
+        if rows.size == hidden.shape[0] and hidden.all():
+            return self.all_hidden
+        cols = np.flatnonzero(hidden.any(axis=0))
+        height, width = hidden.shape
+        y0, y1 = max(rows[0] - _CROP_MARGIN, 0), min(rows[-1] + 1 + _CROP_MARGIN, height)
+        x0, x1 = max(cols[0] - _CROP_MARGIN, 0), min(cols[-1] + 1 + _CROP_MARGIN, width)
+        crop_hidden = hidden[y0:y1, x0:x1]
+        source = np.ascontiguousarray(self.bytes[y0:y1, x0:x1])
+        mask8 = np.ascontiguousarray(crop_hidden, dtype=np.uint8)
+        channels = source.shape[-1]
+        if channels in (1, 3):
+            filled = cv2.inpaint(
+                source.squeeze(-1) if channels == 1 else source, mask8, INPAINT_RADIUS, self.flag
+            )
+            filled = filled.reshape(source.shape)
+        else:
+            filled = np.stack(
+                [
+                    cv2.inpaint(np.ascontiguousarray(source[..., c]), mask8, INPAINT_RADIUS, self.flag)
+                    for c in range(channels)
+                ],
+                axis=-1,
+            )
+        out = self.x.copy()
+        values = filled[crop_hidden]
+        out[y0:y1, x0:x1][crop_hidden] = (
+            values if self.x.dtype == np.uint8 else _cast_like(self.low + values * self.step, self.x)
+        )
+        return out
+
+
+@lru_cache(maxsize=1)
+def _executor() -> ThreadPoolExecutor:
+    """Threads for per-mask inpainting (OpenCV releases the GIL while it inpaints)."""
+    try:
+        workers = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        workers = os.cpu_count() or 1
+    return ThreadPoolExecutor(max_workers=max(1, min(workers, 8)), thread_name_prefix="deepshap-inpaint")
