@@ -203,7 +203,7 @@ def test_keras_layer_tuple_is_fed_layer_activations():
     import keras
 
     model = models.keras_cnn()
-    head = keras.Model(model.inputs, model.layers[1].output)
+    head = keras.Model(model.inputs[0], model.layers[1].output)
     x = models.rng_data((3, 8, 8, 1), 6)
     z_bg, z = np.asarray(head(models.rng_data((5, 8, 8, 1), 5))), np.asarray(head(x))
     adapter = load_adapter((model.layers[2].input, model.layers[-1].output), z_bg)

@@ -94,8 +94,8 @@ class TensorOps(ABC):
         """A zero tensor in the model's float dtype."""
 
     @abstractmethod
-    def maximum(self, tensor: Any, value: float) -> Any:
-        """Elementwise ``max(tensor, value)``."""
+    def concat(self, tensors: Sequence[Any], axis: int) -> Any:
+        """Tensors joined along an existing axis."""
 
 
 class ModelAdapter(ABC):
@@ -203,6 +203,16 @@ class ModelAdapter(ABC):
     @abstractmethod
     def forward(self, inputs: list[Any]) -> Any:
         """Model output ``(B, K)`` for inputs at the explained level (gradients flow if they require them)."""
+
+    def predict(self, inputs: list[Any], batch_size: int = 256) -> np.ndarray:
+        """Model outputs ``(B, K)`` as numpy, without gradients, ``batch_size`` rows per forward pass."""
+        n = int(inputs[0].shape[0])
+        chunks = [self._predict([x[i : i + batch_size] for x in inputs]) for i in range(0, n, batch_size)]
+        return np.concatenate(chunks, axis=0)
+
+    @abstractmethod
+    def _predict(self, inputs: list[Any]) -> np.ndarray:
+        """:meth:`forward` without recording gradients, as numpy."""
 
     @abstractmethod
     def output_gradients(self, inputs: list[Any], output_index: np.ndarray) -> list[Any]:

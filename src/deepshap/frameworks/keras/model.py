@@ -49,8 +49,8 @@ class TFOps(TensorOps):
     def zeros(self, shape: Sequence[int]) -> tf.Tensor:
         return tf.zeros(tuple(shape), dtype=self.dtype)
 
-    def maximum(self, tensor: tf.Tensor, value: float) -> tf.Tensor:
-        return tf.maximum(tensor, tf.cast(value, tensor.dtype))
+    def concat(self, tensors: Sequence[tf.Tensor], axis: int) -> tf.Tensor:
+        return tf.concat(list(tensors), axis=axis)
 
 
 class KerasModel(ModelAdapter):
@@ -113,19 +113,24 @@ class KerasModel(ModelAdapter):
         _, one_dim = output_matrix(tuple(out.shape), "the model")
         return out[:, None] if one_dim else out
 
+    def _predict(self, inputs: list[tf.Tensor]) -> np.ndarray:
+        return self.to_numpy(self.forward(inputs))
+
     def output_gradients(self, inputs: list[tf.Tensor], output_index: np.ndarray) -> list[tf.Tensor]:
         index = tf.convert_to_tensor(np.asarray(output_index, dtype=np.int64))
-        grads = self._gradients(list(inputs), index)
+        grads = self._gradients(list(inputs), index, int(index.shape[1]))
         if any(g is None for g in grads):
             raise ValueError(_NO_GRADIENT)
         return list(grads)
 
-    def _gradients_graph(self, inputs: list[tf.Tensor], index: tf.Tensor) -> list[tf.Tensor | None]:
-        """Traced once per input shape: the forward pass, then one VJP per column of ``index``."""
+    def _gradients_graph(
+        self, inputs: list[tf.Tensor], index: tf.Tensor, n_cols: int
+    ) -> list[tf.Tensor | None]:
+        """Traced once per number of columns (shapes relaxed): the forward pass, one VJP per column."""
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(inputs)
             selected = tf.gather(self.forward(inputs), index, batch_dims=1)
-            columns = [tf.reduce_sum(selected[:, r]) for r in range(index.shape[1])]
+            columns = [tf.reduce_sum(selected[:, r]) for r in range(n_cols)]
         unconnected = tf.UnconnectedGradients.NONE
         per_column = [tape.gradient(c, inputs, unconnected_gradients=unconnected) for c in columns]
         if any(g is None for col in per_column for g in col):

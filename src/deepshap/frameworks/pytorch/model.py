@@ -59,8 +59,8 @@ class TorchOps(TensorOps):
     def zeros(self, shape: Sequence[int]) -> torch.Tensor:
         return torch.zeros(tuple(shape), device=self.device, dtype=self.dtype)
 
-    def maximum(self, tensor: torch.Tensor, value: float) -> torch.Tensor:
-        return tensor.clamp(min=value)
+    def concat(self, tensors: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
+        return torch.cat(list(tensors), dim=axis)
 
 
 class TorchModel(ModelAdapter):
@@ -144,6 +144,10 @@ class TorchModel(ModelAdapter):
         out = self._call(inputs)
         _, one_dim = output_matrix(tuple(out.shape), "the model")
         return out.unsqueeze(1) if one_dim else out
+
+    def _predict(self, inputs: list[torch.Tensor]) -> np.ndarray:
+        with torch.no_grad():
+            return self.to_numpy(self.forward(inputs))
 
     def _layer_forward(self, z: torch.Tensor) -> torch.Tensor:
         """Run the model with ``z`` in place of the layer's input.

@@ -1,0 +1,288 @@
+"""GradientExplainer: exactness on linear models, additivity, variances, ranking, formats and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepshap
+from deepshap.explainers import gradient
+from deepshap.explainers.gradient import GradientExplainer
+from tests import models
+
+BG = models.rng_data((30, 6), seed=1)
+X = models.rng_data((3, 6), seed=2)
+
+
+def _torch_outputs(model, *xs):
+    import torch
+
+    with torch.no_grad():
+        return model(*[torch.from_numpy(x) for x in xs]).numpy()
+
+
+def _keras_outputs(model, *xs):
+    return np.asarray(model(list(xs) if len(xs) > 1 else xs[0], training=False))
+
+
+def _sum_per_output(values, n_inputs=1):
+    """(N, K) sums of attributions from shap's list-per-output format (list per input when several)."""
+    if n_inputs == 1:
+        return np.stack([v.reshape(len(v), -1).sum(1) for v in values], axis=1)
+    return np.stack([sum(p.reshape(len(p), -1).sum(1) for p in per_input) for per_input in values], axis=1)
+
+
+# exactness -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("nsamples", [1, 3, 40])
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_linear_model_is_exact_for_any_nsamples(framework, nsamples):
+    if framework == "torch":
+        model = models.torch_linear()
+        weights = model.weight.detach().numpy().T
+    else:
+        model = models.keras_linear()
+        weights = np.asarray(model.layers[-1].kernel)
+    values = GradientExplainer(model, BG).shap_values(X, nsamples=nsamples, rseed=3)
+    expected = (X - BG.mean(0))[:, :, None] * weights[None]
+    assert len(values) == 3
+    for k in range(3):
+        np.testing.assert_allclose(values[k], expected[..., k], rtol=1e-4, atol=1e-5)
+
+
+def test_torch_layer_delta_is_the_layer_input_difference():
+    """With a linear head as the layer, phi is exactly (z - mean z_bg) * W at that layer's input."""
+    import torch
+
+    model = models.torch_mlp()
+    head = model[-1]
+    explainer = GradientExplainer((model, head), BG)
+    values = explainer.shap_values(X, nsamples=5, rseed=0)
+    with torch.no_grad():
+        z, z_bg = model[:-1](torch.from_numpy(X)).numpy(), model[:-1](torch.from_numpy(BG)).numpy()
+    weights = head.weight.detach().numpy().T
+    for k in range(3):
+        np.testing.assert_allclose(values[k], (z - z_bg.mean(0)) * weights[:, k], rtol=1e-4, atol=1e-5)
+
+
+def test_keras_layer_tuple_delta_is_the_layer_input_difference():
+    import keras
+
+    model = models.keras_mlp()
+    body = keras.Model(model.inputs[0], model.layers[-2].output)
+    z, z_bg = np.asarray(body(X)), np.asarray(body(BG))
+    explainer = GradientExplainer((model.layers[-1].input, model.layers[-1].output), z_bg)
+    values = explainer.shap_values(z, nsamples=5, rseed=0)
+    weights = np.asarray(model.layers[-1].kernel)
+    for k in range(3):
+        np.testing.assert_allclose(values[k], (z - z_bg.mean(0)) * weights[:, k], rtol=1e-4, atol=1e-5)
+
+
+# additivity ------------------------------------------------------------------------------------------
+def _additivity_errors(explainer, x, f_x, n_inputs=1):
+    errors = []
+    for nsamples in (20, 2000):
+        values = explainer.shap_values(x, nsamples=nsamples, rseed=7)
+        gap = _sum_per_output(values, n_inputs) - (f_x - explainer.expected_value)
+        errors.append(np.abs(gap).max())
+    return errors
+
+
+def _check_shrinks(errors, scale):
+    small, large = errors
+    assert large < small, errors
+    assert large < 0.02 * scale, (errors, scale)
+
+
+def test_additivity_torch_one_input():
+    model = models.torch_mlp()
+    f_x = _torch_outputs(model, X)
+    explainer = GradientExplainer(model, BG, batch_size=500)
+    _check_shrinks(_additivity_errors(explainer, X, f_x), np.abs(f_x - explainer.expected_value).max())
+
+
+def test_additivity_torch_two_inputs():
+    model = models.torch_two_input()
+    bg = [models.rng_data((20, 5), 3), models.rng_data((20, 4), 4)]
+    x = [models.rng_data((2, 5), 5), models.rng_data((2, 4), 6)]
+    f_x = _torch_outputs(model, *x)
+    explainer = GradientExplainer(model, bg, batch_size=500)
+    _check_shrinks(_additivity_errors(explainer, x, f_x, 2), np.abs(f_x - explainer.expected_value).max())
+
+
+def test_additivity_torch_intermediate_layer():
+    model = models.torch_cnn()
+    bg, x = models.rng_data((10, 1, 8, 8), 3), models.rng_data((2, 1, 8, 8), 4)
+    f_x = _torch_outputs(model, x)
+    explainer = GradientExplainer((model, model[2]), bg, batch_size=500)
+    _check_shrinks(_additivity_errors(explainer, x, f_x), np.abs(f_x - explainer.expected_value).max())
+
+
+def test_additivity_keras_one_and_two_inputs():
+    model = models.keras_mlp()
+    f_x = _keras_outputs(model, X)
+    explainer = GradientExplainer(model, BG, batch_size=500)
+    _check_shrinks(_additivity_errors(explainer, X, f_x), np.abs(f_x - explainer.expected_value).max())
+    two = models.keras_two_input()
+    bg = [models.rng_data((20, 5), 3), models.rng_data((20, 4), 4)]
+    x = [models.rng_data((2, 5), 5), models.rng_data((2, 4), 6)]
+    f_x = _keras_outputs(two, *x)
+    explainer = GradientExplainer(two, bg, batch_size=500)
+    _check_shrinks(_additivity_errors(explainer, x, f_x, 2), np.abs(f_x - explainer.expected_value).max())
+
+
+def test_additivity_keras_intermediate_layer():
+    import keras
+
+    model = models.keras_cnn()
+    head = keras.Model(model.inputs[0], model.layers[1].output)
+    bg, x = models.rng_data((10, 8, 8, 1), 3), models.rng_data((2, 8, 8, 1), 4)
+    f_x = _keras_outputs(model, x)
+    tuple_model = (model.layers[2].input, model.layers[-1].output)
+    explainer = GradientExplainer(tuple_model, np.asarray(head(bg)), batch_size=500)
+    errors = _additivity_errors(explainer, np.asarray(head(x)), f_x)
+    _check_shrinks(errors, np.abs(f_x - explainer.expected_value).max())
+
+
+# variance and determinism -------------------------------------------------------------------------
+def test_reported_variance_matches_spread_across_seeds():
+    explainer = GradientExplainer(models.torch_mlp(), BG, batch_size=500)
+    estimates, reported = [], []
+    for seed in range(40):
+        values, variances = explainer.shap_values(X, nsamples=30, rseed=seed, return_variances=True)
+        estimates.append(np.stack(values))
+        reported.append(np.stack(variances))
+    empirical = np.var(np.stack(estimates), axis=0, ddof=1)
+    ratio = np.mean(np.stack(reported)) / np.mean(empirical)
+    assert 0.7 < ratio < 1.4, ratio
+
+
+def test_same_seed_same_values_whatever_the_batch_size(monkeypatch):
+    explainer = GradientExplainer(models.torch_mlp(), BG, batch_size=50)
+    reference = np.stack(explainer.shap_values(X, nsamples=120, rseed=11))
+    other_seed = np.stack(explainer.shap_values(X, nsamples=120, rseed=12))
+    assert np.abs(reference - other_seed).max() > 1e-4
+    for batch_size in (7, 1000):
+        explainer.batch_size = batch_size
+        np.testing.assert_allclose(
+            np.stack(explainer.shap_values(X, nsamples=120, rseed=11)), reference, atol=1e-5
+        )
+    monkeypatch.setattr(gradient, "_MAX_GRADIENT_ELEMENTS", 1)  # one output per forward pass
+    np.testing.assert_allclose(
+        np.stack(explainer.shap_values(X, nsamples=120, rseed=11)), reference, atol=1e-5
+    )
+
+
+def test_local_smoothing_is_seeded_and_keeps_linear_exactness():
+    mlp = GradientExplainer(models.torch_mlp(), BG, local_smoothing=0.5)
+    first = np.stack(mlp.shap_values(X, nsamples=20, rseed=1))
+    np.testing.assert_array_equal(first, np.stack(mlp.shap_values(X, nsamples=20, rseed=1)))
+    plain = GradientExplainer(models.torch_mlp(), BG)
+    assert np.abs(first - np.stack(plain.shap_values(X, nsamples=20, rseed=1))).max() > 1e-4
+    model = models.torch_linear()
+    values = GradientExplainer(model, BG, local_smoothing=0.5).shap_values(X, nsamples=4, rseed=2)
+    expected = (X - BG.mean(0)) * model.weight.detach().numpy()[0]
+    np.testing.assert_allclose(values[0], expected, rtol=1e-4, atol=1e-5)
+
+
+# outputs, formats ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("order", ["max", "min", "max_abs"])
+def test_ranked_output_indexes_and_values(order):
+    model = models.torch_mlp(n_outputs=5)
+    explainer = GradientExplainer(model, BG)
+    f_x = _torch_outputs(model, X)
+    values, indexes = explainer.shap_values(X, nsamples=16, ranked_output=3, output_rank_order=order, rseed=4)
+    keys = {"max": -f_x, "min": f_x, "max_abs": -np.abs(f_x)}[order]
+    np.testing.assert_array_equal(indexes, np.argsort(keys, axis=1, kind="stable")[:, :3])
+    assert indexes.dtype == np.int64 and len(values) == 3
+    full = explainer.shap_values(X, nsamples=16, rseed=4)
+    for r in range(3):
+        expected = np.stack([full[indexes[i, r]][i] for i in range(len(X))])
+        np.testing.assert_allclose(values[r], expected, rtol=1e-5, atol=1e-6)
+    alias, alias_indexes = explainer.shap_values(
+        X, nsamples=16, ranked_outputs=3, output_rank_order=order, rseed=4
+    )
+    np.testing.assert_array_equal(alias_indexes, indexes)
+
+
+def test_formats_two_inputs_single_output_and_variances():
+    two = GradientExplainer(models.torch_two_input(), [models.rng_data((6, 5)), models.rng_data((6, 4))])
+    x = [models.rng_data((2, 5), 1), models.rng_data((2, 4), 2)]
+    values, variances = two.shap_values(x, nsamples=8, return_variances=True)
+    assert len(values) == 3 and len(values[0]) == 2
+    assert values[0][0].shape == (2, 5) and values[0][1].shape == (2, 4)
+    assert len(variances) == 3 and variances[2][1].shape == (2, 4) and (variances[2][1] >= 0).all()
+    ranked, ranked_var, indexes = two.shap_values(x, nsamples=8, ranked_output=1, return_variances=True)
+    assert (
+        len(ranked) == 1
+        and len(ranked[0]) == 2
+        and ranked_var[0][0].shape == (2, 5)
+        and indexes.shape == (2, 1)
+    )
+    single = GradientExplainer(models.torch_linear(n_outputs=1), BG)
+    assert isinstance(single.shap_values(X, nsamples=4), np.ndarray)
+    assert np.ndim(single.expected_value) == 0
+
+
+def test_call_returns_explanation_with_base_values():
+    model = models.keras_mlp()
+    explainer = GradientExplainer(model, BG)
+    explanation = explainer(X, nsamples=10, rseed=0)
+    assert isinstance(explanation, deepshap.Explanation)
+    assert explanation.values.shape == (3, 6, 3)
+    np.testing.assert_allclose(explanation.base_values, np.tile(explainer.expected_value, (3, 1)), rtol=1e-6)
+    np.testing.assert_allclose(explainer.expected_value, _keras_outputs(model, BG).mean(0), rtol=1e-5)
+    np.testing.assert_array_equal(explanation.data, X)
+    ranked = explainer(X, nsamples=10, ranked_output=2, rseed=0)
+    assert ranked.values.shape == (3, 6, 2) and ranked.base_values.shape == (3, 2)
+
+
+def test_accepts_torch_and_tf_tensors():
+    import tensorflow as tf
+    import torch
+
+    model = models.torch_linear()
+    explainer = GradientExplainer(model, tf.constant(BG))
+    values = explainer.shap_values(torch.from_numpy(X), nsamples=2)
+    np.testing.assert_allclose(
+        values[0], (X - BG.mean(0)) * model.weight.detach().numpy()[0], rtol=1e-4, atol=1e-5
+    )
+    keras_explainer = GradientExplainer(models.keras_linear(), torch.from_numpy(BG))
+    assert keras_explainer.shap_values(tf.constant(X), nsamples=2)[0].shape == (3, 6)
+
+
+# bad input -------------------------------------------------------------------------------------------
+def test_bad_input_errors_name_the_problem():
+    explainer = GradientExplainer(models.torch_mlp(), BG)
+    with pytest.raises(ValueError, match="samples of shape"):
+        explainer.shap_values(X[:, :4])
+    with pytest.raises(TypeError, match="integer values but the background data has float"):
+        explainer.shap_values(X.astype(np.int64))
+    nan_x = X.copy()
+    nan_x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        explainer.shap_values(nan_x)
+    with pytest.raises(ValueError, match="nsamples must be a positive integer"):
+        explainer.shap_values(X, nsamples=0)
+    with pytest.raises(ValueError, match="ranked_output must be between 1"):
+        explainer.shap_values(X, ranked_output=9)
+    with pytest.raises(ValueError, match="background needs at least one sample"):
+        GradientExplainer(models.torch_mlp(), BG[:0])
+    inf_bg = BG.copy()
+    inf_bg[1, 1] = -np.inf
+    with pytest.raises(ValueError, match="data contains NaN or infinite"):
+        GradientExplainer(models.torch_mlp(), inf_bg)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        GradientExplainer(models.torch_mlp(), BG, batch_size=0)
+    with pytest.raises(ValueError, match="local_smoothing must be"):
+        GradientExplainer(models.torch_mlp(), BG, local_smoothing=-1)
+
+
+def test_wrong_number_of_inputs_and_no_gradient():
+    two = GradientExplainer(models.torch_two_input(), [models.rng_data((6, 5)), models.rng_data((6, 4))])
+    with pytest.raises(ValueError, match="X has 1 inputs but the model was given background data for 2"):
+        two.shap_values([models.rng_data((2, 5))])
+    with pytest.raises(ValueError, match="the model takes 2 input"):
+        GradientExplainer(models.keras_two_input(), models.rng_data((6, 5)))
+    constant = GradientExplainer(models.torch_ignores_input(), models.rng_data((5, 4)))
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        constant.shap_values(models.rng_data((2, 4)), nsamples=3)
