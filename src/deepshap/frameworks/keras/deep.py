@@ -1,0 +1,106 @@
+"""DeepExplainer backend for Keras 3 / tf.keras on TensorFlow: DeepLIFT/Shapley rules at the op level.
+
+One ``tf.function`` per adapter and number of explained outputs, traced once for any chunk size, does
+the whole work for a chunk of (sample, background) pairs:
+
+1. the pairs are laid out sample-major: every input row repeated once per background row, and the
+   background rows tiled once per input row;
+2. the model runs on the tiled references, then on the repeated inputs with the rule overrides of
+   :mod:`deepshap.frameworks.keras.deep_rules` (ops paired between the two calls, unsupported ops
+   rejected before anything runs);
+3. one ``tf.gradients`` per explained output over the input call gives the DeepLIFT multipliers;
+   multiplied by ``x - reference`` and summed over the chunk's background rows.
+
+The Python loop runs over chunks only; the sum over chunks stays on tf tensors, and numpy appears once,
+at the end. Memory is bounded by ``batch_size`` pairs.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from deepshap.frameworks.keras.deep_rules import RuleSession, UnsupportedOperationError
+
+__all__ = ["UnsupportedOperationError", "deep_attributions"]
+
+_TRACED: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def deep_attributions(
+    adapter: Any, inputs: list[tf.Tensor], output_index: np.ndarray, batch_size: int
+) -> list[np.ndarray]:
+    """DeepSHAP values: per input ``(N, *shape, R)``, the mean over the background of multipliers * delta.
+
+    ``inputs`` are the adapter's tensors at the explained level (N rows), ``output_index`` an ``(N, R)``
+    integer array naming the outputs explained for each sample, ``batch_size`` the number of (sample,
+    background) pairs per chunk.
+    """
+    index = np.asarray(output_index, dtype=np.int64)
+    n_samples = int(inputs[0].shape[0])
+    if index.ndim != 2 or index.shape[0] != n_samples:
+        raise ValueError(f"output_index must have shape ({n_samples}, R); got {index.shape}.")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(
+            f"batch_size must be a positive number of (sample, background) pairs; got {batch_size}."
+        )
+    background = adapter.background
+    n_background = int(background[0].shape[0])
+    per_background = min(n_background, int(batch_size))
+    per_sample = max(1, min(n_samples, int(batch_size) // per_background))
+    attribute = _traced(adapter, index.shape[1])
+    chunks: list[list[tf.Tensor]] = []
+    for s in range(0, n_samples, per_sample):
+        xs = [t[s : s + per_sample] for t in inputs]
+        rows = tf.constant(index[s : s + per_sample])
+        total: list[tf.Tensor] | None = None
+        for b in range(0, n_background, per_background):
+            part = attribute(xs, [t[b : b + per_background] for t in background], rows)
+            total = part if total is None else [u + v for u, v in zip(total, part, strict=True)]
+        chunks.append(total)
+    scale = 1.0 / n_background
+    return [
+        (tf.concat([chunk[i] for chunk in chunks], axis=0).numpy() * scale).astype(
+            inputs[i].dtype.as_numpy_dtype, copy=False
+        )
+        for i in range(len(inputs))
+    ]
+
+
+def _traced(adapter: Any, n_explained: int) -> Any:
+    """The traced attribution function of ``adapter`` for R explained outputs (built once, then reused)."""
+    per_adapter = _TRACED.setdefault(adapter, {})
+    if n_explained not in per_adapter:
+        specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in adapter.background]
+        signature = [specs, specs, tf.TensorSpec([None, n_explained], tf.int64)]
+        per_adapter[n_explained] = tf.function(
+            lambda xs, refs, rows: _attribute(adapter, xs, refs, rows), input_signature=signature
+        )
+    return per_adapter[n_explained]
+
+
+def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor) -> list[tf.Tensor]:
+    """Graph body: per input ``(n, *shape, R)`` sums over this chunk's references of multiplier * delta."""
+    n_x = tf.shape(xs[0])[0]
+    n_ref = tf.shape(refs[0])[0]
+    x_pairs = [tf.repeat(x, n_ref, axis=0) for x in xs]
+    ref_pairs = [tf.tile(r, tf.concat([[n_x], tf.ones([r.shape.rank - 1], tf.int32)], 0)) for r in refs]
+    session = RuleSession(tf.compat.v1.get_default_graph())
+    with session.active():
+        out = session.trace_pair(adapter.forward, x_pairs, ref_pairs)
+        pair_rows = tf.repeat(rows, n_ref, axis=0)
+        n_outputs = out.shape[-1]
+        per_output = []
+        for r in range(rows.shape[1]):
+            seed = tf.one_hot(pair_rows[:, r], n_outputs, dtype=out.dtype)
+            per_output.append(tf.gradients(out, x_pairs, grad_ys=seed))
+    result = []
+    for i, (x, ref) in enumerate(zip(x_pairs, ref_pairs, strict=True)):
+        grads = [g[i] if g[i] is not None else tf.zeros_like(x) for g in per_output]
+        phi = tf.stack(grads, axis=-1) * tf.expand_dims(x - ref, -1)
+        phi = tf.reshape(phi, tf.concat([[n_x, n_ref], tf.shape(phi)[1:]], 0))
+        result.append(tf.reduce_sum(phi, axis=1))
+    return result

@@ -1,0 +1,487 @@
+"""DeepLIFT/Shapley rules as TensorFlow gradient functions, bound to ops of one traced graph.
+
+How it works. Inside a ``tf.function`` the model is called twice on the same number of rows: first on the
+references (background rows, tiled to pair each input row), then on the inputs (repeated, one copy per
+reference), the second call with :data:`OVERRIDES` in ``graph.gradient_override_map``. Both calls create
+the same sequence of data-dependent ops, so each op of the input call has a *partner* op in the
+reference call, holding the reference values of its inputs and outputs. ``tf.gradients`` then runs over
+the input call only; the ops with a rule get their gradient from :func:`_rule_gradient`, registered once
+under the deepshap-specific name :data:`RULE_GRADIENT`, which asks the active :class:`RuleSession` for
+the DeepLIFT/Shapley multiplier of that op. Ops without an override keep their ordinary gradient, which
+is the exact multiplier of a linear op.
+
+Nothing global is patched: the override map is a context manager on the traced graph, the session is a
+context variable reset in ``finally``, and the registered gradient name is used by no other op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from deepshap.rules.tensorflow_ops import (
+    BILINEAR,
+    DISCRETE,
+    ELEMENTWISE,
+    IDENTITY,
+    LOG_SOFTMAX,
+    MAX,
+    OP_RULES,
+    OVERRIDDEN_KINDS,
+    SELECT,
+    SHAPE,
+    SOFTMAX,
+    OpRule,
+)
+
+__all__ = ["OVERRIDES", "RULE_GRADIENT", "RuleSession", "UnsupportedOperationError"]
+
+RULE_GRADIENT = "DeepshapRule"
+OVERRIDES = {name: RULE_GRADIENT for name, rule in OP_RULES.items() if rule.kind in OVERRIDDEN_KINDS}
+
+_ACTIVE: contextvars.ContextVar[RuleSession | None] = contextvars.ContextVar("deepshap_rules", default=None)
+
+
+class UnsupportedOperationError(NotImplementedError):
+    """The model uses a TensorFlow op that has no DeepLIFT/Shapley rule in deepshap."""
+
+
+def _rule_gradient(op: tf.Operation, *grads: tf.Tensor) -> list[tf.Tensor | None]:
+    session = _ACTIVE.get()
+    if session is None:
+        raise RuntimeError(
+            f"The op {op.name} ({op.type}) carries a deepshap rule gradient but no DeepExplainer trace is "
+            "active; these gradients exist only inside deepshap's own traced functions."
+        )
+    return session.gradient(op, list(grads))
+
+
+def _register() -> None:
+    try:
+        tf.RegisterGradient(RULE_GRADIENT)(_rule_gradient)
+    except KeyError:  # already registered (module reloaded)
+        pass
+
+
+_register()
+
+
+def _is_float(tensor: tf.Tensor) -> bool:
+    return tensor.dtype.is_floating
+
+
+class RuleSession:
+    """The rule state of one traced graph: partner ops, data dependence and cached multipliers."""
+
+    def __init__(self, graph: tf.Graph) -> None:
+        self.graph = graph
+        self.partner: dict[str, tf.Operation] = {}
+        self.data: set[Any] = set()  # refs of float tensors computed from the explained inputs
+        self.discrete: set[Any] = set()  # refs of integer/boolean tensors computed from them
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[RuleSession]:
+        """Make this session the one the rule gradients consult (reset on exit, also on errors)."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+    # --- tracing -----------------------------------------------------------------------------------
+
+    def trace_pair(
+        self, fn: Callable[[list[tf.Tensor]], tf.Tensor], inputs: list[tf.Tensor], refs: list[tf.Tensor]
+    ) -> tf.Tensor:
+        """Call ``fn`` on the references, then on the inputs with rule overrides; pair their ops.
+
+        Returns the input call's output. Raises :class:`UnsupportedOperationError` if an op between the
+        inputs and the output has no rule, and RuntimeError if the two calls built different graphs.
+        """
+        start = len(self.graph.get_operations())
+        ref_out = fn(refs)
+        middle = len(self.graph.get_operations())
+        with self.graph.gradient_override_map(OVERRIDES):
+            out = fn(inputs)
+        ops = self.graph.get_operations()
+        ref_ops = _dependent_ops(ops[start:middle], refs, set(), set())
+        x_ops = _dependent_ops(ops[middle:], inputs, self.data, self.discrete)
+        if [op.type for op in ref_ops] != [op.type for op in x_ops]:
+            raise RuntimeError(
+                "The model built different graphs for the inputs and the references (data-dependent "
+                "Python control flow?); DeepExplainer needs the same operations for both."
+            )
+        self.partner.update({op.name: ref for op, ref in zip(x_ops, ref_ops, strict=True)})
+        self._check_rules(x_ops, out, inputs)
+        self._redirect_custom_gradients(x_ops)
+        del ref_out
+        return out
+
+    def _check_rules(self, ops: list[tf.Operation], out: tf.Tensor, inputs: list[tf.Tensor]) -> None:
+        """Every op on a path from the inputs to ``out`` must have a rule that fits its operands."""
+        on_path = _ops_reaching(out, {op.name for op in ops})
+        for op in ops:
+            if op.name not in on_path:
+                continue
+            rule = _rule_of(op)
+            if rule is None:
+                raise UnsupportedOperationError(
+                    f"DeepExplainer has no DeepLIFT/Shapley rule for the TensorFlow op type {op.type!r} "
+                    f"(op {op.name!r}) that the model computes from its input. Explain a model without "
+                    "it, or use GradientExplainer, which needs only gradients."
+                )
+            self._check_operands(op, rule)
+
+    def _check_operands(self, op: tf.Operation, rule: OpRule) -> None:
+        for position, tensor in enumerate(op.inputs):
+            ref = tensor.ref()
+            if (
+                ref in self.discrete
+                and rule.kind not in (DISCRETE, SHAPE)
+                and not (rule.kind == SELECT and position == 0)
+            ):
+                raise UnsupportedOperationError(
+                    f"The op {op.name!r} ({op.type}) uses an integer or boolean value computed from the "
+                    "input (an index or a mask); DeepLIFT has no rule for data-dependent selection."
+                )
+            if ref in self.data and rule.data_inputs is not None and position not in rule.data_inputs:
+                raise UnsupportedOperationError(
+                    f"The op {op.name!r} ({op.type}) takes a value computed from the input as its operand "
+                    f"{position} (a weight or an index); DeepExplainer has no rule for that."
+                )
+        if rule.kind == BILINEAR and len(self._data_positions(op)) > 2:
+            raise UnsupportedOperationError(
+                f"The op {op.name!r} ({op.type}) multiplies more than two values computed from the input; "
+                "DeepExplainer's Shapley rule covers products of two."
+            )
+        if op.type.startswith("FusedBatchNorm") and op.get_attr("is_training"):
+            raise UnsupportedOperationError(
+                f"The op {op.name!r} is a batch normalisation in training mode; explain the model in "
+                "inference mode (training=False)."
+            )
+
+    def _redirect_custom_gradients(self, ops: list[tf.Operation]) -> None:
+        """``tf.custom_gradient`` blocks: pass the gradient through so their inner ops get rules."""
+        for op in ops:
+            if op.type == "IdentityN":
+                op._set_attr("_gradient_op_type", tf.compat.v1.AttrValue(s=RULE_GRADIENT.encode()))
+
+    # --- gradients ---------------------------------------------------------------------------------
+
+    def gradient(self, op: tf.Operation, grads: list[tf.Tensor | None]) -> list[tf.Tensor | None]:
+        """The DeepLIFT/Shapley gradient of ``op`` for the upstream ``grads``."""
+        rule = _rule_of(op)
+        if rule is None or rule.kind not in OVERRIDDEN_KINDS:
+            raise UnsupportedOperationError(f"No DeepLIFT rule for {op.type!r} (op {op.name!r}).")
+        if rule.kind == IDENTITY:
+            return list(grads)
+        positions = self._data_positions(op)
+        grad = grads[0]
+        if grad is None or not positions:
+            return [None] * len(op.inputs)
+        partner = self.partner.get(op.name)
+        if partner is None:
+            raise RuntimeError(f"deepshap found no reference partner for op {op.name!r}; please report this.")
+        handler = _HANDLERS[rule.kind]
+        return handler(self, op, partner, positions, grad)
+
+    def _data_positions(self, op: tf.Operation) -> list[int]:
+        return [i for i, t in enumerate(op.inputs) if t.ref() in self.data]
+
+    def cached(self, op: tf.Operation, what: str, build: Callable[[], Any]) -> Any:
+        """A value derived from ``op``'s forward values, built once and shared by every output's VJP."""
+        key = (op.name, what)
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+
+# --- graph analysis --------------------------------------------------------------------------------
+
+
+def _rule_of(op: tf.Operation) -> OpRule | None:
+    if op.type == "Cast" and not op.outputs[0].dtype.is_floating:
+        return OpRule(DISCRETE)
+    return OP_RULES.get(op.type)
+
+
+def _dependent_ops(
+    ops: Sequence[tf.Operation], inputs: list[tf.Tensor], data: set[Any], discrete: set[Any]
+) -> list[tf.Operation]:
+    """The ops of ``ops`` (in creation order) whose value depends on ``inputs``; fills data/discrete."""
+    marked = {t.ref() for t in inputs}
+    data.update(t.ref() for t in inputs)
+    found = []
+    for op in ops:
+        if not any(t.ref() in marked for t in op.inputs):
+            continue
+        found.append(op)
+        rule = OP_RULES.get(op.type)
+        if rule is not None and rule.kind == SHAPE:
+            continue
+        for out in op.outputs:
+            marked.add(out.ref())
+            (data if _is_float(out) else discrete).add(out.ref())
+    return found
+
+
+def _ops_reaching(out: tf.Tensor, candidates: set[str]) -> set[str]:
+    """Names of the ops among ``candidates`` from which ``out`` can be reached."""
+    seen: set[str] = set()
+    stack = [out.op]
+    while stack:
+        op = stack.pop()
+        if op.name in seen or op.name not in candidates:
+            continue
+        seen.add(op.name)
+        stack.extend(t.op for t in op.inputs)
+    return seen
+
+
+# --- helpers on tensors ----------------------------------------------------------------------------
+
+
+def clone(op: tf.Operation, inputs: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """A new op of ``op``'s type and attributes on other ``inputs`` (ordinary gradient, no rule)."""
+    fn = getattr(tf.raw_ops, op.type)
+    names = [p for p in inspect.signature(fn).parameters if p != "name"]
+    input_args = op.op_def.input_arg
+    kwargs: dict[str, Any] = {}
+    position = 0
+    for name, arg in zip(names, input_args, strict=False):  # raw_ops list the inputs first, in order
+        if arg.number_attr:
+            count = op.get_attr(arg.number_attr)
+        elif arg.type_list_attr:
+            count = len(op.get_attr(arg.type_list_attr))
+        else:
+            kwargs[name] = inputs[position]
+            position += 1
+            continue
+        kwargs[name] = list(inputs[position : position + count])
+        position += count
+    for name in names[len(input_args) :]:
+        kwargs[name] = op.get_attr(name)
+    result = fn(**kwargs)
+    if isinstance(result, tf.Tensor):
+        return [result]
+    return list(result)
+
+
+def _vjp(fn: Callable[[tf.Tensor], tf.Tensor], at: tf.Tensor, grad: tf.Tensor) -> tf.Tensor:
+    """The ordinary VJP of ``fn`` at ``at`` (isolated from the traced graph by a fresh identity)."""
+    start = tf.identity(at)
+    result = tf.gradients(fn(start), start, grad_ys=grad)[0]
+    return tf.zeros_like(at) if result is None else result
+
+
+def _unbroadcast(tensor: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """Sum ``tensor`` (broadcast shape) back to the shape of ``like``."""
+    if _same_shape(tensor, like):
+        return tensor
+    shape = tf.shape(like)
+    _, axes = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(tensor), s1=shape)
+    return tf.reshape(tf.reduce_sum(tensor, axis=axes), shape)
+
+
+def _same_shape(a: tf.Tensor, b: tf.Tensor) -> bool:
+    """Statically the same shape (an unknown batch axis counts as the same: data tensors share it)."""
+    dims = a.shape.as_list() if a.shape.rank is not None else None
+    return dims is not None and dims == b.shape.as_list() and None not in dims[1:]
+
+
+def _like(tensor: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """``tensor`` broadcast to the shape of ``target`` (unchanged when the shapes already agree)."""
+    if _same_shape(tensor, target):
+        return tensor
+    return tensor + tf.zeros_like(target)
+
+
+def _tiny(dtype: tf.DType) -> float:
+    """Differences below this use the derivative at the midpoint instead of the secant."""
+    return 1e-10 if dtype == tf.float64 else 1e-6
+
+
+def _secant(delta_out: tf.Tensor, delta_in: tf.Tensor, derivative: tf.Tensor) -> tf.Tensor:
+    small = tf.abs(delta_in) < _tiny(delta_in.dtype)
+    safe = tf.where(small, tf.ones_like(delta_in), delta_in)
+    return tf.where(small, derivative, delta_out / safe)
+
+
+# --- rules -----------------------------------------------------------------------------------------
+
+
+def _elementwise(
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+) -> list[tf.Tensor | None]:
+    """Rescale (one data operand) or exact two-player Shapley split (two), as multipliers."""
+    multipliers = session.cached(op, "m", lambda: _elementwise_multipliers(op, partner, positions))
+    result: list[tf.Tensor | None] = [None] * len(op.inputs)
+    for position, multiplier in zip(positions, multipliers, strict=True):
+        result[position] = _unbroadcast(grad * multiplier, op.inputs[position])
+    return result
+
+
+def _elementwise_multipliers(
+    op: tf.Operation, partner: tf.Operation, positions: list[int]
+) -> list[tf.Tensor]:
+    y, y_ref = op.outputs[0], partner.outputs[0]
+    xs = [_like(t, y) if i in positions else t for i, t in enumerate(op.inputs)]
+    refs = [_like(partner.inputs[i], y) if i in positions else t for i, t in enumerate(op.inputs)]
+    closed = OP_RULES[op.type].closed_form
+    if closed is not None:
+        return _closed_form(closed, xs, refs, positions)
+    if len(positions) == 1:
+        (k,) = positions
+        mid = [(x + r) / 2 if i == k else x for i, (x, r) in enumerate(zip(xs, refs, strict=True))]
+        derivative = _derivative(op, mid, k)
+        return [_secant(y - y_ref, xs[k] - refs[k], derivative)]
+    a, b = positions
+    y_a = clone(op, _replace(xs, b, refs[b]))[0]  # f(a, b_ref)
+    y_b = clone(op, _replace(xs, a, refs[a]))[0]  # f(a_ref, b)
+    phi_a = ((y_a - y_ref) + (y - y_b)) / 2
+    phi_b = ((y_b - y_ref) + (y - y_a)) / 2
+    out = []
+    for k, other, phi in ((a, b, phi_a), (b, a, phi_b)):
+        mid = (xs[k] + refs[k]) / 2
+        d1 = _derivative(op, _replace(_replace(xs, other, refs[other]), k, mid), k)
+        d2 = _derivative(op, _replace(xs, k, mid), k)
+        out.append(_secant(phi, xs[k] - refs[k], (d1 + d2) / 2))
+    return out
+
+
+def _replace(items: list[tf.Tensor], index: int, value: tf.Tensor) -> list[tf.Tensor]:
+    items = list(items)
+    items[index] = value
+    return items
+
+
+def _derivative(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> tf.Tensor:
+    """Elementwise derivative of ``op`` in operand ``k`` at ``inputs`` (operand k has the output shape)."""
+    start = tf.identity(inputs[k])
+    out = clone(op, _replace(inputs, k, start))[0]
+    result = tf.gradients(out, start, grad_ys=tf.ones_like(out))[0]
+    return tf.zeros_like(start) if result is None else result
+
+
+def _closed_form(
+    name: str, xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int]
+) -> list[tf.Tensor]:
+    """Exact Shapley multipliers that need no division by the difference to the reference."""
+    if name == "square":
+        return [xs[0] + refs[0]]
+    if name == "squared_difference":
+        m = (xs[0] + refs[0]) - (xs[1] + refs[1])
+        return [m if k == 0 else -m for k in positions]
+    # div: a / b, Shapley split of the two operands
+    a, b, a_ref, b_ref = xs[0], xs[1], refs[0], refs[1]
+    table = {0: (1 / b + 1 / b_ref) / 2, 1: -(a + a_ref) / (2 * b * b_ref)}
+    return [table[k] for k in positions]
+
+
+def _bilinear(
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+) -> list[tf.Tensor | None]:
+    """Shapley split of a bilinear op: the ordinary VJP with the other operand at its midpoint."""
+    inputs = list(op.inputs)
+    mids = session.cached(
+        op,
+        "mid",
+        lambda: {
+            k: (inputs[k] + partner.inputs[k]) / 2 if len(positions) == 2 else inputs[k] for k in positions
+        },
+    )
+    result: list[tf.Tensor | None] = [None] * len(inputs)
+    for k in positions:
+        fixed = [tf.stop_gradient(mids[i]) if i in positions and i != k else t for i, t in enumerate(inputs)]
+        result[k] = _vjp(lambda t, k=k, fixed=fixed: clone(op, _replace(fixed, k, t))[0], inputs[k], grad)
+    return result
+
+
+def _max(
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+) -> list[tf.Tensor | None]:
+    """Max/min pooling or reduction: route each half's share of the change to its winner, then rescale.
+
+    The change ``y - y_ref`` splits into ``cross - y_ref`` (sent to the input's winning position) and
+    ``y - cross`` (sent to the reference's), ``cross`` being the op applied to both; at a winning position
+    the routed share never exceeds that input's own change, so dividing by it keeps summation-to-delta.
+    """
+    x, x_ref = op.inputs[0], partner.inputs[0]
+    y, y_ref = op.outputs[0], partner.outputs[0]
+    pick = tf.minimum if op.type == "Min" else tf.maximum
+    cross = pick(y, y_ref)
+    rest = list(op.inputs[1:])
+    to_x = _vjp(lambda t: clone(op, [t, *rest])[0], x, grad * (cross - y_ref))
+    to_ref = _vjp(lambda t: clone(op, [t, *rest])[0], x_ref, grad * (y - cross))
+    delta = x - x_ref
+    small = tf.abs(delta) < _tiny(delta.dtype)
+    share = tf.where(
+        small, tf.zeros_like(delta), (to_x + to_ref) / tf.where(small, tf.ones_like(delta), delta)
+    )
+    return [share] + [None] * len(rest)
+
+
+def _softmax(
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+) -> list[tf.Tensor | None]:
+    """Softmax / log-softmax over the last axis, rewritten into exp, sum, div and log with rules.
+
+    Input and reference are shifted by the same constant (the larger of their maxima), so the rewrite is
+    exactly ``exp(x) / sum(exp(x))`` for the rules (they are invariant to a common shift) and cannot overflow.
+    """
+    log = OP_RULES[op.type].kind == LOG_SOFTMAX
+    x, x_ref = op.inputs[0], partner.inputs[0]
+    shift = tf.stop_gradient(
+        tf.maximum(tf.reduce_max(x, axis=-1, keepdims=True), tf.reduce_max(x_ref, axis=-1, keepdims=True))
+    )
+
+    def rewritten(values: list[tf.Tensor]) -> tf.Tensor:
+        z = values[0] - shift
+        total = tf.reduce_sum(tf.exp(z), axis=-1, keepdims=True)
+        return z - tf.math.log(total) if log else tf.exp(z) / total
+
+    start = tf.identity(x)
+    out = session.trace_pair(rewritten, [start], [x_ref])
+    return [tf.gradients(out, start, grad_ys=grad)[0]]
+
+
+def _select(
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+) -> list[tf.Tensor | None]:
+    """``where(c, t, e)``: linear in t and e; a data-dependent condition must agree with the reference."""
+    cond = op.inputs[0]
+    checks = []
+    if cond.ref() in session.discrete:
+        same = tf.reduce_all(tf.equal(cond, partner.inputs[0]))
+        checks.append(
+            tf.debugging.Assert(
+                same,
+                [
+                    f"DeepExplainer: the condition of {op.name} ({op.type}) differs between an input and a "
+                    "reference; DeepLIFT has no rule for a data-dependent choice between values."
+                ],
+            )
+        )
+    result: list[tf.Tensor | None] = [None, None, None]
+    with tf.control_dependencies(checks):
+        for k in positions:
+            if k == 0:
+                continue
+            result[k] = _vjp(lambda t, k=k: clone(op, _replace(list(op.inputs), k, t))[0], op.inputs[k], grad)
+    return result
+
+
+_HANDLERS: dict[str, Callable[..., list[tf.Tensor | None]]] = {
+    ELEMENTWISE: _elementwise,
+    BILINEAR: _bilinear,
+    MAX: _max,
+    SOFTMAX: _softmax,
+    LOG_SOFTMAX: _softmax,
+    SELECT: _select,
+}
