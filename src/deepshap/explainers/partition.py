@@ -210,16 +210,13 @@ class PartitionExplainer(Explainer):
     ) -> _ImageResult:
         tree = self.masker.tree(x)
         filler = self.masker.filler(x)
-        height, width = tree.image_shape
-        ends = np.zeros((2, height, width), dtype=bool)
-        ends[1] = True
-        scores = self._call_model(filler.build(ends), None)
+        scores = self._call_model(filler.images(tree, [[(tree.root, False)], [(tree.root, True)]]), None)
         n_outputs = scores.shape[1]
         output_index = _resolve_outputs(outputs, scores[1], self.output_names)
         f00, f11 = scores[:, output_index].astype(np.float64)
 
-        def evaluate(keep: np.ndarray) -> np.ndarray:
-            batch = filler.build(keep.reshape(len(keep), height, width))
+        def evaluate(pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
+            batch = filler.images(tree, pieces)
             return self._call_model(batch, n_outputs)[:, output_index].astype(np.float64)
 
         node_values, expanded = owen_values(
@@ -274,9 +271,13 @@ class _ImageResult:
 
 @dataclass
 class _Item:
-    """A queued node: its context (a linked list of kept nodes), the outputs around it and its weight."""
+    """A queued node, the outputs without / with it in its context, and its weight.
 
-    context: tuple | None
+    ``path`` is a linked list ``((sibling, kept), rest)`` of the siblings of the node's ancestors (and of
+    the node), each kept (in the context) or hidden: with the node itself they tile the image.
+    """
+
+    path: tuple | None
     f_without: np.ndarray
     f_with: np.ndarray
     node: int
@@ -294,7 +295,8 @@ def owen_values(
 ) -> tuple[dict[int, np.ndarray], set[int]]:
     """Run the Owen recursion; return the value left on each node and the set of expanded nodes.
 
-    ``evaluate(keep)`` maps boolean masks ``(B, H*W)`` (True keeps a pixel) to outputs ``(B, k)``;
+    ``evaluate(pieces)`` maps B lists of ``(node, kept)`` pairs, disjoint tree nodes tiling the image, to
+    the outputs ``(B, k)`` of the images with the kept regions shown and the others masked;
     ``f00``/``f11`` are the outputs with no pixel / every pixel kept. At most ``budget`` (+1) masks are
     evaluated, in batches of about ``batch_size``; the batching decides which nodes are expanded
     together and so matches shap's for the same ``batch_size``.
@@ -304,7 +306,6 @@ def owen_values(
     heap: list[tuple[float, int, _Item]] = [(0.0, 0, _Item(None, f00, f11, tree.root, 1.0))]
     order = 1
     n_evals = 0
-    n_pixels = tree.image_shape[0] * tree.image_shape[1]
 
     def credit(node: int, amount: np.ndarray) -> None:
         values[node] = values[node] + amount if node in values else amount.copy()
@@ -323,14 +324,14 @@ def owen_values(
                 batch.append(item)
         if not batch:
             continue
-        keep = np.zeros((2 * len(batch), n_pixels), dtype=bool)
-        for i, item in enumerate(batch):
-            _paint_context(tree, keep[2 * i], item.context)
-            keep[2 * i + 1] = keep[2 * i]
-            tree.paint(keep[2 * i], int(tree.left[item.node]))
-            tree.paint(keep[2 * i + 1], int(tree.right[item.node]))
-        outputs = evaluate(keep)
-        n_evals += len(keep)
+        pieces: list[list[tuple[int, bool]]] = []
+        for item in batch:
+            outside = _path_pieces(item.path)
+            left, right = int(tree.left[item.node]), int(tree.right[item.node])
+            pieces.append([*outside, (left, True), (right, False)])
+            pieces.append([*outside, (left, False), (right, True)])
+        outputs = evaluate(pieces)
+        n_evals += len(pieces)
         for i, item in enumerate(batch):
             left, right = int(tree.left[item.node]), int(tree.right[item.node])
             f10, f01 = outputs[2 * i], outputs[2 * i + 1]
@@ -341,24 +342,30 @@ def owen_values(
             children = []
             if fixed_context in (None, 0):
                 credit(item.node, interaction)
-                children += [(item.context, f00_, f10, left), (item.context, f00_, f01, right)]
+                children += [
+                    (((right, False), item.path), f00_, f10, left),
+                    (((left, False), item.path), f00_, f01, right),
+                ]
             if fixed_context in (None, 1):
                 credit(item.node, -interaction)
                 children += [
-                    ((right, item.context), f01, f11_, left),
-                    ((left, item.context), f10, f11_, right),
+                    (((right, True), item.path), f01, f11_, left),
+                    (((left, True), item.path), f10, f11_, right),
                 ]
-            for context, without, with_, child in children:
+            for path, without, with_, child in children:
                 priority = -float(np.max(np.abs(with_ - without))) * child_weight
-                heapq.heappush(heap, (priority, order, _Item(context, without, with_, child, child_weight)))
+                heapq.heappush(heap, (priority, order, _Item(path, without, with_, child, child_weight)))
                 order += 1
     return values, expanded
 
 
-def _paint_context(tree: PartitionTree, flat_mask: np.ndarray, context: tuple | None) -> None:
-    while context is not None:
-        node, context = context
-        tree.paint(flat_mask, node)
+def _path_pieces(path: tuple | None) -> list[tuple[int, bool]]:
+    """The ``(node, kept)`` regions of a path (a linked list ``(piece, rest)``)."""
+    pieces = []
+    while path is not None:
+        piece, path = path
+        pieces.append(piece)
+    return pieces
 
 
 def _check_max_evals(max_evals: int | str) -> int:

@@ -199,10 +199,29 @@ class ConstantFill:
     def __init__(self, x: np.ndarray, fill: np.ndarray) -> None:
         self.x = x
         self.fill = fill
+        self._buffer: np.ndarray | None = None
 
     def build(self, keep: np.ndarray) -> np.ndarray:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)`` in one vectorised pass."""
         return np.where(keep[..., None], self.x, self.fill)
+
+    def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
+        """Masked images ``(B, H, W, C)``, each given as ``(node, kept)`` tree regions that tile the image.
+
+        Each image starts as a copy of the fill and its kept regions are block-copied from the image:
+        several times faster than a per-pixel select, and close to the cost of writing the batch once.
+        The batch goes into one buffer reused from call to call (fresh 30 MB arrays cost more in page
+        faults than the copies themselves), so the model must not keep its input after returning.
+        """
+        if self._buffer is None or len(self._buffer) < len(pieces):
+            self._buffer = np.empty((len(pieces), *self.x.shape), dtype=self.x.dtype)
+        out = self._buffer[: len(pieces)]
+        for image, regions in zip(out, pieces, strict=True):
+            image[...] = self.fill
+            for node, kept in regions:
+                if kept:
+                    tree.copy(image, self.x, node)
+        return out
 
 
 class InpaintFill:
@@ -229,6 +248,10 @@ class InpaintFill:
             self.bytes = np.rint((x.astype(np.float64) - self.low) / self.step).astype(np.uint8)
         mean = x.astype(np.float64).mean(axis=(0, 1))
         self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
+
+    def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
+        """Masked images ``(B, H, W, C)`` from ``(node, kept)`` regions tiling the image."""
+        return self.build(tree.masks([[node for node, kept in regions if kept] for regions in pieces]))
 
     def build(self, keep: np.ndarray) -> np.ndarray:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)``; each distinct mask once."""

@@ -61,6 +61,25 @@ class PartitionTree:
             begin = self.start[node]
             flat_mask[self.pixel_order[begin : begin + self.size[node]]] = True
 
+    def masks(self, kept: list[list[int]]) -> np.ndarray:
+        """Boolean masks ``(B, H, W)``, True on the pixels of each list of kept nodes."""
+        out = np.zeros((len(kept), self.image_shape[0] * self.image_shape[1]), dtype=bool)
+        for row, nodes in zip(out, kept, strict=True):
+            for node in nodes:
+                self.paint(row, node)
+        return out.reshape(len(kept), *self.image_shape)
+
+    def copy(self, dst: np.ndarray, src: np.ndarray, node: int) -> None:
+        """Copy the pixels of ``node`` from ``src`` to ``dst``, both ``(H, W, C)``."""
+        if self.boxes is not None:
+            y0, y1, x0, x1 = self.boxes[node]
+            dst[y0:y1, x0:x1] = src[y0:y1, x0:x1]
+        else:
+            begin = self.start[node]
+            pixels = self.pixel_order[begin : begin + self.size[node]]
+            channels = dst.shape[-1]
+            dst.reshape(-1, channels)[pixels] = src.reshape(-1, channels)[pixels]
+
     def fill(self, per_pixel: np.ndarray, node: int, value: np.ndarray) -> None:
         """Write ``value`` to every pixel of ``node`` in ``per_pixel``, an ``(H, W, ...)`` array."""
         if self.boxes is not None:
