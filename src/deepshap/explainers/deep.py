@@ -20,3 +20,144 @@ Each framework provides, in ``deepshap.frameworks.<pytorch|keras>.deep``, the fu
 The front-end here validates input, picks the outputs (``ranked_output``), calls the backend, checks
 additivity and formats the result. It never imports a framework.
 """
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+import numpy as np
+
+from deepshap.explainers._base import (
+    build_explanation,
+    format_shap_values,
+    resolve_ranked_output,
+    select_outputs,
+)
+
+__all__ = ["AdditivityError", "DeepExplainer"]
+
+#: Largest accepted ``|sum(phi) - (f(x) - E f(b))|``, relative to the size of the explained outputs.
+ADDITIVITY_RTOL = 1e-4
+
+_BACKENDS = {"torch": "deepshap.frameworks.pytorch.deep", "tensorflow": "deepshap.frameworks.keras.deep"}
+
+
+class AdditivityError(AssertionError):
+    """The attributions do not add up to f(x) - E f(background)."""
+
+
+class DeepExplainer:
+    """DeepSHAP: DeepLIFT multipliers against each background row, averaged over the background.
+
+    ``model``: a torch ``nn.Module`` (one or several inputs), a ``(module, layer)`` pair (explains the
+    layer's input), a Keras model or a Keras ``(inputs, outputs)`` pair. ``data``: the background, numpy or
+    framework tensors, a list for several inputs. ``batch_size``: the number of (sample, background) pairs
+    processed at once; memory grows with it, not with the background size.
+    """
+
+    def __init__(self, model: Any, data: Any, batch_size: int = 256) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        from deepshap.frameworks import load_adapter
+
+        self.adapter = load_adapter(model, data)
+        self.batch_size = int(batch_size)
+        self._backend = importlib.import_module(_BACKENDS[self.adapter.framework])
+        self._background_mean = self._model_outputs(self.adapter.background).mean(axis=0)
+        if self.adapter.single_output:
+            self.expected_value: Any = float(self._background_mean[0])
+        else:
+            self.expected_value = self._background_mean.copy()
+
+    # public API -----------------------------------------------------------------------------------
+    def shap_values(
+        self,
+        X: Any,
+        ranked_output: int | None = None,
+        output_rank_order: str = "max",
+        check_additivity: bool = True,
+        ranked_outputs: int | None = None,
+    ) -> Any:
+        """SHAP values in shap's formats: an array for one output, a list per output (a list per input for
+        several inputs inside), and ``(values, indexes)`` with ``ranked_output``."""
+        ranked = resolve_ranked_output(ranked_output, ranked_outputs)
+        phi, output_index, _, _ = self._explain(X, ranked, output_rank_order, check_additivity)
+        return format_shap_values(
+            phi, self.adapter.single_output, self.adapter.multi_input, output_index, ranked is not None
+        )
+
+    def __call__(
+        self,
+        X: Any,
+        ranked_output: int | None = None,
+        output_rank_order: str = "max",
+        check_additivity: bool = True,
+        ranked_outputs: int | None = None,
+    ) -> Any:
+        """An :class:`~deepshap.Explanation` (a list of them for several inputs) with base values."""
+        start = time.perf_counter()
+        ranked = resolve_ranked_output(ranked_output, ranked_outputs)
+        phi, output_index, base_values, data = self._explain(X, ranked, output_rank_order, check_additivity)
+        return build_explanation(
+            phi,
+            base_values,
+            data,
+            output_index,
+            single_output=self.adapter.single_output,
+            ranked=ranked is not None,
+            compute_time=time.perf_counter() - start,
+        )
+
+    # the work -------------------------------------------------------------------------------------
+    def _explain(
+        self, X: Any, ranked: int | None, output_rank_order: str, check_additivity: bool
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
+        adapter = self.adapter
+        inputs = adapter.explained_inputs(adapter.to_inputs(X, "X"))
+        outputs = self._model_outputs(inputs)
+        output_index = select_outputs(outputs, ranked, output_rank_order)
+        phi = self._backend.deep_attributions(adapter, inputs, output_index, self.batch_size)
+        base_values = self._background_mean[output_index]
+        if check_additivity:
+            explained = np.take_along_axis(outputs, output_index, axis=1)
+            check_additive(phi, explained, base_values)
+        return phi, output_index, base_values, [adapter.to_numpy(x) for x in inputs]
+
+    def _model_outputs(self, inputs: list[Any]) -> np.ndarray:
+        """Model outputs ``(B, K)`` as float64 numpy, computed in chunks of ``batch_size`` rows."""
+        n = int(inputs[0].shape[0])
+        chunks = [
+            self.adapter.to_numpy(self.adapter.forward([x[i : i + self.batch_size] for x in inputs]))
+            for i in range(0, n, self.batch_size)
+        ]
+        return np.concatenate(chunks).astype(np.float64)
+
+
+def check_additive(phi: list[np.ndarray], explained: np.ndarray, base_values: np.ndarray) -> None:
+    """Raise :class:`AdditivityError` unless ``sum(phi) == f(x) - E f(b)`` for every explained output.
+
+    The tolerance is ``ADDITIVITY_RTOL`` times the output scale: the larger of ``|f(x)|`` and ``|E f(b)|``
+    for that output plus the mean of that over all explained outputs (so outputs near zero, such as tiny
+    probabilities, are judged on the scale of the model's outputs rather than on their own).
+    """
+    n, r = explained.shape
+    total = sum(np.asarray(p, dtype=np.float64).reshape(n, -1, r).sum(axis=1) for p in phi)
+    target = explained - base_values
+    scale = np.maximum(np.abs(explained), np.abs(base_values))
+    scale = scale + scale.mean()
+    error = np.abs(total - target)
+    relative = error / np.where(scale > 0, scale, 1.0)
+    if np.all(relative <= ADDITIVITY_RTOL):
+        return
+    i, j = np.unravel_index(int(np.argmax(relative)), relative.shape)
+    raise AdditivityError(
+        f"The SHAP values do not add up to the model output minus the expected value: for sample {i}, "
+        f"explained output {j}, sum(shap values) = {total[i, j]:.6g} but f(x) - E[f(background)] = "
+        f"{target[i, j]:.6g} (relative error {relative[i, j]:.2e}, tolerance {ADDITIVITY_RTOL:.0e}). "
+        "Usually an operation in the model has no exact DeepLIFT/Shapley rule (a custom autograd Function, "
+        "an operation the backend treats as linear although it is not), the model is random (dropout or "
+        "batch norm in training mode: call model.eval()), or rows of a batch interact. Explain a model "
+        "built from supported operations, or pass check_additivity=False to skip this check."
+    )

@@ -1,0 +1,626 @@
+"""DeepSHAP for PyTorch: DeepLIFT/Shapley rules bound to operations by a ``TorchFunctionMode``.
+
+How it works, for a chunk of n samples and m background rows:
+
+1. Reference pass: the model runs on the m background rows inside the mode. Each call of an operation
+   with a nonlinear rule (see :mod:`deepshap.rules.pytorch_ops`) whose arguments depend on the input
+   records those arguments.
+2. Pair pass: the model runs on the n*m (sample, background) pairs (sample rows repeated, row
+   ``i*m + j`` pairs sample i with background row j). The k-th rule call takes the k-th recorded reference,
+   broadcast over the samples, and returns its output through a rule whose backward pass applies the
+   DeepLIFT/Shapley multipliers (:mod:`deep_rules`). Linear operations run untouched: their gradient is
+   exact. Anything else that carries the input into a floating result raises, naming the operation.
+3. One vector-Jacobian product per explained output over the pairs gives the multipliers; times
+   ``x - b`` and averaged over the background rows, they are the SHAP values.
+
+Interception is at the function level, so functional calls, modules reused several times and in-place
+operations all get their rule, and nothing is stored on modules. Parameters are kept out of the graph
+for the duration of a call (``requires_grad`` is restored afterwards), so "depends on the input" is
+exactly "requires grad".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode, resolve_name
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from deepshap.frameworks.pytorch import deep_rules as R
+from deepshap.frameworks.pytorch.deep_rules import Pair
+from deepshap.rules import Rule
+from deepshap.rules.pytorch_ops import INPLACE_ARG, INPLACE_METHODS, RULES
+
+__all__ = ["UnsupportedOperationError", "deep_attributions"]
+
+_TAG = "_deepshap_from_input"
+
+
+class UnsupportedOperationError(TypeError):
+    """An operation without a DeepLIFT/Shapley rule touched the input."""
+
+
+def deep_attributions(adapter: Any, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int):
+    """Mean over background rows of multipliers * (x - b): one ``(N, *shape, R)`` array per input."""
+    background = adapter.background
+    n_samples, n_bg = int(inputs[0].shape[0]), int(background[0].shape[0])
+    n_out = int(output_index.shape[1])
+    m_chunk = min(n_bg, max(1, batch_size))
+    n_chunk = max(1, batch_size // m_chunk)
+    phi = [torch.zeros((n_samples, *x.shape[1:], n_out), dtype=x.dtype, device=x.device) for x in inputs]
+    index = torch.as_tensor(np.asarray(output_index, dtype=np.int64), device=inputs[0].device)
+    with _frozen_parameters(adapter):
+        for j0 in range(0, n_bg, m_chunk):
+            refs = [b[j0 : j0 + m_chunk] for b in background]
+            records = _reference_pass(adapter, refs)
+            for i0 in range(0, n_samples, n_chunk):
+                xs = [x[i0 : i0 + n_chunk] for x in inputs]
+                parts = _pair_pass(adapter, xs, refs, records, index[i0 : i0 + n_chunk])
+                for k, part in enumerate(parts):
+                    phi[k][i0 : i0 + n_chunk] += part
+    return [adapter.to_numpy(p / n_bg) for p in phi]
+
+
+def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> list[tuple[Any, list[torch.Tensor]]]:
+    """Run the background rows through the model, recording the arguments of every rule call."""
+    mode = _DeepMode(records=[], n_samples=0)
+    leaves = [r.detach().clone().requires_grad_(True) for r in refs]
+    with torch.enable_grad(), mode:
+        adapter.forward([leaf.clone() for leaf in leaves])
+    return mode.records
+
+
+def _pair_pass(
+    adapter: Any,
+    xs: list[torch.Tensor],
+    refs: list[torch.Tensor],
+    records: list[tuple[Any, list[torch.Tensor]]],
+    index: torch.Tensor,
+) -> list[torch.Tensor]:
+    """Multipliers times differences, summed over the background rows, for n samples: ``(n, *shape, R)``."""
+    n, m = int(xs[0].shape[0]), int(refs[0].shape[0])
+    leaves = [x.detach().repeat_interleave(m, dim=0).requires_grad_(True) for x in xs]
+    mode = _DeepMode(records=records, n_samples=n)
+    with torch.enable_grad():
+        with mode:
+            out = adapter.forward([leaf.clone() for leaf in leaves])
+        mode.check_consumed()
+        if not out.requires_grad:
+            raise ValueError("the model output does not depend on its input; nothing to explain.")
+        selected = out.gather(1, index.repeat_interleave(m, dim=0))
+        n_out = int(index.shape[1])
+        deltas = [
+            leaf.detach() - r.repeat((n,) + (1,) * (r.dim() - 1))
+            for leaf, r in zip(leaves, refs, strict=True)
+        ]
+        columns: list[list[torch.Tensor]] = [[] for _ in leaves]
+        for col in range(n_out):
+            grads = torch.autograd.grad(
+                selected[:, col].sum(), leaves, retain_graph=col < n_out - 1, allow_unused=True
+            )
+            for k, (g, delta) in enumerate(zip(grads, deltas, strict=True)):
+                contrib = torch.zeros_like(delta) if g is None else g * delta
+                columns[k].append(contrib.reshape(n, m, *delta.shape[1:]).sum(1))
+    return [torch.stack(cols, dim=-1) for cols in columns]
+
+
+@contextlib.contextmanager
+def _frozen_parameters(adapter: Any) -> Iterator[None]:
+    """Parameters out of the graph for the duration of the block (``requires_grad`` restored after)."""
+    module = getattr(adapter, "module", None)
+    params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+# the interception mode ---------------------------------------------------------------------------
+_NAMES: dict[Any, str] = {}
+
+
+def _name_of(func: Any) -> str:
+    name = _NAMES.get(func)
+    if name is None:
+        try:
+            name = resolve_name(func) or repr(func)
+        except Exception:  # noqa: BLE001 - a name is only used for lookup and messages
+            name = repr(func)
+        _NAMES[func] = name
+    return name
+
+
+def _depends(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and (t.requires_grad or getattr(t, _TAG, False))
+
+
+def _is_float(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+
+
+class _DeepMode(TorchFunctionMode):
+    """Reference pass (``n_samples == 0``): records rule arguments. Pair pass: applies the rules."""
+
+    def __init__(self, records: list[tuple[Any, list[torch.Tensor]]], n_samples: int) -> None:
+        super().__init__()
+        self.records = records
+        self.n_samples = n_samples
+        self.position = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        flat, _ = tree_flatten((args, kwargs))
+        dependent = [t for t in flat if _depends(t)]
+        if not dependent:
+            return func(*args, **kwargs)
+        name = _name_of(func)
+        rule = RULES.get(name)
+        if rule is None:
+            return _unknown(func, name, args, kwargs)
+        if any(not _is_float(t) for t in dependent):
+            raise UnsupportedOperationError(
+                f"{name} uses a mask or index computed from the input (a data-dependent selection); "
+                "DeepLIFT has no rule for it. Compute masks from constants, or explain the model's "
+                "input to this part instead."
+            )
+        if rule is Rule.LINEAR:
+            _check_linear(name, args, kwargs)
+            return func(*args, **kwargs)
+        if self.n_samples == 0:
+            inplace = _inplace(name, args, kwargs)
+            self.records.append((func, [t.detach().clone() if inplace else t.detach() for t in dependent]))
+            return func(*args, **kwargs)
+        return self._apply_rule(func, name, rule, args, kwargs, dependent)
+
+    def _apply_rule(
+        self, func: Any, name: str, rule: Rule, args: Sequence[Any], kwargs: dict, dependent: list
+    ) -> Any:
+        if self.position >= len(self.records) or self.records[self.position][0] is not func:
+            raise RuntimeError(
+                f"the model's forward pass called {name} where the reference pass did not: deepshap needs a "
+                "forward pass whose operations do not depend on the input values (no data-dependent "
+                "control flow)."
+            )
+        refs = self.records[self.position][1]
+        self.position += 1
+        ref_of = {id(t): _broadcast_ref(r, t, self.n_samples) for t, r in zip(dependent, refs, strict=True)}
+        return _RULE_IMPLS[rule](func, name, list(args), kwargs, ref_of)
+
+    def check_consumed(self) -> None:
+        if self.position != len(self.records):
+            raise RuntimeError(
+                "the pair pass made fewer rule calls than the reference pass: the model's forward pass must "
+                "not depend on the input values (no data-dependent control flow)."
+            )
+
+
+def _unknown(func: Any, name: str, args: Sequence[Any], kwargs: dict) -> Any:
+    """Operations with no rule: fine when no floating result carries the input on, else an error."""
+    out = func(*args, **kwargs)
+    outputs, _ = tree_flatten(out)
+    if any(_is_float(t) for t in outputs) or not outputs:
+        raise UnsupportedOperationError(
+            f"DeepExplainer has no DeepLIFT/Shapley rule for {name}, which the model applies to a tensor "
+            "computed from its input. Rewrite that part with supported operations (see "
+            "deepshap.rules.pytorch_ops), or explain with GradientExplainer."
+        )
+    for t in outputs:
+        if isinstance(t, torch.Tensor):
+            setattr(t, _TAG, True)
+    return out
+
+
+def _check_linear(name: str, args: Sequence[Any], kwargs: dict) -> None:
+    """Operations that are linear only in evaluation mode."""
+    short = name.rsplit(".", 1)[-1]
+    if "dropout" in short:
+        training = kwargs.get("training", args[2] if len(args) > 2 else True)
+        p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+        if training and p > 0:
+            raise UnsupportedOperationError(
+                f"{name} is called with training=True (random); put the model in eval mode (model.eval())."
+            )
+    elif short == "batch_norm":
+        training = kwargs.get("training", args[5] if len(args) > 5 else False)
+        if training:
+            raise UnsupportedOperationError(
+                f"{name} uses batch statistics (training=True), which couple the rows of a batch; "
+                "put the model in eval mode (model.eval())."
+            )
+    elif short == "instance_norm":
+        raise UnsupportedOperationError(f"DeepExplainer has no rule for {name} (per-sample statistics).")
+    elif short in ("div", "divide", "true_divide") and kwargs.get("rounding_mode") is not None:
+        raise UnsupportedOperationError(
+            f"{name} with rounding_mode has no DeepLIFT rule (it is piecewise constant)."
+        )
+
+
+def _inplace(name: str, args: Sequence[Any], kwargs: dict) -> bool:
+    if name in INPLACE_METHODS:
+        return True
+    position = INPLACE_ARG.get(name)
+    if position is None:
+        return False
+    return bool(kwargs.get("inplace", args[position] if len(args) > position else False))
+
+
+def _broadcast_ref(ref: torch.Tensor, like: torch.Tensor, n: int) -> torch.Tensor:
+    """The reference of a pair-pass tensor, repeated over the n samples of the chunk (row i*m + j -> j).
+
+    The batch axis is the one axis whose length is n times the reference's (batch may be merged with
+    heads, as in attention: (batch * heads, ...)). With one sample per chunk the shapes are equal.
+    """
+    if ref.shape == like.shape:
+        return ref
+    if ref.dim() != like.dim():
+        raise RuntimeError(
+            f"reference shape {tuple(ref.shape)} does not match the pair shape {tuple(like.shape)}."
+        )
+    differ = [d for d in range(ref.dim()) if ref.shape[d] != like.shape[d]]
+    if len(differ) != 1 or like.shape[differ[0]] != n * ref.shape[differ[0]]:
+        raise RuntimeError(
+            f"cannot pair reference shape {tuple(ref.shape)} with {tuple(like.shape)}; use batch_size equal to "
+            "the number of background rows (one sample per chunk)."
+        )
+    d = differ[0]
+    view = ref.unsqueeze(d).expand(*ref.shape[:d], n, *ref.shape[d:])
+    return view.reshape(like.shape)
+
+
+# rule implementations ---------------------------------------------------------------------------
+def _substitute(args: list, kwargs: dict, mapping: dict[int, Any]) -> tuple[list, dict]:
+    flat, spec = tree_flatten((args, kwargs))
+    flat = [mapping.get(id(t), t) if isinstance(t, torch.Tensor) else t for t in flat]
+    new_args, new_kwargs = tree_unflatten(flat, spec)
+    return list(new_args), dict(new_kwargs)
+
+
+def _out_of_place(func: Any, name: str, args: list, kwargs: dict) -> tuple[Any, list, dict, bool]:
+    """The out-of-place form of a call, and whether the call was in place."""
+    if name in INPLACE_METHODS:
+        return _resolve(INPLACE_METHODS[name]), args, kwargs, True
+    position = INPLACE_ARG.get(name)
+    if position is not None:
+        if "inplace" in kwargs:
+            inplace, kwargs = bool(kwargs["inplace"]), {**kwargs, "inplace": False}
+            return func, args, kwargs, inplace
+        if len(args) > position:
+            inplace = bool(args[position])
+            args = [*args[:position], False, *args[position + 1 :]]
+            return func, args, kwargs, inplace
+    return func, args, kwargs, False
+
+
+_RESOLVED: dict[str, Any] = {}
+
+
+def _resolve(name: str) -> Any:
+    if name not in _RESOLVED:
+        obj: Any = torch
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part)
+        _RESOLVED[name] = obj
+    return _RESOLVED[name]
+
+
+def _finish(target: torch.Tensor, out: torch.Tensor, inplace: bool) -> torch.Tensor:
+    if not inplace:
+        return out
+    target.copy_(out)
+    return target
+
+
+def _rescale_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    func, args, kwargs, inplace = _out_of_place(func, name, args, kwargs)
+    tensors = [t for t in tree_flatten((args, kwargs))[0] if id(t) in ref_of]
+    if len(tensors) != 1:
+        raise UnsupportedOperationError(f"{name} with several input-dependent arguments has no rule.")
+    x = tensors[0]
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        a, k = _substitute(args, kwargs, {id(x): t})
+        return func(*a, **k)
+
+    return _finish(x, R.rescale(fn, x, ref_of[id(x)]), inplace)
+
+
+def _pair_of(t: Any, ref_of: dict) -> Pair:
+    return Pair(t, ref_of[id(t)]) if isinstance(t, torch.Tensor) and id(t) in ref_of else R.constant(t)
+
+
+def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    func, args, kwargs, inplace = _out_of_place(func, name, args, kwargs)
+    a, b, rest = args[0], args[1], args[2:]
+    out = R.shapley_pair(lambda u, v: func(u, v, *rest, **kwargs), _pair_of(a, ref_of), _pair_of(b, ref_of))
+    return _finish(a, out.x, inplace)
+
+
+def _bilinear_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    short = name.rsplit(".", 1)[-1]
+    inplace = short.endswith("_") and not short.startswith("__") or short.startswith("__i")
+    if short in (
+        "div",
+        "div_",
+        "divide",
+        "true_divide",
+        "__truediv__",
+        "__itruediv__",
+        "__rtruediv__",
+        "__div__",
+    ):
+        if kwargs.get("rounding_mode") is not None:
+            _check_linear(name, args, kwargs)
+        num, den = (args[1], args[0]) if short == "__rtruediv__" else (args[0], args[1])
+        out = R.divide(_pair_of(num, ref_of), _pair_of(den, ref_of)).x
+        return _finish(args[0], out, inplace)
+    if short in ("mul", "mul_", "multiply", "__mul__", "__rmul__", "__imul__"):
+        out = R.multiply(_pair_of(args[0], ref_of), _pair_of(args[1], ref_of)).x
+        return _finish(args[0], out, inplace)
+    flat, spec = tree_flatten((args, kwargs))
+    slots = [i for i, t in enumerate(flat) if isinstance(t, torch.Tensor) and id(t) in ref_of]
+    additive = short in ("addmm", "baddbmm", "addbmm")
+    factors = [i for i in slots if not (additive and i == 0)]
+    if len(factors) > 2:
+        raise UnsupportedOperationError(f"{name} multiplies more than two input-dependent tensors; no rule.")
+    if len(factors) <= 1:
+        return func(*args, **kwargs)
+
+    def fn(*values: torch.Tensor) -> torch.Tensor:
+        new = list(flat)
+        for i, value in zip(slots, values, strict=True):
+            new[i] = value
+        a, k = tree_unflatten(new, spec)
+        return func(*a, **k)
+
+    return R.bilinear(fn, [Pair(flat[i], ref_of[id(flat[i])]) for i in slots]).x
+
+
+def _max_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    short = name.rsplit(".", 1)[-1]
+    if "pool" in short:
+        return _max_pool(short, args, kwargs, ref_of)
+    x = args[0]
+    other = args[1] if len(args) > 1 else kwargs.get("other")
+    if isinstance(other, torch.Tensor):  # torch.max(a, b) is the element-wise maximum
+        fn = torch.maximum if short == "max" else torch.minimum
+        return R.shapley_pair(fn, _pair_of(x, ref_of), _pair_of(other, ref_of)).x
+    sign = 1.0 if short in ("max", "amax") else -1.0
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    keepdim = bool(kwargs.get("keepdim", args[2] if len(args) > 2 else False))
+    dims = (
+        list(range(x.dim())) if dim is None or dim == () else ([dim] if isinstance(dim, int) else list(dim))
+    )
+    dims = sorted(d % max(x.dim(), 1) for d in dims)
+    values, indices = _reduce_max(sign * x, sign * ref_of[id(x)], dims)
+    values = sign * values
+    if keepdim:
+        for d in dims:
+            values, indices = values.unsqueeze(d), indices.unsqueeze(d)
+    if short in ("amax", "amin") or dim is None:
+        return values
+    return (
+        torch.return_types.max((values, indices))
+        if short == "max"
+        else torch.return_types.min((values, indices))
+    )
+
+
+def _reduce_max(x: torch.Tensor, r: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max over ``dims`` with the max rule; returns values and the sample's flat argmax (reduced shape)."""
+    keep = [d for d in range(x.dim()) if d not in dims]
+    order = keep + dims
+    kept_shape = [x.shape[d] for d in keep]
+
+    def flat(t: torch.Tensor) -> torch.Tensor:
+        return t.permute(order).reshape(*kept_shape, -1)
+
+    with torch.no_grad():
+        y, idx_x = flat(x.detach()).max(-1)
+        y_ref, idx_r = flat(r).max(-1)
+    out = R.route_max(
+        x,
+        r,
+        y,
+        y_ref,
+        lambda v: flat(v).gather(-1, idx_x.unsqueeze(-1)).squeeze(-1),
+        lambda v: flat(v).gather(-1, idx_r.unsqueeze(-1)).squeeze(-1),
+    )
+    return out, idx_x
+
+
+def _max_pool(short: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    """max_pool / adaptive_max_pool (any dimension): the max rule over each window."""
+    base = short.replace("_with_indices", "")
+    kwargs = {k: v for k, v in kwargs.items() if k != "return_indices"}
+    want_indices = short.endswith("_with_indices") or bool(kwargs.pop("return_indices", False))
+    if base.startswith("adaptive"):
+        want_indices = want_indices or (len(args) > 2 and bool(args[2]))
+        args = args[:2]
+    else:
+        want_indices = want_indices or (len(args) > 6 and bool(args[6]))
+        args = args[:6]
+    pool = getattr(F, base + "_with_indices") if hasattr(F, base + "_with_indices") else getattr(F, base)
+    x = args[0]
+    r = ref_of[id(x)]
+
+    def call(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(F, base + "_with_indices"):
+            return pool(t, *args[1:], **kwargs)
+        return pool(t, *args[1:], return_indices=True, **kwargs)
+
+    with torch.no_grad():
+        y, idx_x = call(x.detach())
+        y_ref, idx_r = call(r)
+    spatial = int(base[-2])
+
+    def picker(idx: torch.Tensor):
+        def pick(v: torch.Tensor) -> torch.Tensor:
+            lead = v.shape[: v.dim() - spatial]
+            return v.reshape(*lead, -1).gather(-1, idx.reshape(*lead, -1)).reshape(idx.shape)
+
+        return pick
+
+    out = R.route_max(x, r, y, y_ref, picker(idx_x), picker(idx_r))
+    return (out, idx_x) if want_indices else out
+
+
+def _softmax_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    short = name.rsplit(".", 1)[-1]
+    x = args[0]
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    dtype = kwargs.get("dtype")
+    if dim is None:
+        dim = 0 if x.dim() in (0, 1, 3) else 1
+    pair = _pair_of(x, ref_of)
+    if dtype is not None:
+        pair = pair.map(lambda t: t.to(dtype))
+    if short == "softmin":
+        pair = pair.map(lambda t: -t)
+        short = "softmax"
+    if short == "logsumexp":
+        keepdim = bool(kwargs.get("keepdim", args[2] if len(args) > 2 else False))
+        dims = [dim] if isinstance(dim, int) else list(dim)
+        if len(dims) != 1:
+            flat_pair = pair.map(lambda t: t.flatten(min(dims), max(dims)))
+            out = R.softmax_family("logsumexp", flat_pair, min(dims), keepdim=False)
+            for d in sorted(dims) if keepdim else []:
+                out = out.map(lambda t, d=d: t.unsqueeze(d))
+            return out.x
+        return R.softmax_family("logsumexp", pair, dims[0], keepdim=keepdim).x
+    return R.softmax_family(short, pair, dim).x
+
+
+def _norm_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    short = name.rsplit(".", 1)[-1]
+    names = {
+        "layer_norm": ("input", "normalized_shape", "weight", "bias", "eps"),
+        "group_norm": ("input", "num_groups", "weight", "bias", "eps"),
+        "rms_norm": ("input", "normalized_shape", "weight", "eps"),
+    }[short]
+    bound = dict(zip(names, args, strict=False)) | kwargs
+    for key in ("weight", "bias"):
+        if _depends(bound.get(key)):
+            raise UnsupportedOperationError(f"{name} with an input-dependent {key} has no rule.")
+    pair = _pair_of(bound["input"], ref_of)
+    if short == "layer_norm":
+        shape = bound["normalized_shape"]
+        shape = [shape] if isinstance(shape, int) else list(shape)
+        return R.layer_norm(pair, shape, bound.get("weight"), bound.get("bias"), bound.get("eps", 1e-5)).x
+    if short == "group_norm":
+        return R.group_norm(
+            pair, bound["num_groups"], bound.get("weight"), bound.get("bias"), bound.get("eps", 1e-5)
+        ).x
+    shape = bound["normalized_shape"]
+    shape = [shape] if isinstance(shape, int) else list(shape)
+    return R.rms_norm(pair, shape, bound.get("weight"), bound.get("eps")).x
+
+
+def _attention_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    if name.endswith("scaled_dot_product_attention"):
+        return _sdpa(args, kwargs, ref_of)
+    return _multi_head_attention(args, kwargs, ref_of)
+
+
+def _sdpa(args: list, kwargs: dict, ref_of: dict) -> torch.Tensor:
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    b = dict(zip(names, args, strict=False)) | kwargs
+    if b.get("dropout_p", 0.0):
+        raise UnsupportedOperationError(
+            "scaled_dot_product_attention with dropout_p > 0 is random; use dropout_p=0."
+        )
+    q, k, v = (_pair_of(b[key], ref_of) for key in ("query", "key", "value"))
+    if b.get("enable_gqa") and k.x.shape[-3] != q.x.shape[-3]:
+        rep = q.x.shape[-3] // k.x.shape[-3]
+        k, v = (p.map(lambda t: t.repeat_interleave(rep, dim=-3)) for p in (k, v))
+    scale = b.get("scale") or 1.0 / math.sqrt(q.x.shape[-1])
+    mask = R.additive_mask(b.get("attn_mask"), bool(b.get("is_causal")), (q.x.shape[-2], k.x.shape[-2]), q.x)
+    return R.attention(q, k, v, mask, scale)[0].x
+
+
+_MHA_ARGS = (
+    "query key value embed_dim_to_check num_heads in_proj_weight in_proj_bias bias_k bias_v add_zero_attn "
+    "dropout_p out_proj_weight out_proj_bias training key_padding_mask need_weights attn_mask "
+    "use_separate_proj_weight q_proj_weight k_proj_weight v_proj_weight static_k static_v "
+    "average_attn_weights is_causal"
+).split()
+
+
+def _multi_head_attention(args: list, kwargs: dict, ref_of: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """F.multi_head_attention_forward as projections, attention per head and the output projection."""
+    b = dict(zip(_MHA_ARGS, args, strict=False)) | kwargs
+    if b.get("bias_k") is not None or b.get("add_zero_attn") or b.get("static_k") is not None:
+        raise UnsupportedOperationError(
+            "multi-head attention with bias_k/add_zero_attn/static_k has no rule."
+        )
+    if b.get("training", True) and b.get("dropout_p", 0.0):
+        raise UnsupportedOperationError(
+            "multi-head attention with dropout in training mode; call model.eval()."
+        )
+    query, key, value = (_pair_of(b[k], ref_of) for k in ("query", "key", "value"))
+    unbatched = query.x.dim() == 2
+    if unbatched:
+        query, key, value = (p.map(lambda t: t.unsqueeze(1)) for p in (query, key, value))
+    tgt_len, bsz, embed = query.x.shape
+    heads = int(b["num_heads"])
+    head_dim = embed // heads
+    if b.get("use_separate_proj_weight"):
+        weights = (b["q_proj_weight"], b["k_proj_weight"], b["v_proj_weight"])
+    else:
+        weights = b["in_proj_weight"].chunk(3)
+    biases = (None,) * 3 if b.get("in_proj_bias") is None else b["in_proj_bias"].chunk(3)
+
+    def project(p: Pair, w: torch.Tensor, bias: Any) -> Pair:
+        return p.map(lambda t: F.linear(t, w, bias)).map(
+            lambda t: t.reshape(t.shape[0], bsz * heads, head_dim).transpose(0, 1)
+        )
+
+    q, k, v = (project(p, w, bias) for p, w, bias in zip((query, key, value), weights, biases, strict=True))
+    src_len = k.x.shape[1]
+    mask = _mha_mask(b, bsz, heads, tgt_len, src_len, q.x)
+    out, weights_pair = R.attention(q, k, v, mask, 1.0 / math.sqrt(head_dim))
+    out = out.map(lambda t: t.transpose(0, 1).reshape(tgt_len, bsz, embed))
+    out = out.map(lambda t: F.linear(t, b["out_proj_weight"], b.get("out_proj_bias")))
+    attn = None
+    if b.get("need_weights", True):
+        attn = weights_pair.x.reshape(bsz, heads, tgt_len, src_len)
+        if b.get("average_attn_weights", True):
+            attn = attn.mean(dim=1)
+        if unbatched:
+            attn = attn.squeeze(0)
+    result = out.x.squeeze(1) if unbatched else out.x
+    return result, attn
+
+
+def _mha_mask(b: dict, bsz: int, heads: int, tgt: int, src: int, like: torch.Tensor) -> torch.Tensor | None:
+    attn_mask = R.additive_mask(b.get("attn_mask"), False, (tgt, src), like)
+    if b.get("is_causal") and attn_mask is None:
+        attn_mask = R.additive_mask(None, True, (tgt, src), like)
+    padding = b.get("key_padding_mask")
+    if padding is None:
+        return attn_mask
+    if padding.dtype == torch.bool:
+        pad = torch.zeros(padding.shape, dtype=like.dtype, device=like.device).masked_fill(padding, -math.inf)
+    else:
+        pad = padding.to(like.dtype)
+    pad = pad.reshape(bsz, 1, 1, src).expand(bsz, heads, 1, src).reshape(bsz * heads, 1, src)
+    return pad if attn_mask is None else attn_mask + pad
+
+
+_RULE_IMPLS = {
+    Rule.RESCALE: _rescale_rule,
+    Rule.SHAPLEY_PAIR: _shapley_pair_rule,
+    Rule.BILINEAR: _bilinear_rule,
+    Rule.MAX: _max_rule,
+    Rule.SOFTMAX: _softmax_rule,
+    Rule.NORM: _norm_rule,
+    Rule.ATTENTION: _attention_rule,
+}

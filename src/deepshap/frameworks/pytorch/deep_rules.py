@@ -1,0 +1,296 @@
+"""DeepLIFT/Shapley rules for PyTorch, on (sample, reference) pairs of tensors.
+
+Every function here takes the sample side ``x`` (a tensor in the autograd graph, one row per
+(sample, background) pair) and the reference side ``r`` (the same shape, no graph) and returns the output
+on the sample side whose backward pass applies the rule's multipliers. Composite operations (softmax,
+normalisations, attention) are written with :class:`Pair` arithmetic from the primitive rules, so they are
+exact decompositions and each primitive keeps summation-to-delta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+#: Differences below this fraction of the operands' magnitude use the derivative at the midpoint.
+REL_TINY = 1e-6
+
+
+class _Multipliers(torch.autograd.Function):
+    """Returns a precomputed value; its backward multiplies the incoming gradient by fixed multipliers."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, box: tuple[torch.Tensor, list[torch.Tensor]], *inputs: torch.Tensor
+    ) -> torch.Tensor:
+        value, multipliers = box
+        ctx.multipliers = multipliers
+        ctx.shapes = [inp.shape for inp in inputs]
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grads = [(grad * m).sum_to_size(shape) for m, shape in zip(ctx.multipliers, ctx.shapes, strict=True)]
+        return (None, *grads)
+
+
+def with_multipliers(
+    value: torch.Tensor, inputs: Sequence[torch.Tensor], multipliers: Sequence[torch.Tensor]
+):
+    """``value`` whose gradient with respect to ``inputs[k]`` is ``grad * multipliers[k]``."""
+    live = [(i, m) for i, m in zip(inputs, multipliers, strict=True) if i.requires_grad]
+    if not live:
+        return value
+    return _Multipliers.apply((value.detach(), [m.detach() for _, m in live]), *[i for i, _ in live])
+
+
+def tiny(d: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Where the difference ``d = a - b`` is too small to divide by (NaN from inf - inf counts as tiny)."""
+    return ~(d.abs() > REL_TINY * (a.abs() + b.abs()))
+
+
+def derivative(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor) -> torch.Tensor:
+    """Element-wise derivative of an element-wise ``fn`` at ``at``."""
+    with torch.enable_grad():
+        t = at.detach().requires_grad_(True)
+        out = fn(t)
+        (grad,) = torch.autograd.grad(out, t, torch.ones_like(out), allow_unused=True)
+    return torch.zeros_like(at) if grad is None else grad
+
+
+def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Unary rescale rule: multiplier ``(f(x) - f(r)) / (x - r)``, the midpoint derivative where tiny."""
+    xd = x.detach()
+    with torch.no_grad():
+        y, y_ref = fn(xd), fn(r)
+        d = xd - r
+        small = tiny(d, xd, r)
+        slope = (y - y_ref) / torch.where(small, torch.ones_like(d), d)
+    m = torch.where(small, derivative(fn, (xd + r) / 2), slope)
+    return with_multipliers(y, [x], [m])
+
+
+@dataclass
+class Pair:
+    """A tensor on the sample side (in the graph) and its reference (same shape, no graph)."""
+
+    x: torch.Tensor
+    r: torch.Tensor
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Pair:
+        """A linear function applied to both sides (its gradient is the exact multiplier)."""
+        with torch.no_grad():
+            r = fn(self.r)
+        return Pair(fn(self.x), r)
+
+
+def constant(t: torch.Tensor | float) -> Pair:
+    """A value that does not depend on the input (the same on both sides)."""
+    return Pair(t, t)  # type: ignore[arg-type]
+
+
+def rescale_pair(fn: Callable[[torch.Tensor], torch.Tensor], p: Pair) -> Pair:
+    with torch.no_grad():
+        r = fn(p.r)
+    return Pair(rescale(fn, p.x, p.r), r)
+
+
+def _value(t: Any) -> Any:
+    return t.detach() if isinstance(t, torch.Tensor) else t
+
+
+def _grad_input(t: Any) -> list[torch.Tensor]:
+    return [t] if isinstance(t, torch.Tensor) and t.requires_grad else []
+
+
+def multiply(a: Pair, b: Pair) -> Pair:
+    """Product: two-player Shapley split, multipliers ``(b_x + b_r) / 2`` and ``(a_x + a_r) / 2``."""
+    ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
+    with torch.no_grad():
+        value, ref = ax * bx, ar * br
+        m_a, m_b = (bx + br) / 2, (ax + ar) / 2
+    inputs, mults = [], []
+    for t, m in ((a.x, m_a), (b.x, m_b)):
+        if _grad_input(t):
+            inputs.append(t)
+            mults.append(torch.as_tensor(m, dtype=value.dtype, device=value.device).expand_as(value))
+    return Pair(with_multipliers(value, inputs, mults), ref)
+
+
+def divide(a: Pair, b: Pair) -> Pair:
+    """Quotient: Shapley multipliers ``(1/b_x + 1/b_r) / 2`` and ``-(a_x + a_r) / (2 b_x b_r)``."""
+    ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
+    with torch.no_grad():
+        value, ref = ax / bx, ar / br
+        m_a = (1 / bx + 1 / br) / 2
+        m_b = -(ax + ar) / (2 * bx * br)
+    inputs, mults = [], []
+    for t, m in ((a.x, m_a), (b.x, m_b)):
+        if _grad_input(t):
+            inputs.append(t)
+            mults.append(torch.as_tensor(m, dtype=value.dtype, device=value.device).expand_as(value))
+    return Pair(with_multipliers(value, inputs, mults), ref)
+
+
+def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pair:
+    """Any element-wise binary ``fn``: the exact two-player Shapley split of its output difference."""
+    ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
+    with torch.no_grad():
+        f_xx, f_rr, f_xr, f_rx = fn(ax, bx), fn(ar, br), fn(ax, br), fn(ar, bx)
+    inputs, mults = [], []
+    if _grad_input(a.x):
+        phi = ((f_xr - f_rr) + (f_xx - f_rx)) / 2
+        mid_b = (bx + br) / 2 if isinstance(bx, torch.Tensor) else bx
+        inputs.append(a.x)
+        mults.append(_split(phi, ax, ar, lambda t: fn(t, mid_b)))
+    if _grad_input(b.x):
+        phi = ((f_rx - f_rr) + (f_xx - f_xr)) / 2
+        mid_a = (ax + ar) / 2 if isinstance(ax, torch.Tensor) else ax
+        inputs.append(b.x)
+        mults.append(_split(phi, bx, br, lambda t: fn(mid_a, t)))
+    return Pair(with_multipliers(f_xx, inputs, mults), f_rr)
+
+
+def _split(phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable) -> torch.Tensor:
+    """A player's multiplier ``phi / (x - r)``, or the derivative at the midpoint where that is tiny."""
+    with torch.no_grad():
+        d = (x - r).expand_as(phi)
+        small = tiny(d, x.expand_as(phi), r.expand_as(phi))
+        slope = phi / torch.where(small, torch.ones_like(d), d)
+    mid = ((x + r) / 2).expand_as(phi)
+    return torch.where(small, derivative(fn, mid), slope)
+
+
+def bilinear(fn: Callable[..., torch.Tensor], pairs: Sequence[Pair]) -> Pair:
+    """A map that is bilinear in two operands (plus affine terms): its gradient at the midpoint.
+
+    For f bilinear, ``f(a_x, b_x) - f(a_r, b_r) = J_a(mid) (a_x - a_r) + J_b(mid) (b_x - b_r)`` is exactly the
+    two-player Shapley split; the value stays ``f`` at the sample, the backward uses the midpoint.
+    """
+    with torch.no_grad():
+        value = fn(*[_value(p.x) for p in pairs])
+        ref = fn(*[p.r for p in pairs])
+    if not any(_grad_input(p.x) for p in pairs):
+        return Pair(value, ref)
+    through = []
+    for p in pairs:
+        if _grad_input(p.x):
+            mid = (p.x.detach() + p.r) / 2
+            through.append(mid + (p.x - p.x.detach()))
+        else:
+            through.append(p.x)
+    at_mid = fn(*through)
+    return Pair(at_mid + (value - at_mid).detach(), ref)
+
+
+def route_max(
+    x: torch.Tensor,
+    r: torch.Tensor,
+    y: torch.Tensor,
+    y_ref: torch.Tensor,
+    pick_x: Callable[[torch.Tensor], torch.Tensor],
+    pick_r: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Max rule: ``max(y, y_ref) - y_ref`` is credited at the sample's argmax, ``y - max(y, y_ref)`` at the
+    reference's, each divided by the input difference there. ``pick_*`` gather an input-shaped tensor at
+    the argmax positions (linear maps). Summation-to-delta holds with overlapping windows too."""
+    xd = x.detach()
+    with torch.no_grad():
+        d = xd - r
+        small = tiny(d, xd, r)
+        safe = torch.where(small, torch.ones_like(d), d)
+        cross = torch.maximum(y, y_ref)
+        a, b = cross - y_ref, y - cross
+    v = torch.where(small, torch.zeros_like(d), x / safe)
+    lin = a * pick_x(v) + b * pick_r(v)
+    return lin + (y - lin).detach()
+
+
+# composite rules ---------------------------------------------------------------------------------
+def softmax_family(kind: str, p: Pair, dim: int, keepdim: bool = False) -> Pair:
+    """softmax / log_softmax / logsumexp along ``dim`` as exp, sum, division and log.
+
+    One shift ``c`` (the larger of both sides' maxima) is shared by sample and reference: the function is
+    unchanged and the multipliers do not depend on ``c``, but nothing overflows.
+    """
+    with torch.no_grad():
+        c = torch.maximum(p.x.detach().amax(dim, keepdim=True), p.r.amax(dim, keepdim=True))
+        c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
+    shifted = p.map(lambda t: t - c)
+    e = rescale_pair(torch.exp, shifted)
+    s = e.map(lambda t: t.sum(dim, keepdim=True))
+    if kind == "softmax":
+        return divide(e, s)
+    log_s = rescale_pair(torch.log, s)
+    if kind == "log_softmax":
+        return Pair(shifted.x - log_s.x, shifted.r - log_s.r)
+    out = log_s.map(lambda t: t + c)
+    return out if keepdim else out.map(lambda t: t.squeeze(dim))
+
+
+def normalize(p: Pair, dims: Sequence[int], eps: float, center: bool = True) -> Pair:
+    """``(x - mean) * rsqrt(mean((x - mean)^2) + eps)`` over ``dims`` (no centring for RMS norm)."""
+    dims = list(dims)
+    centred = p.map(lambda t: t - t.mean(dims, keepdim=True)) if center else p
+    sq = rescale_pair(torch.square, centred)
+    var = sq.map(lambda t: t.mean(dims, keepdim=True) + eps)
+    inv = rescale_pair(torch.rsqrt, var)
+    return multiply(centred, inv)
+
+
+def affine(p: Pair, weight: torch.Tensor | None, bias: torch.Tensor | None) -> Pair:
+    """Element-wise scale and shift by constants (linear)."""
+    if weight is not None:
+        p = p.map(lambda t: t * weight)
+    if bias is not None:
+        p = p.map(lambda t: t + bias)
+    return p
+
+
+def layer_norm(p: Pair, normalized_shape: Sequence[int], weight: Any, bias: Any, eps: float) -> Pair:
+    dims = list(range(-len(normalized_shape), 0))
+    return affine(normalize(p, dims, eps), weight, bias)
+
+
+def rms_norm(p: Pair, normalized_shape: Sequence[int], weight: Any, eps: float | None) -> Pair:
+    dims = list(range(-len(normalized_shape), 0))
+    eps = torch.finfo(p.x.dtype).eps if eps is None else eps
+    return affine(normalize(p, dims, eps, center=False), weight, None)
+
+
+def group_norm(p: Pair, num_groups: int, weight: Any, bias: Any, eps: float) -> Pair:
+    shape = p.x.shape
+    grouped = p.map(lambda t: t.reshape(shape[0], num_groups, -1))
+    normed = normalize(grouped, [-1], eps).map(lambda t: t.reshape(shape))
+    extra = (1,) * (len(shape) - 2)
+    w = None if weight is None else weight.reshape(1, -1, *extra)
+    b = None if bias is None else bias.reshape(1, -1, *extra)
+    return affine(normed, w, b)
+
+
+def attention(q: Pair, k: Pair, v: Pair, mask: torch.Tensor | None, scale: float) -> tuple[Pair, Pair]:
+    """``softmax(q k^T * scale + mask) v``: bilinear, softmax, bilinear. Returns (output, weights)."""
+    scores = bilinear(lambda a, b: torch.matmul(a, b.transpose(-2, -1)) * scale, [q, k])
+    if mask is not None:
+        scores = scores.map(lambda t: t + mask)
+    weights = softmax_family("softmax", scores, -1)
+    return bilinear(torch.matmul, [weights, v]), weights
+
+
+def additive_mask(
+    mask: torch.Tensor | None, is_causal: bool, shape: tuple[int, int], like: torch.Tensor
+) -> torch.Tensor | None:
+    """A boolean (True = keep) or float mask, and/or a causal mask, as one additive float mask."""
+    out = None
+    if is_causal:
+        keep = torch.ones(shape, dtype=torch.bool, device=like.device).tril()
+        out = torch.zeros(shape, dtype=like.dtype, device=like.device).masked_fill(~keep, -math.inf)
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            mask = torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(~mask, -math.inf)
+        out = mask.to(like.dtype) if out is None else out + mask
+    return out
