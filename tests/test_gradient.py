@@ -286,3 +286,38 @@ def test_wrong_number_of_inputs_and_no_gradient():
     constant = GradientExplainer(models.torch_ignores_input(), models.rng_data((5, 4)))
     with pytest.raises(ValueError, match="does not depend on its input"):
         constant.shap_values(models.rng_data((2, 4)), nsamples=3)
+
+
+# the seeds, run as written ------------------------------------------------------------------------
+def _run_example(name: str):
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    return runpy.run_path(str(path), run_name="example")["main"]
+
+
+@pytest.mark.slow
+def test_seed_000_multi_input_keras_runs_as_written(tmp_path):
+    result = _run_example("seed_000_multi_input_gradient.py")(str(tmp_path), epochs=1)
+    values, variances = result["shap_values"], result["variances"]
+    assert len(values) == 10 and len(values[0]) == 2
+    assert values[0][0].shape == (3, 28, 28, 1) and values[0][1].shape == (3, 28, 28, 1)
+    assert len(variances) == 10 and len(variances[0]) == 2
+    assert result["accuracy"] > 0.8
+    assert result["additivity_gap"] < 0.1
+    # the walkthrough's claim: 200 samples give variances far below the size of the values themselves
+    magnitude = np.mean([np.abs(v[0]).mean() for v in values])
+    assert np.mean([np.sqrt(v[0]).mean() for v in variances]) < magnitude
+    assert len(result["figures"]) == 3
+
+
+@pytest.mark.slow
+def test_seed_003_vgg16_layer_runs_as_written(tmp_path):
+    result = _run_example("seed_003_layer_gradient.py")(str(tmp_path), size=32, nsamples=50)
+    values, indexes, outputs = result["shap_values"], result["indexes"], result["outputs"]
+    assert result["layer_name"] == "block3_conv1"
+    assert len(values) == 2 and values[0].shape == (2, 8, 8, 128)
+    assert indexes.shape == (2, 2) and indexes.dtype == np.int64
+    np.testing.assert_array_equal(indexes, np.argsort(-outputs, axis=1, kind="stable")[:, :2])
+    assert (tmp_path / "layer_7.png").is_file()

@@ -90,10 +90,6 @@ class TensorOps(ABC):
         """Gaussian noise N(0, std^2) of ``shape``; the same ``seed`` gives the same numbers."""
 
     @abstractmethod
-    def zeros(self, shape: Sequence[int]) -> Any:
-        """A zero tensor in the model's float dtype."""
-
-    @abstractmethod
     def concat(self, tensors: Sequence[Any], axis: int) -> Any:
         """Tensors joined along an existing axis."""
 

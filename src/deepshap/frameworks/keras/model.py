@@ -46,9 +46,6 @@ class TFOps(TensorOps):
         generator = tf.random.Generator.from_seed(int(seed))
         return generator.normal(tuple(shape), stddev=std, dtype=self.dtype)
 
-    def zeros(self, shape: Sequence[int]) -> tf.Tensor:
-        return tf.zeros(tuple(shape), dtype=self.dtype)
-
     def concat(self, tensors: Sequence[tf.Tensor], axis: int) -> tf.Tensor:
         return tf.concat(list(tensors), axis=axis)
 

@@ -56,9 +56,6 @@ class TorchOps(TensorOps):
         noise = torch.randn(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
         return noise * std
 
-    def zeros(self, shape: Sequence[int]) -> torch.Tensor:
-        return torch.zeros(tuple(shape), device=self.device, dtype=self.dtype)
-
     def concat(self, tensors: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
         return torch.cat(list(tensors), dim=axis)
 
