@@ -227,10 +227,11 @@ class ConstantFill:
 class InpaintFill:
     """Masking by OpenCV inpainting, computed per distinct mask from the kept pixels only.
 
-    OpenCV inpaints 8-bit images, so the image is mapped linearly from its own range [min, max] onto
-    0..255 for inpainting and the filled pixels are mapped back; kept pixels are copied from the image
-    itself, never from the 8-bit copy. Each mask is inpainted within the bounding box of its hidden
-    pixels (plus the margin the method reads), and the masks of a batch run in parallel threads.
+    OpenCV inpaints 8-bit images, so the image is mapped onto 0..255 from its own value range (see
+    :func:`_byte_scale`) for inpainting and the filled pixels are mapped back; kept pixels are copied
+    from the image itself, never from the 8-bit copy. Each mask is inpainted within the bounding box of
+    its hidden pixels (plus the margin the method reads), and the masks of a batch run in parallel
+    threads.
     """
 
     def __init__(self, x: np.ndarray, method: str) -> None:
@@ -238,14 +239,12 @@ class InpaintFill:
 
         self.x = x
         self.flag = getattr(cv2, INPAINT_METHODS[method])
-        if x.dtype == np.uint8:
-            self.low, self.step = 0.0, 1.0
-            self.bytes = x
-        else:
-            self.low = float(x.min())
-            spread = float(x.max()) - self.low
-            self.step = spread / 255.0 if spread > 0 else 1.0
-            self.bytes = np.rint((x.astype(np.float64) - self.low) / self.step).astype(np.uint8)
+        self.low, self.step = _byte_scale(x)
+        self.bytes = (
+            x
+            if x.dtype == np.uint8
+            else np.rint((x.astype(np.float64) - self.low) / self.step).astype(np.uint8)
+        )
         mean = x.astype(np.float64).mean(axis=(0, 1))
         self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
 
@@ -316,6 +315,18 @@ class InpaintFill:
             values if self.x.dtype == np.uint8 else _cast_like(self.low + values * self.step, self.x)
         )
         return out
+
+
+def _byte_scale(x: np.ndarray) -> tuple[float, float]:
+    """``(low, step)`` with ``x ~ low + step * byte``: images in [0, 255] map as they are (so an integral
+    image inpaints exactly as shap does), images in [0, 1] are scaled by 255, other ranges (normalised
+    images) map their own [min, max] onto 0..255."""
+    low, high = float(x.min()), float(x.max())
+    if low >= 0 and high <= 1 and x.dtype.kind == "f":
+        return 0.0, 1.0 / 255.0
+    if low >= 0 and high <= 255:
+        return 0.0, 1.0
+    return low, (high - low) / 255.0
 
 
 @lru_cache(maxsize=1)

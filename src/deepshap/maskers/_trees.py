@@ -2,8 +2,8 @@
 
 A tree's nodes are regions of pixels (channels always stay together). Node ids follow scipy's linkage
 convention: leaves ``0..L-1``, internal nodes ``L..2L-2`` with every child id below its parent's, the root
-last. Every node covers a contiguous run of ``pixel_order``, so any node can be painted into a mask or
-written into an attribution array without per-node pixel lists.
+last. A node is a rectangle (axis tree) or a contiguous run of ``pixel_order`` (superpixel tree), so any
+node is painted into a mask or written into an attribution array without per-node pixel lists.
 
 Two trees:
 
@@ -29,16 +29,17 @@ class PartitionTree:
     """A binary tree of pixel regions over an ``(H, W)`` image.
 
     ``left``/``right`` give the children of each node (-1 for leaves), ``size`` its number of pixels,
-    ``start`` the offset of its run in ``pixel_order`` (the flat pixel indices ordered so that each node's
-    pixels are contiguous), and ``boxes`` ``(y0, y1, x0, x1)`` per node when every node is a rectangle.
+    and either ``boxes`` ``(y0, y1, x0, x1)`` per node when every node is a rectangle, or ``start``, the
+    offset of the node's run in ``pixel_order`` (the flat pixel indices ordered so that each node's
+    pixels are contiguous).
     """
 
     image_shape: tuple[int, int]
     left: np.ndarray
     right: np.ndarray
     size: np.ndarray
-    start: np.ndarray
-    pixel_order: np.ndarray
+    start: np.ndarray | None = None
+    pixel_order: np.ndarray | None = None
     boxes: np.ndarray | None = None
 
     @property
@@ -58,8 +59,7 @@ class PartitionTree:
             y0, y1, x0, x1 = self.boxes[node]
             flat_mask.reshape(self.image_shape)[y0:y1, x0:x1] = True
         else:
-            begin = self.start[node]
-            flat_mask[self.pixel_order[begin : begin + self.size[node]]] = True
+            flat_mask[self._pixels(node)] = True
 
     def masks(self, kept: list[list[int]]) -> np.ndarray:
         """Boolean masks ``(B, H, W)``, True on the pixels of each list of kept nodes."""
@@ -75,8 +75,7 @@ class PartitionTree:
             y0, y1, x0, x1 = self.boxes[node]
             dst[y0:y1, x0:x1] = src[y0:y1, x0:x1]
         else:
-            begin = self.start[node]
-            pixels = self.pixel_order[begin : begin + self.size[node]]
+            pixels = self._pixels(node)
             channels = dst.shape[-1]
             dst.reshape(-1, channels)[pixels] = src.reshape(-1, channels)[pixels]
 
@@ -86,9 +85,13 @@ class PartitionTree:
             y0, y1, x0, x1 = self.boxes[node]
             per_pixel[y0:y1, x0:x1] = value
         else:
-            begin = self.start[node]
             flat = per_pixel.reshape(-1, *per_pixel.shape[2:])
-            flat[self.pixel_order[begin : begin + self.size[node]]] = value
+            flat[self._pixels(node)] = value
+
+    def _pixels(self, node: int) -> np.ndarray:
+        """Flat indices of the pixels of ``node`` (trees given by runs of ``pixel_order``)."""
+        begin = self.start[node]
+        return self.pixel_order[begin : begin + self.size[node]]
 
     def clustering(self) -> np.ndarray:
         """The tree as a scipy linkage matrix ``(L-1, 4)``: children, a height (the size), the size."""
@@ -126,40 +129,50 @@ def _contiguous_runs(left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.n
 def axis_tree(height: int, width: int) -> PartitionTree:
     """shap's axis-aligned halving tree over an ``height x width`` image, one leaf per pixel.
 
-    Boxes are split largest first, along rows when the box is at least as tall as it is wide, else along
-    columns; an odd side gives its larger half to the part nearer the origin (shap's reflected layout).
+    Boxes are split along rows when at least as tall as wide, else along columns; an odd side gives its
+    larger half to the part nearer the origin (shap's reflected layout). Built one level at a time.
+    Leaves are numbered by pixel (``y * width + x``), internal nodes in reverse breadth-first order.
     """
     n_leaves = height * width
     n_nodes = 2 * n_leaves - 1
+    level_boxes = [np.array([[0, height, 0, width]], dtype=np.int64)]
+    level_children = []
+    while True:
+        boxes = level_boxes[-1]
+        tall, wide = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+        split = (tall > 1) | (wide > 1)
+        if not split.any():
+            break
+        parents = boxes[split]
+        rows = (tall >= wide)[split]
+        first, second = parents.copy(), parents.copy()
+        row_cut = parents[:, 1] - tall[split] // 2
+        col_cut = parents[:, 3] - wide[split] // 2
+        first[rows, 1] = second[rows, 0] = row_cut[rows]
+        first[~rows, 3] = second[~rows, 2] = col_cut[~rows]
+        level_children.append(np.flatnonzero(split))
+        level_boxes.append(np.stack([first, second], axis=1).reshape(-1, 4))
+    # number the nodes: leaves by pixel, internal nodes from the root (last id) downwards
+    ids = []
+    next_internal = n_nodes - 1
+    for boxes in level_boxes:
+        leaf = (boxes[:, 1] - boxes[:, 0] == 1) & (boxes[:, 3] - boxes[:, 2] == 1)
+        node_ids = boxes[:, 0] * width + boxes[:, 2]
+        n_internal = int((~leaf).sum())
+        node_ids[~leaf] = next_internal - np.arange(n_internal)
+        next_internal -= n_internal
+        ids.append(node_ids)
     left = np.full(n_nodes, -1, dtype=np.int64)
     right = np.full(n_nodes, -1, dtype=np.int64)
-    boxes = np.zeros((n_nodes, 4), dtype=np.int64)
-    next_internal = n_nodes - 1
-    # heap entries: (-size, creation order, y0, y1, x0, x1, parent, is_first_child)
-    heap = [(-n_leaves, 0, 0, height, 0, width, -1, True)]
-    created = 1
-    while heap:
-        _, _, y0, y1, x0, x1, parent, first = heapq.heappop(heap)
-        if y1 - y0 == 1 and x1 - x0 == 1:
-            node = y0 * width + x0
-        else:
-            node = next_internal
-            next_internal -= 1
-            if y1 - y0 >= x1 - x0:
-                cut = y1 - (y1 - y0) // 2
-                halves = ((y0, cut, x0, x1), (cut, y1, x0, x1))
-            else:
-                cut = x1 - (x1 - x0) // 2
-                halves = ((y0, y1, x0, cut), (y0, y1, cut, x1))
-            for is_first, (a, b, c, d) in zip((True, False), halves, strict=True):
-                heapq.heappush(heap, (-(b - a) * (d - c), created, a, b, c, d, node, is_first))
-                created += 1
-        boxes[node] = (y0, y1, x0, x1)
-        if parent >= 0:
-            (left if first else right)[parent] = node
-    leaf_pixels = [np.array([i]) for i in range(n_leaves)]
-    pixel_order, start, size = _contiguous_runs(left, right, leaf_pixels)
-    return PartitionTree((height, width), left, right, size, start, pixel_order, boxes)
+    all_boxes = np.zeros((n_nodes, 4), dtype=np.int64)
+    for depth, boxes in enumerate(level_boxes):
+        all_boxes[ids[depth]] = boxes
+        if depth < len(level_children):
+            parents = ids[depth][level_children[depth]]
+            left[parents] = ids[depth + 1][0::2]
+            right[parents] = ids[depth + 1][1::2]
+    size = (all_boxes[:, 1] - all_boxes[:, 0]) * (all_boxes[:, 3] - all_boxes[:, 2])
+    return PartitionTree((height, width), left, right, size, boxes=all_boxes)
 
 
 def superpixel_tree(image: np.ndarray, n_segments: int = 100, compactness: float = 10.0) -> PartitionTree:
@@ -244,7 +257,7 @@ def tree_from_segments(labels: np.ndarray, features: np.ndarray) -> PartitionTre
     bounds = np.concatenate([[0], np.cumsum(counts.astype(np.int64))])
     leaf_pixels = [order[bounds[i] : bounds[i + 1]] for i in range(n_leaves)]
     pixel_order, start, size = _contiguous_runs(left, right, leaf_pixels)
-    return PartitionTree((height, width), left, right, size, start, pixel_order)
+    return PartitionTree((height, width), left, right, size, start=start, pixel_order=pixel_order)
 
 
 def _adjacent_pairs(labels: np.ndarray) -> set[tuple[int, int]]:
