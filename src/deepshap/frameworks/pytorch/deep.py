@@ -268,8 +268,8 @@ def _broadcast_ref(ref: torch.Tensor, like: torch.Tensor, n: int) -> torch.Tenso
     differ = [d for d in range(ref.dim()) if ref.shape[d] != like.shape[d]]
     if len(differ) != 1 or like.shape[differ[0]] != n * ref.shape[differ[0]]:
         raise RuntimeError(
-            f"cannot pair reference shape {tuple(ref.shape)} with {tuple(like.shape)}; use batch_size equal to "
-            "the number of background rows (one sample per chunk)."
+            f"cannot pair reference shape {tuple(ref.shape)} with {tuple(like.shape)}; use a batch_size "
+            "equal to the number of background rows (one sample per chunk)."
         )
     d = differ[0]
     view = ref.unsqueeze(d).expand(*ref.shape[:d], n, *ref.shape[d:])

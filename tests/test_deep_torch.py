@@ -1,0 +1,502 @@
+"""DeepExplainer on PyTorch models: additivity on modern architectures, agreement with shap, exactness.
+
+Every model is small and seeded. ``_additive`` recomputes ``sum(phi) == f(x) - E f(b)`` here (with the
+explainer's own check switched off), so the property is asserted by the test, not only by the library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import deepshap
+from deepshap.frameworks.pytorch.deep import UnsupportedOperationError
+
+RTOL = 1e-4
+
+
+def _data(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def _outputs(model: nn.Module, inputs: list[torch.Tensor]) -> np.ndarray:
+    with torch.no_grad():
+        out = model(*inputs)
+    out = out.reshape(out.shape[0], -1)
+    return out.double().numpy()
+
+
+def _additive(model: nn.Module, bg, X, batch_size: int = 256, **kwargs) -> list[np.ndarray]:
+    """Explain X against bg and assert additivity for every output; return per-input (N, *shape, K)."""
+    torch.manual_seed(0)
+    model = model.eval()
+    explainer = deepshap.DeepExplainer(model, bg, batch_size=batch_size)
+    explanation = explainer(X, check_additivity=False, **kwargs)
+    explanations = explanation if isinstance(explanation, list) else [explanation]
+    inputs = X if isinstance(X, list) else [X]
+    backgrounds = bg if isinstance(bg, list) else [bg]
+    fx = _outputs(model, inputs)
+    efb = _outputs(model, backgrounds).mean(0)
+    values = [np.asarray(e.values, dtype=np.float64) for e in explanations]
+    if values[0].ndim == inputs[0].dim():  # single output: no trailing axis
+        values = [v[..., None] for v in values]
+    total = sum(v.reshape(v.shape[0], -1, v.shape[-1]).sum(1) for v in values)
+    target = fx - efb
+    scale = np.maximum(np.abs(fx), np.abs(efb))
+    scale = scale + scale.mean()
+    assert np.all(np.abs(total - target) <= RTOL * scale), np.abs(total - target).max()
+    assert np.abs(total).max() > 1e-6, "the test model gives no signal"
+    return values
+
+
+# models -----------------------------------------------------------------------------------------
+class FunctionalNet(nn.Module):
+    """F.relu, F.max_pool2d and a sigmoid gate, all functional."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 6, 3, padding=1)
+        self.gate = nn.Conv2d(2, 6, 1)
+        self.fc = nn.Linear(6 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.conv(x)) * torch.sigmoid(self.gate(x))
+        h = F.max_pool2d(h, 2)
+        return self.fc(torch.flatten(h, 1))
+
+
+class ReusedNet(nn.Module):
+    """One nn.ReLU and one nn.MaxPool2d (overlapping windows) used several times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.c3 = (
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.Conv2d(4, 4, 3, padding=1),
+            nn.Conv2d(4, 4, 1),
+        )
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.fc = nn.Linear(4 * 2 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu(self.c1(x)))
+        x = self.pool(self.relu(self.c2(x)))
+        x = self.pool(self.relu(self.c3(x)))
+        return self.fc(x.flatten(1))
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: conv-bn-ReLU(inplace)-conv-bn, ``out += identity``, ReLU(inplace)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class ResNetTiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(BasicBlock(8), BasicBlock(8))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+def _randomize_batchnorm(model: nn.Module) -> nn.Module:
+    """Non-trivial running statistics so that eval batch norm is a real affine map."""
+    generator = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=generator) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+    return model
+
+
+class TinyViT(nn.Module):
+    """Patch embedding, nn.MultiheadAttention, LayerNorm and a GELU MLP (pre-norm transformer block)."""
+
+    def __init__(self, batch_first: bool = True) -> None:
+        super().__init__()
+        self.batch_first = batch_first
+        self.embed = nn.Conv2d(3, 16, 4, stride=4)
+        self.pos = nn.Parameter(torch.randn(1, 4, 16) * 0.1)
+        self.norm1 = nn.LayerNorm(16)
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=batch_first)
+        self.norm2 = nn.LayerNorm(16)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2) + self.pos
+        h = self.norm1(tokens)
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        attended, _ = self.attn(h, h, h)
+        if not self.batch_first:
+            attended = attended.transpose(0, 1)
+        tokens = tokens + attended
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        return self.head(tokens.mean(1))
+
+
+class SDPANet(nn.Module):
+    """F.scaled_dot_product_attention (causal and with a float mask) with tanh-GELU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        causal = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        mask = torch.linspace(-1, 0, t * t).reshape(t, t)
+        masked = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        h = F.gelu(causal + masked, approximate="tanh").transpose(1, 2).reshape(b, t, 8)
+        return self.out(h.mean(1))
+
+
+def _mlp(activation: nn.Module, n_in: int = 6, n_out: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(n_in, 12), activation, nn.Linear(12, 12), activation, nn.Linear(12, n_out))
+
+
+class DepthwiseTransposed(nn.Module):
+    """Depthwise conv, GroupNorm, transposed conv and bilinear interpolation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.pw = nn.Conv2d(4, 8, 1)
+        self.gn = nn.GroupNorm(2, 8)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.gn(self.pw(F.relu6(self.dw(x)))))
+        h = F.interpolate(h, scale_factor=0.75, mode="bilinear", align_corners=False)
+        h = self.up(h)
+        return self.fc(h.flatten(1))
+
+
+class SoftmaxHead(nn.Module):
+    def __init__(self, log: bool) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 4))
+        self.log = log
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.body(x)
+        return F.log_softmax(z, dim=1) if self.log else torch.softmax(z, dim=-1)
+
+
+class TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(5, 8)
+        self.b = nn.Conv1d(2, 4, 3)
+        self.head = nn.Linear(8 + 4 * 4, 3)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ha = torch.tanh(self.a(a))
+        hb = F.elu(self.b(b)).flatten(1)
+        return self.head(torch.cat([ha * ha.sigmoid(), hb], 1))
+
+
+# additivity -------------------------------------------------------------------------------------
+def test_functional_relu_maxpool_and_sigmoid_gate() -> None:
+    torch.manual_seed(0)
+    _additive(FunctionalNet(), _data((12, 2, 8, 8), 1), _data((3, 2, 8, 8), 2))
+
+
+def test_reused_relu_and_maxpool_modules() -> None:
+    torch.manual_seed(0)
+    _additive(ReusedNet(), _data((10, 1, 12, 12), 1), _data((3, 1, 12, 12), 2))
+
+
+def test_residual_block_inplace_relu_and_batchnorm() -> None:
+    torch.manual_seed(0)
+    _additive(_randomize_batchnorm(ResNetTiny()), _data((8, 3, 8, 8), 1), _data((2, 3, 8, 8), 2))
+
+
+def test_batchnorm1d_mlp() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 10), nn.BatchNorm1d(10), nn.LeakyReLU(0.1), nn.Linear(10, 3))
+    _additive(_randomize_batchnorm(model), _data((16, 6), 1), _data((4, 6), 2))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_vit_block_multihead_attention_layernorm_gelu(batch_first: bool) -> None:
+    torch.manual_seed(0)
+    _additive(TinyViT(batch_first), _data((6, 3, 8, 8), 1), _data((3, 3, 8, 8), 2))
+
+
+def test_scaled_dot_product_attention() -> None:
+    torch.manual_seed(0)
+    _additive(SDPANet(), _data((6, 5, 8), 1), _data((3, 5, 8), 2))
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        nn.SiLU(),
+        nn.Mish(),
+        nn.Hardswish(),
+        nn.ReLU6(),
+        nn.ELU(),
+        nn.SELU(),
+        nn.CELU(0.7),
+        nn.Softplus(2.0),
+        nn.Hardsigmoid(),
+        nn.Hardtanh(-0.5, 0.5),
+        nn.Tanh(),
+        nn.GELU(),
+        nn.LeakyReLU(0.2),
+        nn.Softsign(),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_unary_activations(activation: nn.Module) -> None:
+    _additive(_mlp(activation), _data((10, 6), 1), _data((4, 6), 2))
+
+
+class ElementwiseZoo(nn.Module):
+    """exp, log, sqrt, rsqrt, square, pow, abs, clamp, division, maximum/minimum and amax on the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        pos = h.abs() + 0.5
+        h = torch.exp(h * 0.3) + torch.log(pos) + pos.sqrt() - torch.rsqrt(pos) + h.square() * 0.1
+        h = h + pos**1.5 + 2.0 ** h.clamp(-1, 1) + torch.clamp(h, min=-0.3)
+        h = h / pos + 1.0 / (pos + 1) + torch.maximum(h, -h * 0.5) - torch.minimum(h, pos)
+        h = h + h.amax(dim=1, keepdim=True) + torch.max(h, dim=1).values[:, None] + h.pow(pos * 0.1)
+        h = torch.cat([h[:, :4] * torch.logsumexp(h, 1, keepdim=True), F.rms_norm(h[:, 4:], (4,))], 1)
+        return self.out(h)
+
+
+def test_elementwise_zoo() -> None:
+    torch.manual_seed(0)
+    _additive(ElementwiseZoo(), _data((10, 6), 1), _data((4, 6), 2))
+
+
+def test_depthwise_groupnorm_transposed_conv_bilinear_interpolate() -> None:
+    torch.manual_seed(0)
+    _additive(DepthwiseTransposed(), _data((6, 4, 4, 4), 1), _data((2, 4, 4, 4), 2))
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_softmax_and_log_softmax_outputs(log: bool) -> None:
+    torch.manual_seed(0)
+    _additive(SoftmaxHead(log), _data((12, 6), 1), _data((3, 6), 2))
+
+
+def test_two_input_model() -> None:
+    torch.manual_seed(0)
+    bg = [_data((8, 5), 1), _data((8, 2, 6), 2)]
+    X = [_data((3, 5), 3), _data((3, 2, 6), 4)]
+    values = _additive(TwoInputs(), bg, X)
+    assert [v.shape for v in values] == [(3, 5, 3), (3, 2, 6, 3)]
+
+
+def test_chunking_does_not_change_the_result() -> None:
+    """Small batches (background split, one sample per chunk) give the same values as one big batch."""
+    torch.manual_seed(0)
+    model, bg, X = ReusedNet().eval(), _data((10, 1, 12, 12), 1), _data((3, 1, 12, 12), 2)
+    big = deepshap.DeepExplainer(model, bg, batch_size=1000).shap_values(X)
+    small = deepshap.DeepExplainer(model, bg, batch_size=4).shap_values(X)
+    np.testing.assert_allclose(np.asarray(big), np.asarray(small), rtol=1e-4, atol=1e-6)
+
+
+# agreement and exactness -------------------------------------------------------------------------
+class PlainCNN(nn.Module):
+    """Separate modules per use, so shap's module hooks are exact on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.r1, self.p1 = nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2)
+        self.c2, self.r2, self.p2 = nn.Conv2d(4, 8, 3), nn.ReLU(), nn.MaxPool2d(2)
+        self.fc1, self.r3, self.fc2 = nn.Linear(8 * 5 * 5, 16), nn.ReLU(), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.p2(self.r2(self.c2(self.p1(self.r1(self.c1(x))))))
+        return self.fc2(self.r3(self.fc1(x.flatten(1))))
+
+
+def test_agrees_with_shap_on_plain_relu_maxpool_cnn() -> None:
+    import shap
+
+    torch.manual_seed(0)
+    model = PlainCNN().eval()
+    bg, X = _data((16, 1, 28, 28), 1), _data((3, 1, 28, 28), 2)
+    ours = np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X))  # (10, N, 1, 28, 28)
+    theirs = np.moveaxis(
+        np.asarray(shap.DeepExplainer(model, bg).shap_values(X, check_additivity=False)), -1, 0
+    )
+    scale = np.abs(theirs).max()
+    assert scale > 0
+    assert np.abs(ours - theirs).max() <= 1e-4 * scale
+
+
+def test_exact_on_a_linear_model() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3).eval()
+    bg, X = _data((20, 6), 1), _data((4, 6), 2)
+    values = deepshap.DeepExplainer(model, bg).shap_values(X)
+    weight = model.weight.detach().numpy()
+    for k in range(3):
+        expected = (X.numpy() - bg.numpy().mean(0)) * weight[k]
+        np.testing.assert_allclose(values[k], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ranked_output_indexes_and_additivity() -> None:
+    torch.manual_seed(0)
+    model = SoftmaxHead(log=False).eval()
+    bg, X = _data((12, 6), 1), _data((5, 6), 2)
+    explainer = deepshap.DeepExplainer(model, bg)
+    values, indexes = explainer.shap_values(X, ranked_output=2)
+    full = explainer.shap_values(X)
+    probs = _outputs(model, [X])
+    np.testing.assert_array_equal(indexes, np.argsort(-probs, axis=1)[:, :2])
+    for r in range(2):
+        for i in range(5):
+            np.testing.assert_allclose(values[r][i], full[indexes[i, r]][i], rtol=1e-5, atol=1e-7)
+            explained = probs[i, indexes[i, r]] - explainer.expected_value[indexes[i, r]]
+            assert abs(values[r][i].sum() - explained) <= RTOL * (abs(probs[i]).max() + 1)
+    _, min_indexes = explainer.shap_values(X, ranked_outputs=1, output_rank_order="min")
+    np.testing.assert_array_equal(min_indexes[:, 0], probs.argmin(1))
+
+
+def test_explanation_carries_base_values_and_expected_value() -> None:
+    torch.manual_seed(0)
+    model = SoftmaxHead(log=True).eval()
+    bg, X = _data((12, 6), 1), _data((4, 6), 2)
+    explainer = deepshap.DeepExplainer(model, bg)
+    explanation = explainer(X)
+    expected = _outputs(model, [bg]).mean(0)
+    np.testing.assert_allclose(explainer.expected_value, expected, rtol=1e-6)
+    assert explanation.values.shape == (4, 6, 4)
+    np.testing.assert_allclose(explanation.base_values, np.tile(expected, (4, 1)), rtol=1e-6)
+    np.testing.assert_allclose(explanation.data, X.numpy())
+
+
+def test_module_layer_pair_explains_the_layer_input() -> None:
+    torch.manual_seed(0)
+    model = PlainCNN().eval()
+    bg, X = _data((8, 1, 28, 28), 1), _data((2, 1, 28, 28), 2)
+    explainer = deepshap.DeepExplainer((model, model.fc1), bg)
+    values = explainer.shap_values(X)
+    assert len(values) == 10 and values[0].shape == (2, 200)
+    fx = _outputs(model, [X])
+    for k in range(10):
+        np.testing.assert_allclose(
+            values[k].sum(1), fx[:, k] - explainer.expected_value[k], rtol=1e-4, atol=1e-5
+        )
+
+
+# errors -----------------------------------------------------------------------------------------
+class Unsupported(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cumprod(self.lin(x), dim=1)
+
+
+class DataDependentMask(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, torch.zeros_like(x)).sum(1, keepdim=True)
+
+
+def test_unsupported_operation_raises_naming_it() -> None:
+    explainer = deepshap.DeepExplainer(Unsupported().eval(), _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="cumprod"):
+        explainer.shap_values(_data((2, 4), 2))
+
+
+def test_data_dependent_mask_raises() -> None:
+    explainer = deepshap.DeepExplainer(DataDependentMask(), _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="where"):
+        explainer.shap_values(_data((2, 4), 2))
+
+
+def test_training_mode_dropout_raises() -> None:
+    class Dropping(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.dropout(x, 0.5, training=True).sum(1)
+
+    explainer = deepshap.DeepExplainer(Dropping(), _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="eval"):
+        explainer.shap_values(_data((2, 4), 2))
+
+
+def test_custom_autograd_function_fails_the_additivity_check() -> None:
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            (x,) = ctx.saved_tensors
+            return 3 * x**2 * grad
+
+    class CubeNet(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return Cube.apply(x).sum(1)
+
+    explainer = deepshap.DeepExplainer(CubeNet(), _data((6, 3), 1))
+    from deepshap.explainers.deep import AdditivityError
+
+    with pytest.raises(AdditivityError, match="check_additivity=False"):
+        explainer.shap_values(_data((2, 3), 2))
+    assert explainer.shap_values(_data((2, 3), 2), check_additivity=False).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("X", "error", "match"),
+    [
+        (np.zeros((2, 5), np.float32), ValueError, "shape"),
+        (np.full((2, 6), np.nan, np.float32), ValueError, "NaN"),
+        (np.zeros((0, 6), np.float32), ValueError, "at least one sample"),
+        ([np.zeros((2, 6), np.float32)] * 2, ValueError, "list"),
+    ],
+    ids=["shape", "nan", "empty", "list"],
+)
+def test_bad_input(X, error, match) -> None:  # noqa: ANN001
+    explainer = deepshap.DeepExplainer(nn.Linear(6, 2).eval(), _data((4, 6), 1))
+    with pytest.raises(error, match=match):
+        explainer.shap_values(X)
+
+
+def test_bad_batch_size_and_rank_order() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        deepshap.DeepExplainer(nn.Linear(6, 2), _data((4, 6), 1), batch_size=0)
+    explainer = deepshap.DeepExplainer(nn.Linear(6, 2), _data((4, 6), 1))
+    with pytest.raises(ValueError, match="output_rank_order"):
+        explainer.shap_values(_data((2, 6), 2), ranked_output=1, output_rank_order="median")
