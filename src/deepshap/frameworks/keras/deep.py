@@ -77,7 +77,9 @@ def _traced(adapter: Any, n_explained: int) -> Any:
         specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in adapter.background]
         signature = [specs, specs, tf.TensorSpec([None, n_explained], tf.int64)]
         per_adapter[n_explained] = tf.function(
-            lambda xs, refs, rows: _attribute(adapter, xs, refs, rows), input_signature=signature
+            lambda xs, refs, rows: _attribute(adapter, xs, refs, rows),
+            input_signature=signature,
+            autograph=False,
         )
     return per_adapter[n_explained]
 

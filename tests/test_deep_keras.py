@@ -1,0 +1,431 @@
+"""DeepExplainer's Keras 3 / TensorFlow backend: op-level DeepLIFT/Shapley rules.
+
+Properties checked: summation-to-delta (sum of attributions == f(x) - mean f(background)) on the
+architectures of issue 4, equality with hand-computed DeepLIFT/Shapley values on small models, equality
+with shap where shap is exact, invariance to chunking, unsupported ops raising by name, and no state left
+behind after a call, whether it succeeds or fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.models import rng_data
+
+RTOL = 1e-4
+
+
+def _attribute(model: Any, background: Any, X: Any, batch_size: int = 64, index: Any = None) -> tuple:
+    """(phi per input, f(x), mean f(background), output_index) through the backend."""
+    from deepshap.frameworks import load_adapter
+    from deepshap.frameworks.keras.deep import deep_attributions
+
+    adapter = load_adapter(model, background)
+    inputs = adapter.explained_inputs(adapter.to_inputs(X))
+    n = int(inputs[0].shape[0])
+    if index is None:
+        index = np.tile(np.arange(adapter.n_outputs, dtype=np.int64), (n, 1))
+    phi = deep_attributions(adapter, inputs, index, batch_size)
+    fx = np.asarray(adapter.forward(inputs), dtype=np.float64)
+    fb = np.asarray(adapter.forward(adapter.background), dtype=np.float64).mean(0)
+    return phi, fx, fb, index
+
+
+def _additivity_error(phi: list[np.ndarray], fx: np.ndarray, fb: np.ndarray, index: np.ndarray) -> float:
+    """Largest |sum phi - (f(x) - E f(bg))| relative to the largest |f(x) - E f(bg)|."""
+    n, r = index.shape
+    total = sum(p.reshape(n, -1, r).astype(np.float64).sum(1) for p in phi)
+    target = np.take_along_axis(fx - fb, index, axis=1)
+    return float(np.abs(total - target).max() / max(np.abs(target).max(), 1e-12))
+
+
+# model builders ------------------------------------------------------------------------------------
+def _seq(shape: tuple[int, ...], *layer_list: Any, seed: int = 0) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input(shape), *layer_list])
+
+
+def _functional(shape: tuple[int, ...], body: Callable[[Any], Any], seed: int = 0) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, body(inputs))
+
+
+def _batchnorm() -> Any:
+    from keras import layers as L
+
+    model = _seq((6, 6, 2), L.Conv2D(4, 3), L.BatchNormalization(), L.ReLU(), L.Flatten(), L.Dense(3))
+    bn = model.layers[1]  # non-trivial moving statistics, as after training
+    gamma, beta, mean, var = bn.get_weights()
+    bn.set_weights([gamma * 1.5, beta + 0.2, mean + 0.3, var * 2.0])
+    return model
+
+
+def _leaky() -> Any:
+    from keras import layers as L
+
+    return _seq((6,), L.Dense(8), L.LeakyReLU(negative_slope=0.1), L.Dense(3))
+
+
+def _relu6() -> Any:
+    from keras import layers as L
+
+    return _seq((6,), L.Dense(8), L.ReLU(max_value=6.0), L.Dense(3))
+
+
+def _depthwise() -> Any:
+    from keras import layers as L
+
+    return _seq(
+        (6, 6, 2), L.DepthwiseConv2D(3, depth_multiplier=2, activation="relu"), L.Flatten(), L.Dense(3)
+    )
+
+
+def _activation(name: str) -> Callable[[], Any]:
+    def build() -> Any:
+        import keras
+        from keras import layers as L
+
+        act = {"gelu_tanh": lambda x: keras.activations.gelu(x, approximate=True)}.get(name, name)
+        return _seq((6,), L.Dense(8), L.Activation(act), L.Dense(3))
+
+    return build
+
+
+def _multiply() -> Any:
+    from keras import layers as L
+
+    return _functional(
+        (6,), lambda x: L.Dense(3)(L.Multiply()([L.Dense(5)(x), L.Dense(5, activation="tanh")(x)]))
+    )
+
+
+def _upsampling() -> Any:
+    from keras import layers as L
+
+    return _seq(
+        (3, 3, 2),
+        L.UpSampling2D(),
+        L.Conv2D(2, 2, activation="relu"),
+        L.UpSampling2D(interpolation="bilinear"),
+        L.Flatten(),
+        L.Dense(3),
+    )
+
+
+def _conv_transpose() -> Any:
+    from keras import layers as L
+
+    return _seq((4, 4, 2), L.Conv2DTranspose(3, 3, strides=2, activation="relu"), L.Flatten(), L.Dense(3))
+
+
+def _attention() -> Any:
+    from keras import layers as L
+
+    def body(x: Any) -> Any:
+        h = L.Dense(8)(x)
+        h = L.LayerNormalization()(h + L.MultiHeadAttention(num_heads=2, key_dim=4)(h, h))
+        h = L.Dense(8, activation="gelu")(h)
+        return L.Dense(3)(L.Flatten()(h))
+
+    return _functional((5, 4), body)
+
+
+def _layernorm() -> Any:
+    from keras import layers as L
+
+    return _seq((6,), L.Dense(8), L.LayerNormalization(), L.Dense(3))
+
+
+def _groupnorm() -> Any:
+    from keras import layers as L
+
+    return _seq((4, 4, 4), L.GroupNormalization(groups=2), L.Flatten(), L.Dense(3))
+
+
+def _residual_concat() -> Any:
+    from keras import layers as L
+
+    def body(x: Any) -> Any:
+        h = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+        h = L.Add()([h, L.Conv2D(4, 3, padding="same")(h)])
+        h = L.ReLU()(h)
+        h = L.Concatenate()([h, L.Conv2D(2, 1, activation="relu")(x)])
+        return L.Dense(3)(L.Flatten()(h))
+
+    return _functional((5, 5, 2), body)
+
+
+def _softmax() -> Any:
+    from keras import layers as L
+
+    return _seq((6,), L.Dense(8, activation="relu"), L.Dense(4, activation="softmax"))
+
+
+def _maxpool_cnn(output_activation: str | None = None) -> Any:
+    from keras import layers as L
+
+    return _seq(
+        (10, 10, 1),
+        L.Conv2D(4, 3, activation="relu"),
+        L.MaxPooling2D(),
+        L.Conv2D(6, 3, activation="relu"),
+        L.Flatten(),
+        L.Dense(8, activation="relu"),
+        L.Dense(3, activation=output_activation),
+    )
+
+
+ARCHITECTURES = {
+    "batchnorm": _batchnorm,
+    "leaky_relu": _leaky,
+    "relu_max_value_6": _relu6,
+    "depthwise_conv": _depthwise,
+    "gelu": _activation("gelu"),
+    "gelu_tanh": _activation("gelu_tanh"),
+    "swish": _activation("swish"),
+    "multiply_branches": _multiply,
+    "upsampling": _upsampling,
+    "conv_transpose": _conv_transpose,
+    "multi_head_attention": _attention,
+    "layer_norm": _layernorm,
+    "group_norm": _groupnorm,
+    "add_residual_concat": _residual_concat,
+    "softmax": _softmax,
+    "maxpool_cnn": _maxpool_cnn,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_additivity_on_modern_architectures(name: str) -> None:
+    model = ARCHITECTURES[name]()
+    shape = tuple(model.inputs[0].shape[1:])
+    phi, fx, fb, index = _attribute(model, rng_data((6, *shape), seed=1), rng_data((3, *shape), seed=2))
+    assert phi[0].shape == (3, *shape, index.shape[1])
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
+
+
+# exact values ---------------------------------------------------------------------------------------
+def _mlp_deeplift(model: Any, X: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Hand-computed DeepLIFT (rescale) for Dense -> activation -> Dense, averaged over the background."""
+    import tensorflow as tf
+
+    dense1, act, dense2 = model.layers
+    w1, b1 = (w.astype(np.float64) for w in dense1.get_weights())
+    w2, _ = (w.astype(np.float64) for w in dense2.get_weights())
+
+    def f(z: np.ndarray) -> np.ndarray:
+        return np.asarray(act(tf.constant(z, tf.float64)))
+
+    out = np.zeros((len(X), X.shape[1], w2.shape[1]))
+    for i, x in enumerate(X.astype(np.float64)):
+        for r in background.astype(np.float64):
+            z, z_ref = x @ w1 + b1, r @ w1 + b1
+            m = (f(z) - f(z_ref)) / (z - z_ref)
+            out[i] += (x - r)[:, None] * (w1 * m[None, :]) @ w2
+    return out / len(background)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "swish", "tanh", "sigmoid", "elu", "softplus"])
+def test_unary_rescale_rule_matches_hand_computed_deeplift(activation: str) -> None:
+    """Composite activations (gelu's erfc, swish's custom gradient) reduce exactly to the rescale rule."""
+    model = _activation(activation)()
+    X, background = rng_data((2, 6), seed=3), rng_data((5, 6), seed=4)
+    phi, *_ = _attribute(model, background, X)
+    np.testing.assert_allclose(phi[0], _mlp_deeplift(model, X, background), rtol=1e-4, atol=1e-5)
+
+
+def test_product_of_two_branches_is_the_two_player_shapley_split() -> None:
+    model = _multiply()
+    X, background = rng_data((2, 6), seed=5), rng_data((4, 6), seed=6)
+    phi, *_ = _attribute(model, background, X)
+    _, left, right, product, head = model.layers
+    wa, ba = (w.astype(np.float64) for w in left.get_weights())
+    wb, bb = (w.astype(np.float64) for w in right.get_weights())
+    wh = head.get_weights()[0].astype(np.float64)
+    expected = np.zeros((2, 6, 3))
+    for i, x in enumerate(X.astype(np.float64)):
+        for r in background.astype(np.float64):
+            a, a_ref = x @ wa + ba, r @ wa + ba
+            t, t_ref = np.tanh(x @ wb + bb), np.tanh(r @ wb + bb)
+            m_t = (t - t_ref) / ((x - r) @ wb)  # tanh rescale
+            # Shapley: the a-branch sees the t midpoint, the t-branch the a midpoint
+            via_a = (wa * ((t + t_ref) / 2)[None, :]) @ wh
+            via_t = (wb * (m_t * (a + a_ref) / 2)[None, :]) @ wh
+            expected[i] += (x - r)[:, None] * (via_a + via_t)
+    np.testing.assert_allclose(phi[0], expected / 4, rtol=1e-4, atol=1e-5)
+
+
+def test_softmax_rule_equals_its_exact_decomposition() -> None:
+    """The Softmax op is explained exactly as exp(z) / sum(exp(z)) written out with primitive ops."""
+    import keras
+    from keras import layers as L
+
+    model = _softmax()
+    logits = L.Dense(4)
+    written_out = keras.Sequential(
+        [
+            keras.Input((6,)),
+            model.layers[0],
+            logits,
+            L.Lambda(lambda z: keras.ops.exp(z) / keras.ops.sum(keras.ops.exp(z), axis=-1, keepdims=True)),
+        ]
+    )
+    logits.set_weights(model.layers[1].get_weights())
+    X, background = rng_data((3, 6), seed=7), rng_data((5, 6), seed=8)
+    phi, *_ = _attribute(model, background, X)
+    phi_written, *_ = _attribute(written_out, background, X)
+    np.testing.assert_allclose(phi[0], phi_written[0], rtol=1e-4, atol=1e-6)
+
+
+def test_log_softmax_and_max_reduction_are_additive() -> None:
+    import keras
+    from keras import layers as L
+
+    model = _functional(
+        (6, 4),
+        lambda x: L.Lambda(lambda z: keras.ops.log_softmax(z, axis=-1))(
+            L.Dense(3)(L.GlobalMaxPooling1D()(L.Dense(5, activation="relu")(x)))
+        ),
+    )
+    phi, fx, fb, index = _attribute(model, rng_data((5, 6, 4), seed=9), rng_data((3, 6, 4), seed=10))
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
+
+
+def test_agrees_with_shap_on_a_relu_maxpool_cnn() -> None:
+    """Where shap's TensorFlow DeepExplainer is exact (ReLU, MaxPool, linear ops) the values agree."""
+    import shap
+
+    model = _maxpool_cnn()
+    X = np.abs(rng_data((3, 10, 10, 1), seed=11))
+    background = np.abs(rng_data((8, 10, 10, 1), seed=12))
+    phi, *_ = _attribute(model, background, X)
+    expected = np.asarray(shap.DeepExplainer(model, background).shap_values(X, check_additivity=False))
+    assert expected.shape == phi[0].shape
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(phi[0], expected, rtol=0, atol=RTOL * scale)
+
+
+# model forms, inputs, chunking -----------------------------------------------------------------------
+def test_tuple_form_and_tf_tensors_give_the_model_values() -> None:
+    import tensorflow as tf
+
+    model = _maxpool_cnn("softmax")
+    X, background = rng_data((2, 10, 10, 1), seed=13), rng_data((6, 10, 10, 1), seed=14)
+    phi, *_ = _attribute(model, background, X)
+    pair = (model.layers[0].input, model.layers[-1].output)
+    phi_pair, *_ = _attribute(pair, tf.constant(background), tf.constant(X))
+    np.testing.assert_allclose(phi_pair[0], phi[0], rtol=1e-5, atol=1e-7)
+
+
+def test_chunking_and_per_sample_outputs_do_not_change_values() -> None:
+    model = _attention()
+    X, background = rng_data((3, 5, 4), seed=15), rng_data((7, 5, 4), seed=16)
+    phi, *_ = _attribute(model, background, X, batch_size=1000)
+    phi_small, *_ = _attribute(model, background, X, batch_size=3)
+    np.testing.assert_allclose(phi_small[0], phi[0], rtol=1e-4, atol=1e-6)
+    index = np.array([[2, 0], [1, 2], [0, 1]], dtype=np.int64)
+    phi_ranked, fx, fb, _ = _attribute(model, background, X, batch_size=5, index=index)
+    expected = np.stack([phi[0][i][..., index[i]] for i in range(3)])
+    np.testing.assert_allclose(phi_ranked[0], expected, rtol=1e-4, atol=1e-6)
+    assert _additivity_error(phi_ranked, fx, fb, index) <= RTOL
+
+
+def test_two_input_model_is_additive() -> None:
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((5,)), keras.Input((3, 2))
+    h = L.Multiply()([L.Dense(4, activation="swish")(a), L.Dense(4)(L.Flatten()(b))])
+    model = keras.Model([a, b], L.Dense(2, activation="softmax")(h))
+    background = [rng_data((4, 5), seed=17), rng_data((4, 3, 2), seed=18)]
+    X = [rng_data((2, 5), seed=19), rng_data((2, 3, 2), seed=20)]
+    phi, fx, fb, index = _attribute(model, background, X)
+    assert [p.shape for p in phi] == [(2, 5, 2), (2, 3, 2, 2)]
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
+
+
+# errors and state ------------------------------------------------------------------------------------
+def _model_gradients(model: Any, X: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(model(x, training=False))
+    return np.asarray(tape.gradient(out, x))
+
+
+def _graph_gradients(model: Any, X: np.ndarray) -> np.ndarray:
+    """Gradients from a fresh traced function (where a leaked override map or registry entry would show)."""
+    import tensorflow as tf
+
+    @tf.function
+    def grads(x: Any) -> Any:
+        return tf.gradients(tf.reduce_sum(model(x, training=False)), x)[0]
+
+    return np.asarray(grads(tf.constant(X)))
+
+
+@pytest.mark.parametrize(
+    ("op", "expression"),
+    [
+        ("Floor", lambda z: __import__("keras").ops.floor(z)),
+        ("boolean", lambda z: z * __import__("keras").ops.cast(z > 0, "float32")),
+    ],
+)
+def test_unsupported_op_raises_by_name_and_leaves_nothing_patched(op: str, expression: Callable) -> None:
+    from keras import layers as L
+
+    from deepshap.frameworks.keras import deep_rules
+
+    bad = _seq((6,), L.Dense(8, activation="relu"), L.Lambda(expression), L.Dense(3))
+    good = _relu6()
+    X, background = rng_data((2, 6), seed=21), rng_data((4, 6), seed=22)
+    before = (_model_gradients(good, X), _graph_gradients(good, X), _graph_gradients(bad, X))
+    with pytest.raises(deep_rules.UnsupportedOperationError, match=op):
+        _attribute(bad, background, X)
+    assert deep_rules._ACTIVE.get() is None
+    after = (_model_gradients(good, X), _graph_gradients(good, X), _graph_gradients(bad, X))
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    _attribute(good, background, X)  # a successful call afterwards, then the same check
+    assert deep_rules._ACTIVE.get() is None
+    np.testing.assert_array_equal(_graph_gradients(good, X), before[1])
+
+
+def test_rule_gradient_outside_a_trace_raises() -> None:
+    import tensorflow as tf
+
+    from deepshap.frameworks.keras import deep_rules
+
+    @tf.function
+    def stray(x: Any) -> Any:
+        graph = tf.compat.v1.get_default_graph()
+        with graph.gradient_override_map({"Relu": deep_rules.RULE_GRADIENT}):
+            y = tf.nn.relu(x)
+        return tf.gradients(y, x)[0]
+
+    with pytest.raises(RuntimeError, match="no DeepExplainer trace is active"):
+        stray(tf.constant([1.0, -1.0]))
+
+
+def test_bad_arguments_raise_clear_errors() -> None:
+    from deepshap.frameworks import load_adapter
+    from deepshap.frameworks.keras.deep import deep_attributions
+
+    adapter = load_adapter(_leaky(), rng_data((4, 6)))
+    inputs = adapter.to_inputs(rng_data((2, 6)))
+    with pytest.raises(ValueError, match="batch_size"):
+        deep_attributions(adapter, inputs, np.zeros((2, 1), dtype=np.int64), 0)
+    with pytest.raises(ValueError, match="output_index"):
+        deep_attributions(adapter, inputs, np.zeros((3, 1), dtype=np.int64), 8)
