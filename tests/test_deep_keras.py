@@ -429,3 +429,81 @@ def test_bad_arguments_raise_clear_errors() -> None:
         deep_attributions(adapter, inputs, np.zeros((2, 1), dtype=np.int64), 0)
     with pytest.raises(ValueError, match="output_index"):
         deep_attributions(adapter, inputs, np.zeros((3, 1), dtype=np.int64), 8)
+
+
+# through the public DeepExplainer ---------------------------------------------------------------------
+def test_deep_explainer_takes_tf_tensors_and_returns_shap_formats() -> None:
+    """Seed 004: tf.Tensor background and inputs; one array per output; additivity checked by default."""
+    import tensorflow as tf
+
+    import deepshap as shap
+
+    model = _maxpool_cnn("softmax")
+    background = tf.constant(rng_data((6, 10, 10, 1), seed=23))
+    X = tf.constant(rng_data((2, 10, 10, 1), seed=24))
+    explainer = shap.DeepExplainer(model, background)
+    values = explainer.shap_values(X)
+    assert isinstance(values, list) and len(values) == 3 and values[0].shape == (2, 10, 10, 1)
+    outputs = np.asarray(model(X, training=False), dtype=np.float64)
+    totals = np.stack([v.reshape(2, -1).sum(1) for v in values], axis=1)
+    np.testing.assert_allclose(totals, outputs - explainer.expected_value, atol=RTOL)
+    ranked, indexes = explainer.shap_values(X, ranked_output=2)
+    np.testing.assert_array_equal(indexes, np.argsort(-outputs, axis=1, kind="stable")[:, :2])
+    np.testing.assert_allclose(ranked[0][1], values[indexes[1, 0]][1], rtol=1e-5, atol=1e-8)
+    explanation = explainer(X)
+    assert explanation.values.shape == (2, 10, 10, 1, 3)
+    np.testing.assert_allclose(explanation.base_values, np.tile(explainer.expected_value, (2, 1)))
+
+
+def test_deep_explainer_tuple_form_matches_the_model() -> None:
+    """Seed 002's comment: DeepExplainer((model.layers[0].input, model.layers[-1].output), background)."""
+    import deepshap as shap
+
+    model = _maxpool_cnn("softmax")
+    background, X = rng_data((5, 10, 10, 1), seed=25), rng_data((2, 10, 10, 1), seed=26)
+    direct = shap.DeepExplainer(model, background).shap_values(X)
+    pair = shap.DeepExplainer((model.layers[0].input, model.layers[-1].output), background).shap_values(X)
+    for a, b in zip(direct, pair, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-8)
+
+
+def test_deep_explainer_reports_unsupported_ops() -> None:
+    import keras
+    from keras import layers as L
+
+    import deepshap as shap
+    from deepshap.frameworks.keras.deep import UnsupportedOperationError
+
+    model = _seq((6,), L.Dense(4), L.Lambda(lambda z: keras.ops.round(z)), L.Dense(2))
+    explainer = shap.DeepExplainer(model, rng_data((4, 6)))
+    with pytest.raises(UnsupportedOperationError, match="'Round'"):
+        explainer.shap_values(rng_data((1, 6)))
+
+
+# the seeds, run as written -----------------------------------------------------------------------------
+def _run_example(name: str) -> Callable[..., dict[str, Any]]:
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    return runpy.run_path(str(path), run_name="example")["main"]
+
+
+@pytest.mark.slow
+def test_seed_002_deep_mnist_runs_as_written(tmp_path: Any) -> None:
+    result = _run_example("seed_002_deep_mnist.py")(str(tmp_path), n_train=600, epochs=1)
+    values = result["shap_values"]
+    assert len(values) == 10 and values[0].shape == (5, 28, 28, 1)
+    assert result["additivity_gap"] < 1e-4
+    for a, b in zip(values, result["shap_values_tuple"], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-8)
+    assert (tmp_path / "deep_mnist.png").is_file()
+
+
+@pytest.mark.slow
+def test_seed_004_deep_tf_tensors_runs_as_written(tmp_path: Any) -> None:
+    result = _run_example("seed_004_deep_tf_tensors.py")(str(tmp_path), n_train=600, epochs=1)
+    values = result["shap_values"]
+    assert len(values) == 10 and values[0].shape == (1, 28, 28, 1)
+    assert result["additivity_gap"] < 1e-4
+    assert (tmp_path / "deep_tf_tensors.png").is_file()
