@@ -229,9 +229,10 @@ class InpaintFill:
 
     OpenCV inpaints 8-bit images, so the image is mapped onto 0..255 from its own value range (see
     :func:`_byte_scale`) for inpainting and the filled pixels are mapped back; kept pixels are copied
-    from the image itself, never from the 8-bit copy. Each mask is inpainted within the bounding box of
-    its hidden pixels (plus the margin the method reads), and the masks of a batch run in parallel
-    threads.
+    from the image itself, never from the 8-bit copy, and hidden pixels are blanked before inpainting
+    (OpenCV would otherwise let some of them leak into the fill near the image border). Each mask is
+    inpainted within the bounding box of its hidden pixels (plus the margin the method reads), and the
+    masks of a batch run in parallel threads.
     """
 
     def __init__(self, x: np.ndarray, method: str) -> None:
@@ -293,7 +294,9 @@ class InpaintFill:
         y0, y1 = max(rows[0] - _CROP_MARGIN, 0), min(rows[-1] + 1 + _CROP_MARGIN, height)
         x0, x1 = max(cols[0] - _CROP_MARGIN, 0), min(cols[-1] + 1 + _CROP_MARGIN, width)
         crop_hidden = hidden[y0:y1, x0:x1]
-        source = np.ascontiguousarray(self.bytes[y0:y1, x0:x1])
+        source = self.bytes[y0:y1, x0:x1].copy()
+        # OpenCV reads some hidden pixels near the image border: blank them so they cannot leak
+        source[crop_hidden] = 0
         mask8 = np.ascontiguousarray(crop_hidden, dtype=np.uint8)
         channels = source.shape[-1]
         if channels in (1, 3):

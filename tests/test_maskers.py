@@ -1,0 +1,262 @@
+"""The Image masker and its partition trees: shap's tree, superpixels, exact kept pixels, right fills."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from deepshap.maskers import Image
+from deepshap.maskers._image import InpaintFill
+from deepshap.maskers._trees import axis_tree, superpixel_tree, tree_from_segments
+
+
+def node_pixels(tree, node: int) -> np.ndarray:
+    mask = np.zeros(tree.image_shape[0] * tree.image_shape[1], dtype=bool)
+    tree.paint(mask, node)
+    return mask
+
+
+def photo(size: int = 48) -> np.ndarray:
+    """A real photo (skimage's coffee), resized, float64 in [0, 255] with fractional values."""
+    import skimage.data
+
+    image = cv2.resize(skimage.data.coffee(), (size, size), interpolation=cv2.INTER_AREA)
+    noisy = image.astype(np.float64) + np.random.default_rng(0).uniform(-0.4, 0.4, image.shape)
+    return noisy.clip(0, 255)
+
+
+def random_box_masks(n: int, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """``n`` keep-masks made of a few random rectangles (the shape of partition masks)."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones((n, *shape), dtype=bool)
+    for mask in keep:
+        for _ in range(rng.integers(1, 4)):
+            y, x = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+            h, w = rng.integers(1, shape[0] // 2 + 2), rng.integers(1, shape[1] // 2 + 2)
+            mask[y : y + h, x : x + w] = False
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------- trees
+@pytest.mark.parametrize("shape", [(7, 5), (9, 13), (16, 12), (1, 6)])
+def test_axis_tree_has_the_pixel_sets_of_shaps_tree(shape):
+    """Every node of deepshap's tree is a node of shap's tree (shap's nodes over whole pixels)."""
+    from shap.maskers import Image as ShapImage
+    from shap.utils import make_masks
+
+    height, width, channels = *shape, 3
+    shap_masks = make_masks(ShapImage(0.0, (height, width, channels)).clustering)
+    shap_sets = set()
+    for node in range(shap_masks.shape[0]):
+        features = shap_masks[node].indices
+        pixels = np.unique(features // channels)
+        if len(features) == len(pixels) * channels:
+            shap_sets.add(tuple(pixels))
+    tree = axis_tree(height, width)
+    ours = {tuple(np.flatnonzero(node_pixels(tree, n))) for n in range(len(tree.left))}
+    assert ours == shap_sets
+
+
+def test_axis_tree_is_a_valid_linkage_of_nested_boxes():
+    from scipy.cluster.hierarchy import is_valid_linkage
+
+    tree = axis_tree(11, 6)
+    assert is_valid_linkage(tree.clustering())
+    assert tree.size[tree.root] == 66
+    for node in range(tree.n_leaves, len(tree.left)):
+        left, right = tree.left[node], tree.right[node]
+        assert left < node and right < node
+        parent, a, b = node_pixels(tree, node), node_pixels(tree, left), node_pixels(tree, right)
+        assert not (a & b).any() and np.array_equal(a | b, parent)
+        assert tree.size[node] == parent.sum() == tree.size[left] + tree.size[right]
+    for leaf in range(tree.n_leaves):
+        assert np.flatnonzero(node_pixels(tree, leaf)).tolist() == [leaf]
+
+
+def test_superpixel_tree_merges_adjacent_segments_into_connected_regions():
+    image = photo(64)
+    tree = superpixel_tree(image, n_segments=40)
+    assert 10 <= tree.n_leaves <= 80
+    assert tree.size[tree.root] == 64 * 64
+    for node in range(len(tree.left)):
+        region = node_pixels(tree, node)
+        assert region.sum() == tree.size[node]
+        # every node, leaf or merged, is one connected piece of the image
+        assert ndimage.label(region.reshape(64, 64))[1] == 1
+        if not tree.is_leaf(node):
+            a, b = node_pixels(tree, tree.left[node]), node_pixels(tree, tree.right[node])
+            assert not (a & b).any() and np.array_equal(a | b, region)
+
+
+def test_segments_merge_by_colour_not_by_position():
+    """Four vertical strips red | blue | blue | red: the two blue strips merge first (an axis split would
+    pair the strips by position), and a red strip only joins once the blue pair is one region."""
+    labels = np.repeat(np.arange(4)[None, :], 8, axis=0).repeat(4, axis=1)  # (8, 16), strips of width 4
+    colours = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, 0, 0.9], [0.9, 0, 0]])
+    tree = tree_from_segments(labels, colours[labels] * 100)
+    first_merge = tree.n_leaves
+    assert {int(tree.left[first_merge]), int(tree.right[first_merge])} == {1, 2}
+    root_children = {int(tree.left[tree.root]), int(tree.right[tree.root])}
+    assert root_children & {0, 3}  # a red strip is the last to join
+
+
+# ---------------------------------------------------------------------------------------------- fills
+def test_blur_is_computed_once_and_kept_pixels_are_exact():
+    image = photo()
+    masker = Image("blur(9,5)", image.shape)
+    filler = masker.filler(image)
+    np.testing.assert_array_equal(filler.fill, cv2.blur(image, (9, 5)))
+    keep = random_box_masks(6, image.shape[:2])
+    out = filler.build(keep)
+    assert out.shape == (6, *image.shape) and out.dtype == image.dtype
+    np.testing.assert_array_equal(
+        out[np.broadcast_to(keep[..., None], out.shape)],
+        np.broadcast_to(image, out.shape)[np.broadcast_to(keep[..., None], out.shape)],
+    )
+    np.testing.assert_array_equal(out, np.where(keep[..., None], image, filler.fill))
+
+
+def test_region_painting_matches_per_pixel_masking():
+    """The block-copy fast path gives the same images as a per-pixel select."""
+    image = photo(40)
+    masker = Image("blur(8,8)", image.shape)
+    tree, filler = masker.tree(image), masker.filler(image)
+    rng = np.random.default_rng(1)
+    pieces = []
+    for _ in range(5):  # tile the image with the children of random nodes, keeping some
+        frontier = [tree.root]
+        for _ in range(6):
+            node = frontier.pop(rng.integers(len(frontier)))
+            frontier += [node] if tree.is_leaf(node) else [int(tree.left[node]), int(tree.right[node])]
+        pieces.append([(node, bool(rng.random() < 0.5)) for node in frontier])
+    keep = tree.masks([[n for n, kept in regions if kept] for regions in pieces])
+    np.testing.assert_array_equal(filler.images(tree, pieces).copy(), filler.build(keep))
+
+
+@pytest.mark.parametrize("method", ["inpaint_telea", "inpaint_ns"])
+def test_inpainting_in_a_crop_equals_opencv_on_the_whole_image(method):
+    """The same fill as OpenCV on the whole image (with the hidden pixels blanked, see the next test)."""
+    image = np.rint(photo()).clip(0, 255).astype(np.uint8)
+    filler = Image(method, image.shape).filler(image)
+    flag = cv2.INPAINT_TELEA if method == "inpaint_telea" else cv2.INPAINT_NS
+    for keep in random_box_masks(25, image.shape[:2], seed=3):
+        blanked = np.where(keep[..., None], image, 0).astype(np.uint8)
+        expected = np.where(keep[..., None], image, cv2.inpaint(blanked, (~keep).astype(np.uint8), 3, flag))
+        np.testing.assert_array_equal(filler.inpaint(keep), expected)
+
+
+@pytest.mark.parametrize("method", ["inpaint_telea", "inpaint_ns"])
+def test_hidden_pixels_do_not_leak_into_the_fill(method):
+    """OpenCV alone lets hidden pixels near the border change the fill; deepshap's fill never sees them."""
+    image = np.rint(photo()).clip(0, 255).astype(np.uint8)
+    keep = np.ones(image.shape[:2], dtype=bool)
+    keep[0:10, 5:20] = False
+    scrambled = image.copy()
+    scrambled[~keep] = 255 - image[~keep]
+    flag = cv2.INPAINT_TELEA if method == "inpaint_telea" else cv2.INPAINT_NS
+    hidden = (~keep).astype(np.uint8)
+    assert not np.array_equal(cv2.inpaint(image, hidden, 3, flag), cv2.inpaint(scrambled, hidden, 3, flag))
+    masker = Image(method, image.shape)
+    np.testing.assert_array_equal(masker.filler(image).inpaint(keep), masker.filler(scrambled).inpaint(keep))
+
+
+def test_inpainting_keeps_exact_pixels_and_uses_only_kept_ones():
+    image = photo() / 255.0  # floats in [0, 1], not multiples of 1/255
+    masker = Image("inpaint_telea", image.shape)
+    keep = random_box_masks(4, image.shape[:2], seed=5)
+    out = masker.filler(image).build(keep)
+    kept = np.broadcast_to(keep[..., None], out.shape)
+    np.testing.assert_array_equal(out[kept], np.broadcast_to(image, out.shape)[kept])
+    # filled in the image's own range [0, 1], not 0..255 and not cut to 0/1 by a uint8 cast
+    hidden = out[~kept]
+    assert 0 <= hidden.min() and hidden.max() <= 1 and len(np.unique(hidden)) > 20
+    # the hidden pixels' own values play no part
+    scrambled = image.copy()
+    scrambled[~keep[0]] = np.random.default_rng(0).uniform(0, 1, (int((~keep[0]).sum()), 3))
+    np.testing.assert_array_equal(masker.filler(scrambled).build(keep[:1]), out[:1])
+
+
+def test_inpainting_follows_the_images_value_range():
+    """The same picture in [0, 1], in [0, 255] and standardised gets the same fill, rescaled."""
+    image = np.rint(photo()).clip(0, 255)
+    image[0, 0] = [0, 255, 0]  # the full 8-bit range, so that every scaling is the same byte image
+    keep = random_box_masks(3, image.shape[:2], seed=7)
+    reference = Image("inpaint_ns", image.shape).filler(image).build(keep)
+    unit = Image("inpaint_ns", image.shape).filler(image / 255).build(keep)
+    np.testing.assert_allclose(unit * 255, reference, atol=1e-9)
+    mean, std = image.mean(), image.std()
+    standard = Image("inpaint_ns", image.shape).filler((image - mean) / std).build(keep)
+    np.testing.assert_allclose(standard * std + mean, reference, atol=1e-9)
+
+
+def test_fully_hidden_and_fully_kept_images():
+    image = photo()
+    filler = InpaintFill(image, "inpaint_telea")
+    np.testing.assert_allclose(
+        filler.inpaint(np.zeros(image.shape[:2], bool)), np.broadcast_to(image.mean((0, 1)), image.shape)
+    )
+    assert filler.inpaint(np.ones(image.shape[:2], bool)) is image
+
+
+def test_uint8_images_stay_uint8_and_duplicate_masks_are_inpainted_once(monkeypatch):
+    image = np.rint(photo()).clip(0, 255).astype(np.uint8)
+    filler = Image("inpaint_telea", image.shape).filler(image)
+    calls = []
+    original = filler.inpaint
+    monkeypatch.setattr(filler, "inpaint", lambda keep: calls.append(1) or original(keep))
+    keep = random_box_masks(2, image.shape[:2])
+    out = filler.build(np.concatenate([keep, keep[:1]]))
+    assert out.dtype == np.uint8 and len(calls) == 2
+    np.testing.assert_array_equal(out[2], out[0])
+
+
+def test_constant_background_and_call_forms():
+    image = photo(8)
+    background = np.full(image.shape, 7.0)
+    mask = np.zeros(8 * 8, dtype=bool)
+    mask[:20] = True
+    for masker in (Image(7.0, image.shape), Image(background)):
+        (masked,) = masker(mask, image)
+        assert masked.shape == (1, *image.shape)
+        np.testing.assert_array_equal(masked[0].reshape(64, 3)[:20], image.reshape(64, 3)[:20])
+        assert np.all(masked[0].reshape(64, 3)[20:] == 7.0)
+    # a mask over values keeps a pixel only where all its channels are kept
+    values_mask = np.repeat(mask, 3)
+    values_mask[0] = False
+    (masked,) = Image(7.0, image.shape)(values_mask, image)
+    assert np.all(masked[0, 0, 0] == 7.0) and np.array_equal(masked[0, 0, 1], image[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (("inpaint_fast", (8, 8, 3)), ValueError, "Unknown mask_value 'inpaint_fast'"),
+        (("blur(3)", (8, 8, 3)), ValueError, "blur\\(kx,ky\\)"),
+        (("blur(0,3)", (8, 8, 3)), ValueError, "at least 1x1"),
+        (("inpaint_telea",), TypeError, "needs the image shape"),
+        ((0.5,), TypeError, "needs the image shape"),
+        ((np.nan, (8, 8, 3)), ValueError, "finite"),
+        (("blur(3,3)", (8, 8)), ValueError, "add a channel axis"),
+        ((np.zeros((8, 8, 3)), (8, 8, 1)), ValueError, "background image has shape"),
+    ],
+)
+def test_bad_masker_arguments(args, error, message):
+    with pytest.raises(error, match=message):
+        Image(*args)
+
+
+def test_bad_images_and_options():
+    masker = Image("blur(3,3)", (8, 8, 3))
+    with pytest.raises(ValueError, match=r"has shape \(8, 9, 3\) but the masker was built for \(8, 8, 3\)"):
+        masker.filler(np.zeros((8, 9, 3)))
+    bad = np.zeros((8, 8, 3))
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        masker.filler(bad)
+    with pytest.raises(ValueError, match="partition must be one of"):
+        Image("blur(3,3)", (8, 8, 3), partition="quadtree")
+    with pytest.raises(ValueError, match="one per pixel"):
+        masker(np.ones(5, bool), np.zeros((8, 8, 3)))
