@@ -105,7 +105,8 @@ class PartitionExplainer(Explainer):
 
         The Explanation has ``values`` ``(N, H, W, C, k)``, ``base_values`` ``(N, k)`` (the model on the
         fully masked image), ``data``, ``output_indexes`` ``(N, k)``, ``output_names`` ``(N, k)`` when
-        names were given, ``clustering`` ``(N, L-1, 4)`` (the tree as a scipy linkage) and
+        names were given, ``clustering`` ``(N, L-1, 4)`` (the tree as a scipy linkage; per image in an
+        object array when superpixel trees differ in size) and
         ``hierarchical_values``: per image a ``scipy.sparse`` ``(2L-1, k)`` array of the values left on
         each tree node (most nodes are never expanded, so a dense array would be mostly zeros).
         """
@@ -151,7 +152,7 @@ class PartitionExplainer(Explainer):
             output_names=names,
             output_indexes=output_index,
             hierarchical_values=hierarchical,
-            clustering=np.stack([r["clustering"] for r in results]),
+            clustering=_stack_or_list([r["clustering"] for r in results]),
             compute_time=time.perf_counter() - start,
         )
 
@@ -366,6 +367,15 @@ def _path_pieces(path: tuple | None) -> list[tuple[int, bool]]:
         piece, path = path
         pieces.append(piece)
     return pieces
+
+
+def _stack_or_list(arrays: list[np.ndarray]) -> np.ndarray:
+    """One array when every image has the same tree, else an object array of per-image arrays (shap's way)."""
+    if all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    out = np.empty(len(arrays), dtype=object)
+    out[:] = arrays
+    return out
 
 
 def _check_max_evals(max_evals: int | str) -> int:

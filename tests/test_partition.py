@@ -1,0 +1,292 @@
+"""The Partition explainer: shap's values where shap is exact, exact Owen values, efficiency, errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+import deepshap
+from deepshap.explainers.partition import Explainer, PartitionExplainer
+from deepshap.maskers import Image
+
+K = 5
+
+
+def photos(n: int = 2, height: int = 24, width: int = 32) -> np.ndarray:
+    """Real photos (skimage's coffee and chelsea) resized, float64 in [0, 255] with fractional values."""
+    import skimage.data
+
+    pictures = [skimage.data.coffee(), skimage.data.chelsea()][:n]
+    images = np.stack([cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA) for p in pictures])
+    return images.astype(np.float64) + np.random.default_rng(0).uniform(0, 0.5, images.shape)
+
+
+def smooth_model(shape: tuple[int, ...], n_outputs: int = K, seed: int = 0):
+    """A nonlinear float64 model of a numpy batch: tanh of random linear scores, plus a product term."""
+    weights = np.random.default_rng(seed).normal(size=(int(np.prod(shape)), n_outputs))
+
+    def f(x: np.ndarray) -> np.ndarray:
+        z = x.reshape(len(x), -1) @ weights / (40 * np.sqrt(weights.shape[0]))
+        return np.tanh(z) + 0.3 * np.tanh(z[:, :1]) * np.tanh(z[:, 1:2])
+
+    return f
+
+
+def picked(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(scores, index, axis=1)
+
+
+def assert_efficient(explanation, f, X, rtol=1e-10):
+    """sum of values + base value = f(x) for every image and explained output."""
+    totals = explanation.values.reshape(len(X), -1, explanation.values.shape[-1]).astype(np.float64).sum(1)
+    expected = picked(np.asarray(f(X), dtype=np.float64), explanation.output_indexes)
+    np.testing.assert_allclose(totals + explanation.base_values, expected, rtol=rtol, atol=rtol)
+
+
+# ---------------------------------------------------------------------------------------------- shap
+@pytest.mark.parametrize(
+    ("max_evals", "batch_size", "fixed_context"),
+    [(120, 10, None), (300, 50, None), (77, 7, None), (40, 6, 0), (40, 6, 1)],
+)
+def test_agrees_with_shap_where_shap_is_exact(max_evals, batch_size, fixed_context):
+    """Blur masker, real photos, no ties: the same tree, expansion order and values as shap 0.51."""
+    import shap
+
+    X = photos()
+    f = smooth_model(X.shape[1:])
+    theirs = shap.Explainer(f, shap.maskers.Image("blur(5,5)", X[0].shape))(
+        X, max_evals=max_evals, batch_size=batch_size, fixed_context=fixed_context,
+        outputs=shap.Explanation.argsort.flip[:3],
+    )  # fmt: skip
+    ours = Explainer(f, Image("blur(5,5)", X[0].shape))(
+        X, max_evals=max_evals, batch_size=batch_size, fixed_context=fixed_context,
+        outputs=deepshap.Explanation.argsort.flip[:3], silent=True,
+    )  # fmt: skip
+    # shap would split single pixels into channels, deepshap keeps channels together: stay above that
+    n_leaves = X.shape[1] * X.shape[2]
+    assert all(h[:n_leaves].nnz == 0 for h in ours.hierarchical_values)
+    assert ours.values.shape == theirs.values.shape == (2, 24, 32, 3, 3)
+    np.testing.assert_allclose(ours.values, theirs.values, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(ours.base_values, theirs.base_values, rtol=1e-12)
+    assert np.abs(ours.values).max() > 1e-4
+
+
+def test_shaps_inpainting_misses_efficiency_where_deepshap_has_it():
+    """shap inpaints a uint8 cast of the whole image: its values add up to f(round down(x)), not f(x)."""
+    import shap
+
+    X = photos(1)
+    f = smooth_model(X.shape[1:])
+    top = [int(np.argmax(f(X)[0]))]
+    theirs = shap.Explainer(f, shap.maskers.Image("inpaint_telea", X[0].shape))(
+        X, max_evals=60, batch_size=20, outputs=np.array(top)
+    )
+    ours = Explainer(f, Image("inpaint_telea", X[0].shape))(
+        X, max_evals=60, batch_size=20, outputs=top, silent=True
+    )
+    assert_efficient(ours, f, X)
+    shap_total = theirs.values.sum((1, 2, 3)) + theirs.base_values
+    shap_miss = np.abs(shap_total - f(X)[:, top]).max()
+    assert shap_miss > 1e-4 and np.abs(shap_total - f(np.floor(X))[:, top]).max() < 1e-9 * shap_miss
+
+
+# ---------------------------------------------------------------------------------------------- exactness
+def brute_force_owen(tree, value, n_outputs):
+    """Owen values of the leaves by enumeration: each sibling along the path is in or out with prob 1/2."""
+    phi = {}
+
+    def walk(node, siblings):
+        if tree.is_leaf(node):
+            total = np.zeros(n_outputs)
+            for bits in itertools.product((False, True), repeat=len(siblings)):
+                context = [s for s, b in zip(siblings, bits, strict=True) if b]
+                total += value([*context, node]) - value(context)
+            phi[node] = total / 2 ** len(siblings)
+            return
+        left, right = int(tree.left[node]), int(tree.right[node])
+        walk(left, [*siblings, right])
+        walk(right, [*siblings, left])
+
+    walk(tree.root, [])
+    return phi
+
+
+@pytest.mark.parametrize("partition", ["axis", "superpixels"])
+def test_full_budget_gives_exact_owen_values(partition):
+    X = photos(1, 6, 8) if partition == "axis" else photos(1, 24, 24)
+    f = smooth_model(X.shape[1:], n_outputs=3)
+    masker = Image(17.0, X[0].shape, partition=partition, n_segments=12)
+    tree = masker.tree(X[0])
+    filler = masker.filler(X[0])
+    assert 4 <= tree.n_leaves <= 48
+
+    def value(nodes):
+        return f(filler.build(tree.masks([nodes])))[0]
+
+    phi = brute_force_owen(tree, value, 3)
+    explanation = Explainer(f, masker)(X, max_evals=100_000, silent=True)
+    expected = np.zeros(explanation.values.shape[1:])
+    for leaf, owen in phi.items():
+        tree.fill(expected, leaf, owen / (tree.size[leaf] * X.shape[-1]))
+    np.testing.assert_allclose(explanation.values[0], expected, rtol=1e-9, atol=1e-14)
+
+
+def test_linear_model_gets_its_exact_contributions():
+    """For a linear model Owen values are Shapley values: w . (x - fill) per pixel, at any tree depth."""
+    X = photos(1, 8, 8)
+    weights = np.random.default_rng(1).normal(size=(8 * 8 * 3, 2))
+
+    def f(x):
+        return x.reshape(len(x), -1) @ weights
+
+    masker = Image("blur(3,3)", X[0].shape)
+    explanation = Explainer(f, masker)(X, max_evals=10_000, silent=True)
+    blurred = masker.filler(X[0]).fill
+    contributions = ((X[0] - blurred).reshape(-1, 1) * weights).reshape(8, 8, 3, 2).sum(2)
+    np.testing.assert_allclose(explanation.values[0].sum(2), contributions, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- efficiency
+@pytest.mark.parametrize(
+    ("mask_value", "partition", "scale"),
+    [
+        ("blur(8,8)", "axis", 255.0),
+        ("inpaint_telea", "axis", 1.0),  # an image in [0, 1]
+        ("inpaint_ns", "superpixels", 255.0),
+        (0.0, "superpixels", 1.0),
+        ("background", "axis", 255.0),
+    ],
+)
+@pytest.mark.parametrize("max_evals", [4, 40, 150])
+def test_values_add_up_to_the_model_output(mask_value, partition, scale, max_evals):
+    X = photos(2) * scale / 255.0
+    if mask_value == "background":
+        mask_value = X[1][::-1].copy()
+    f = smooth_model(X.shape[1:])
+    masker = Image(mask_value, X[0].shape, partition=partition, n_segments=30)
+    explanation = Explainer(f, masker)(X, max_evals=max_evals, batch_size=10, silent=True)
+    assert explanation.values.shape == (*X.shape, K)
+    assert_efficient(explanation, f, X)
+    fully_masked = masker.filler(X[0]).build(np.zeros((1, *X.shape[1:3]), dtype=bool))
+    np.testing.assert_allclose(explanation.base_values[0], f(fully_masked)[0], rtol=1e-12)
+    for image, hierarchical in enumerate(explanation.hierarchical_values):
+        # the values left on the tree's nodes add up the same way
+        np.testing.assert_allclose(
+            hierarchical.sum(axis=0), f(X[image : image + 1])[0] - explanation.base_values[image], rtol=1e-9
+        )
+
+
+@pytest.mark.parametrize("fixed_context", [0, 1])
+def test_fixed_context_keeps_efficiency(fixed_context):
+    X = photos(1)
+    f = smooth_model(X.shape[1:])
+    explanation = Explainer(f, Image("blur(4,4)", X[0].shape))(
+        X, max_evals=90, fixed_context=fixed_context, silent=True
+    )
+    assert_efficient(explanation, f, X)
+
+
+def test_a_float32_torch_model_gets_float32_values():
+    import torch
+
+    X = photos(2).astype(np.float32)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.LazyLinear(6)
+    )
+
+    def f(x):  # returns a tensor that requires grad
+        return net(torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2) / 255)
+
+    explanation = Explainer(f, Image("inpaint_telea", X[0].shape))(X, max_evals=60, silent=True)
+    assert explanation.values.dtype == np.float32
+    scores = f(X).detach().numpy().astype(np.float64)
+    totals = explanation.values.astype(np.float64).sum((1, 2, 3)) + explanation.base_values
+    np.testing.assert_allclose(totals, scores, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def test_output_selection_forms_and_names():
+    X = photos(2)
+    f = smooth_model(X.shape[1:])
+    names = [f"class{i}" for i in range(K)]
+    explainer = deepshap.Explainer(f, deepshap.maskers.Image("blur(4,4)", X[0].shape), output_names=names)
+    assert isinstance(explainer, PartitionExplainer) and isinstance(explainer, deepshap.Explainer)
+    scores = f(X)
+    top = explainer(X, max_evals=40, outputs=deepshap.Explanation.argsort.flip[:2], silent=True)
+    np.testing.assert_array_equal(top.output_indexes, np.argsort(-scores, axis=1)[:, :2])
+    assert top.output_names.shape == (2, 2)
+    assert top.output_names[1, 0] == names[int(np.argmax(scores[1]))]
+    every = explainer(X, max_evals=40, silent=True)
+    assert every.values.shape[-1] == K
+    np.testing.assert_array_equal(every.output_indexes, np.tile(np.arange(K), (2, 1)))
+    listed = explainer(X, max_evals=40, outputs=[3, 1], silent=True)
+    np.testing.assert_array_equal(listed.output_indexes, [[3, 1], [3, 1]])
+    # the queue ranks nodes by the largest effect over the explained outputs, whatever their order
+    swapped = explainer(X, max_evals=40, outputs=[1, 3], silent=True)
+    np.testing.assert_array_equal(listed.values, swapped.values[..., ::-1])
+    per_image = explainer(X, max_evals=40, outputs=np.array([[0], [4]]), silent=True)
+    assert per_image.output_names.tolist() == [["class0"], ["class4"]]
+    assert_efficient(per_image, f, X)
+
+
+def test_progress_bar(capsys):
+    X = photos(2, 8, 8)
+    f = smooth_model(X.shape[1:])
+    explainer = Explainer(f, Image("blur(2,2)", X[0].shape))
+    explainer(X, max_evals=10)
+    assert "Partition explainer" in capsys.readouterr().err
+    explainer(X, max_evals=10, silent=True)
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_bad_inputs_get_clear_errors():
+    X = photos(2, 8, 8)
+    f = smooth_model(X.shape[1:])
+    explainer = Explainer(f, Image("blur(2,2)", X[0].shape))
+    with pytest.raises(ValueError, match=r"masker was built for images of shape \(8, 8, 3\)"):
+        explainer(photos(2, 8, 9), silent=True)
+    with pytest.raises(ValueError, match=r"X is one image .* pass X\[None\]"):
+        explainer(X[0], silent=True)
+    with pytest.raises(ValueError, match="max_evals=3 is too small to evaluate the root"):
+        explainer(X, max_evals=3, silent=True)
+    with pytest.raises(ValueError, match="fixed_context must be None, 0 or 1"):
+        explainer(X, fixed_context=2, silent=True)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        explainer(X, batch_size=0, silent=True)
+    with pytest.raises(ValueError, match="out of range for a model with 5 outputs"):
+        explainer(X, outputs=[7], silent=True)
+    with pytest.raises(ValueError, match="output_names has 2 names but the model returns 5"):
+        Explainer(f, Image("blur(2,2)", X[0].shape), output_names=["a", "b"])(X, silent=True)
+    with pytest.raises(TypeError, match="maskers.Image"):
+        Explainer(f, X[0])
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (lambda x: np.zeros((len(x), 2, 2)), r"returned shape \(2, 2, 2\)"),
+        (lambda x: np.zeros((1, 3)), r"returned shape \(1, 3\) for a batch of 2"),
+        (lambda x: np.full((len(x), 3), np.nan), "NaN or infinite"),
+    ],
+)
+def test_bad_model_outputs_get_clear_errors(model, message):
+    X = photos(1, 8, 8)
+    with pytest.raises(ValueError, match=message):
+        Explainer(model, Image("blur(2,2)", X[0].shape))(X, silent=True)
+
+
+def test_outputs_that_change_size_are_an_error():
+    X = photos(1, 8, 8)
+    calls = []
+
+    def f(x):
+        calls.append(len(x))
+        return np.ones((len(x), 3 if len(calls) == 1 else 4))
+
+    with pytest.raises(ValueError, match="the same number of outputs every time"):
+        Explainer(f, Image("blur(2,2)", X[0].shape))(X, silent=True)
