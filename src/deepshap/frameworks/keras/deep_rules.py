@@ -427,6 +427,46 @@ def _max(
     return [share] + [None] * len(rest)
 
 
+def _max_pool(
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+) -> list[tf.Tensor | None]:
+    """The max rule for NHWC ``MaxPool`` as one scatter per output (the winners and scales are cached).
+
+    In each window only one half wins (``cross`` equals ``y`` or ``y_ref``), so the whole change
+    ``y - y_ref`` goes to one input position: the input's argmax where the input wins, else the
+    reference's. Dividing by that position's change gives a per-window scale shared by every output.
+    """
+    padding = op.get_attr("padding")
+    if op.type != "MaxPool" or op.get_attr("data_format") != b"NHWC" or padding == b"EXPLICIT":
+        return _max(session, op, partner, positions, grad)
+    pool = {"ksize": op.get_attr("ksize"), "strides": op.get_attr("strides"), "padding": padding.decode()}
+    x = op.inputs[0]
+
+    def winners() -> tuple[tf.Tensor, tf.Tensor]:
+        x_ref, y, y_ref = partner.inputs[0], op.outputs[0], partner.outputs[0]
+        _, at_x = tf.nn.max_pool_with_argmax(x, include_batch_in_index=True, **pool)
+        _, at_ref = tf.nn.max_pool_with_argmax(x_ref, include_batch_in_index=True, **pool)
+        where = tf.where(y >= y_ref, at_x, at_ref)
+        delta = tf.gather(tf.reshape(x - x_ref, [-1]), where)
+        small = tf.abs(delta) < _tiny(delta.dtype)
+        scale = tf.where(
+            small, tf.zeros_like(delta), (y - y_ref) / tf.where(small, tf.ones_like(delta), delta)
+        )
+        return where, scale
+
+    where, scale = session.cached(op, "winners", winners)
+    routed = tf.raw_ops.MaxPoolGradWithArgmax(
+        input=x,
+        grad=grad * scale,
+        argmax=where,
+        ksize=pool["ksize"],
+        strides=pool["strides"],
+        padding=pool["padding"],
+        include_batch_in_index=True,
+    )
+    return [routed]
+
+
 def _softmax(
     session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> list[tf.Tensor | None]:
@@ -480,7 +520,7 @@ def _select(
 _HANDLERS: dict[str, Callable[..., list[tf.Tensor | None]]] = {
     ELEMENTWISE: _elementwise,
     BILINEAR: _bilinear,
-    MAX: _max,
+    MAX: _max_pool,
     SOFTMAX: _softmax,
     LOG_SOFTMAX: _softmax,
     SELECT: _select,
