@@ -290,3 +290,22 @@ def test_outputs_that_change_size_are_an_error():
 
     with pytest.raises(ValueError, match="the same number of outputs every time"):
         Explainer(f, Image("blur(2,2)", X[0].shape))(X, silent=True)
+
+
+# ---------------------------------------------------------------------------------------------- seed 001
+@pytest.mark.slow
+def test_seed_001_partition_runs_as_written(tmp_path):
+    """The pretrained EfficientNet-Lite0 on real photos: coffee is an espresso, and the values add up."""
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "seed_001_partition.py"
+    main = runpy.run_path(str(path), run_name="example")["main"]
+    result = main(str(tmp_path), evals=60, fine_evals=60)
+    values = result["shap_values"]
+    assert result["photo_names"] == ["chelsea", "coffee"]
+    assert values.values.shape == (2, 224, 224, 3, 4) and values.output_names.shape == (2, 4)
+    assert values.output_names[1, 0] == "espresso" and result["scores"][1].max() > 0.5
+    np.testing.assert_array_equal(values.output_indexes, np.argsort(-result["scores"], axis=1)[:, :4])
+    assert max(result["efficiency_gaps"]) < 1e-5
+    assert (tmp_path / "inpaint_telea.png").is_file() and (tmp_path / "blur.png").is_file()
