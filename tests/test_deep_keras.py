@@ -184,6 +184,19 @@ def _maxpool_cnn(output_activation: str | None = None) -> Any:
     )
 
 
+def _overlapping_pool() -> Any:
+    from keras import layers as L
+
+    return _seq(
+        (7, 7, 2),
+        L.Conv2D(3, 2, padding="same", activation="relu"),
+        L.MaxPooling2D(3, strides=2, padding="same"),
+        L.MaxPooling2D(2, strides=1),
+        L.Flatten(),
+        L.Dense(3),
+    )
+
+
 ARCHITECTURES = {
     "batchnorm": _batchnorm,
     "leaky_relu": _leaky,
@@ -201,6 +214,7 @@ ARCHITECTURES = {
     "add_residual_concat": _residual_concat,
     "softmax": _softmax,
     "maxpool_cnn": _maxpool_cnn,
+    "maxpool_overlapping_same": _overlapping_pool,
 }
 
 

@@ -79,7 +79,8 @@ class OpRule:
     ``data_inputs``: the input positions that may carry data (``None``: any). A data-dependent tensor in
     another position (a convolution filter computed from the input, say) has no rule and raises.
     ``closed_form``: for ``elementwise`` ops, the name of an exact multiplier formula that avoids dividing
-    by the difference to the reference (``"div"``, ``"square"``, ``"squared_difference"``).
+    by the difference to the reference (``"relu"``, ``"relu6"``, ``"div"``, ``"square"``,
+    ``"squared_difference"``).
     """
 
     kind: str
@@ -113,10 +114,12 @@ OP_RULES: dict[str, OpRule] = {
     # Elementwise nonlinearities of one data operand (the other inputs, if any, constant).
     **_rules(
         ELEMENTWISE,
-        "Relu Relu6 LeakyRelu Elu Selu Softplus Softsign Sigmoid Tanh Exp Expm1 Log Log1p Sqrt Rsqrt "
+        "LeakyRelu Elu Selu Softplus Softsign Sigmoid Tanh Exp Expm1 Log Log1p Sqrt Rsqrt "
         "Reciprocal Inv Abs Erf Erfc Sin Cos Atan Asinh ClipByValue",
         (0,),
     ),
+    "Relu": OpRule(ELEMENTWISE, (0,), "relu"),
+    "Relu6": OpRule(ELEMENTWISE, (0,), "relu6"),
     "Square": OpRule(ELEMENTWISE, (0,), "square"),
     # Elementwise functions of two operands: exact two-player Shapley split when both carry data.
     **_rules(ELEMENTWISE, "Maximum Minimum Pow DivNoNan Atan2"),

@@ -335,7 +335,7 @@ def _elementwise_multipliers(
     refs = [_like(partner.inputs[i], y) if i in positions else t for i, t in enumerate(op.inputs)]
     closed = OP_RULES[op.type].closed_form
     if closed is not None:
-        return _closed_form(closed, xs, refs, positions)
+        return _closed_form(closed, xs, refs, positions, y - y_ref)
     if len(positions) == 1:
         (k,) = positions
         mid = [(x + r) / 2 if i == k else x for i, (x, r) in enumerate(zip(xs, refs, strict=True))]
@@ -370,9 +370,18 @@ def _derivative(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> tf.Tensor:
 
 
 def _closed_form(
-    name: str, xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int]
+    name: str, xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
 ) -> list[tf.Tensor]:
-    """Exact Shapley multipliers that need no division by the difference to the reference."""
+    """Exact multipliers without the tiny-difference threshold.
+
+    ``relu``/``relu6``: slopes 0 and 1 make the secant exact in floating point (bounded by 1 even for the
+    smallest differences), so only an exact tie needs the derivative. The others are exact formulas for
+    the Shapley split that do not divide by the difference to the reference.
+    """
+    if name in ("relu", "relu6"):
+        x, delta = xs[0], xs[0] - refs[0]
+        active = x > 0 if name == "relu" else tf.logical_and(x > 0, x < 6)
+        return [tf.where(tf.equal(delta, 0), tf.cast(active, x.dtype), delta_out / delta)]
     if name == "square":
         return [xs[0] + refs[0]]
     if name == "squared_difference":
@@ -436,9 +445,9 @@ def _max_pool(
     ``y - y_ref`` goes to one input position: the input's argmax where the input wins, else the
     reference's. Dividing by that position's change gives a per-window scale shared by every output.
     """
-    padding = op.get_attr("padding")
-    if op.type != "MaxPool" or op.get_attr("data_format") != b"NHWC" or padding == b"EXPLICIT":
+    if op.type != "MaxPool" or op.get_attr("data_format") != b"NHWC" or op.get_attr("padding") == b"EXPLICIT":
         return _max(session, op, partner, positions, grad)
+    padding = op.get_attr("padding")
     pool = {"ksize": op.get_attr("ksize"), "strides": op.get_attr("strides"), "padding": padding.decode()}
     x = op.inputs[0]
 
@@ -486,8 +495,11 @@ def _softmax(
         total = tf.reduce_sum(tf.exp(z), axis=-1, keepdims=True)
         return z - tf.math.log(total) if log else tf.exp(z) / total
 
-    start = tf.identity(x)
-    out = session.trace_pair(rewritten, [start], [x_ref])
+    def rewrite() -> tuple[tf.Tensor, tf.Tensor]:
+        start = tf.identity(x)
+        return start, session.trace_pair(rewritten, [start], [x_ref])
+
+    start, out = session.cached(op, "rewritten", rewrite)  # built once, shared by every output's VJP
     return [tf.gradients(out, start, grad_ys=grad)[0]]
 
 
