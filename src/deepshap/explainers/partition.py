@@ -175,10 +175,8 @@ class PartitionExplainer(Explainer):
     def _call_model(self, batch: np.ndarray, n_outputs: int | None) -> np.ndarray:
         """The model's scores for a batch as ``(B, K)`` numpy, checked for shape and finiteness."""
         out = self.model(batch)
-        if hasattr(out, "detach"):
-            out = out.detach()
-        if hasattr(out, "cpu"):
-            out = out.cpu()
+        if hasattr(out, "detach"):  # torch
+            out = out.detach().cpu()
         out = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
         if out.ndim == 1:
             out = out[:, None]

@@ -264,46 +264,43 @@ class InpaintFill:
                 continue
             first[key] = i
             todo.append(i)
-
-        def work(i: int) -> None:
-            out[i] = self.inpaint(keep[i])
-
         if len(todo) > 1:
-            list(_executor().map(work, todo))
+            list(_executor().map(lambda i: self.inpaint(keep[i], out[i]), todo))
         else:
             for i in todo:
-                work(i)
+                self.inpaint(keep[i], out[i])
         for i, mask in enumerate(keep):
             j = first[np.packbits(mask).tobytes()]
             if j != i:
                 out[i] = out[j]
         return out
 
-    def inpaint(self, keep: np.ndarray) -> np.ndarray:
-        """One masked image: kept pixels exact, hidden pixels inpainted from the kept ones."""
+    def inpaint(self, keep: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One masked image (into ``out`` if given): kept pixels exact, hidden ones inpainted from them."""
         import cv2
 
+        out = np.empty_like(self.x) if out is None else out
         hidden = ~keep
         rows = np.flatnonzero(hidden.any(axis=1))
         if rows.size == 0:
-            return self.x
+            out[...] = self.x
+            return out
         if rows.size == hidden.shape[0] and hidden.all():
-            return self.all_hidden
+            out[...] = self.all_hidden
+            return out
         cols = np.flatnonzero(hidden.any(axis=0))
         height, width = hidden.shape
         y0, y1 = max(rows[0] - _CROP_MARGIN, 0), min(rows[-1] + 1 + _CROP_MARGIN, height)
         x0, x1 = max(cols[0] - _CROP_MARGIN, 0), min(cols[-1] + 1 + _CROP_MARGIN, width)
         crop_hidden = hidden[y0:y1, x0:x1]
-        source = self.bytes[y0:y1, x0:x1].copy()
         # OpenCV reads some hidden pixels near the image border: blank them so they cannot leak
-        source[crop_hidden] = 0
-        mask8 = np.ascontiguousarray(crop_hidden, dtype=np.uint8)
+        source = np.where(crop_hidden[..., None], np.uint8(0), self.bytes[y0:y1, x0:x1])
+        mask8 = crop_hidden.view(np.uint8) if crop_hidden.flags.c_contiguous else crop_hidden.astype(np.uint8)
         channels = source.shape[-1]
         if channels in (1, 3):
             filled = cv2.inpaint(
-                source.squeeze(-1) if channels == 1 else source, mask8, INPAINT_RADIUS, self.flag
+                source[..., 0] if channels == 1 else source, mask8, INPAINT_RADIUS, self.flag
             )
-            filled = filled.reshape(source.shape)
         else:
             filled = np.stack(
                 [
@@ -312,11 +309,12 @@ class InpaintFill:
                 ],
                 axis=-1,
             )
-        out = self.x.copy()
-        values = filled[crop_hidden]
-        out[y0:y1, x0:x1][crop_hidden] = (
-            values if self.x.dtype == np.uint8 else _cast_like(self.low + values * self.step, self.x)
-        )
+        out[...] = self.x
+        region = out[y0:y1, x0:x1]
+        filled = filled.reshape(region.shape)
+        if self.x.dtype != np.uint8:
+            filled = _cast_like(self.low + filled * self.step, self.x)
+        np.copyto(region, filled, where=crop_hidden[..., None])
         return out
 
 

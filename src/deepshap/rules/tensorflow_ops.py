@@ -6,70 +6,47 @@ listed raises an error naming it: there is no silent fallback to plain gradients
 
 Rule kinds
 ----------
-``linear``
-    The op is linear (or affine) in its data operands: its ordinary gradient is the exact multiplier.
-``elementwise``
-    An elementwise nonlinearity of one or two data operands (the other operands constant). One data
-    operand: the rescale multiplier ``(y - y_ref) / (x - x_ref)``, the derivative at the midpoint where the
-    difference is tiny. Two data operands: the exact two-player Shapley split of the change in output.
-``bilinear``
-    A product of two data operands (``Mul``, ``MatMul``, ``Einsum``...): the exact two-player Shapley split,
-    which for a bilinear map is the ordinary gradient with the other operand at its midpoint
-    ``(b + b_ref) / 2``. With one data operand this is the ordinary gradient.
-``max``
-    Max/min pooling and reductions: the change in output is routed to the winning input of each half and
-    divided by that input's change, which keeps summation-to-delta.
-``softmax`` / ``log_softmax``
-    Rewritten into ``exp``, ``sum``, ``div`` (and ``log``) with a shift shared by input and reference,
-    then explained by the rules above: an exact decomposition.
+The framework-neutral kinds of :class:`deepshap.rules.Rule` (``LINEAR``, ``RESCALE``, ``SHAPLEY_PAIR``,
+``BILINEAR``, ``MAX``, ``SOFTMAX``), and four structural kinds that only a graph of TensorFlow ops needs:
+
 ``select``
     ``where(c, t, e)``: linear in ``t`` and ``e``. A condition computed from the data must be the same for
     the input and the reference (checked when the attributions are computed).
 ``identity``
     A value identity whose TensorFlow gradient is zero or custom (``StopGradient``, the ``IdentityN`` of
     ``tf.custom_gradient``): the gradient passes through, so the ops that computed the value get their
-    own rules (for example ``tf.nn.silu`` is explained through its ``Mul`` and ``Sigmoid``).
+    own rules (``tf.nn.silu`` is explained through its ``Mul`` and ``Sigmoid``, which compose exactly to
+    the rescale rule of silu).
 ``shape``
     The output depends only on the shape of the data (``Shape``, ``ZerosLike``): it is not data.
 ``discrete``
     Integer or boolean output with no gradient (comparisons, ``ArgMax``): allowed only where such a value
-    is used as the condition of a ``select`` rule or by other discrete ops.
+    is the condition of a ``select`` or feeds other discrete ops.
+
+Normalisations and attention have no op of their own in TensorFlow graphs: Keras builds them from
+``Mean``, ``SquaredDifference``, ``Rsqrt``, ``Mul``, ``Einsum`` and ``Softmax``, each with its rule here.
+``RESCALE`` and ``SHAPLEY_PAIR`` ops share one implementation: with a single data operand the two-player
+split is the rescale rule.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = [
-    "BILINEAR",
-    "DISCRETE",
-    "ELEMENTWISE",
-    "IDENTITY",
-    "LINEAR",
-    "LOG_SOFTMAX",
-    "MAX",
-    "OP_RULES",
-    "OVERRIDDEN_KINDS",
-    "SELECT",
-    "SHAPE",
-    "SOFTMAX",
-    "OpRule",
-    "rule_for",
-]
+from deepshap.rules import Rule
 
-LINEAR = "linear"
-ELEMENTWISE = "elementwise"
-BILINEAR = "bilinear"
-MAX = "max"
-SOFTMAX = "softmax"
-LOG_SOFTMAX = "log_softmax"
+__all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "OVERRIDDEN_KINDS", "SELECT", "SHAPE", "OpRule", "rule_for"]
+
 SELECT = "select"
 IDENTITY = "identity"
 SHAPE = "shape"
 DISCRETE = "discrete"
 
+LINEAR, RESCALE, SHAPLEY_PAIR, BILINEAR = Rule.LINEAR, Rule.RESCALE, Rule.SHAPLEY_PAIR, Rule.BILINEAR
+MAX, SOFTMAX = Rule.MAX, Rule.SOFTMAX
+
 #: Kinds whose gradient is replaced by a deepshap rule while tracing (the others keep their gradient).
-OVERRIDDEN_KINDS = frozenset({ELEMENTWISE, BILINEAR, MAX, SOFTMAX, LOG_SOFTMAX, SELECT, IDENTITY})
+OVERRIDDEN_KINDS = frozenset({RESCALE, SHAPLEY_PAIR, BILINEAR, MAX, SOFTMAX, SELECT, IDENTITY})
 
 
 @dataclass(frozen=True)
@@ -78,7 +55,7 @@ class OpRule:
 
     ``data_inputs``: the input positions that may carry data (``None``: any). A data-dependent tensor in
     another position (a convolution filter computed from the input, say) has no rule and raises.
-    ``closed_form``: for ``elementwise`` ops, the name of an exact multiplier formula that avoids dividing
+    ``closed_form``: for ``RESCALE`` and ``SHAPLEY_PAIR`` ops, the name of an exact multiplier formula that avoids dividing
     by the difference to the reference (``"relu"``, ``"relu6"``, ``"div"``, ``"square"``,
     ``"squared_difference"``).
     """
@@ -113,25 +90,25 @@ OP_RULES: dict[str, OpRule] = {
     "Conv3DBackpropInputV2": OpRule(LINEAR, (2,)),
     # Elementwise nonlinearities of one data operand (the other inputs, if any, constant).
     **_rules(
-        ELEMENTWISE,
+        RESCALE,
         "LeakyRelu Elu Selu Softplus Softsign Sigmoid Tanh Exp Expm1 Log Log1p Sqrt Rsqrt "
         "Reciprocal Inv Abs Erf Erfc Sin Cos Atan Asinh ClipByValue",
         (0,),
     ),
-    "Relu": OpRule(ELEMENTWISE, (0,), "relu"),
-    "Relu6": OpRule(ELEMENTWISE, (0,), "relu6"),
-    "Square": OpRule(ELEMENTWISE, (0,), "square"),
+    "Relu": OpRule(RESCALE, (0,), "relu"),
+    "Relu6": OpRule(RESCALE, (0,), "relu6"),
+    "Square": OpRule(RESCALE, (0,), "square"),
     # Elementwise functions of two operands: exact two-player Shapley split when both carry data.
-    **_rules(ELEMENTWISE, "Maximum Minimum Pow DivNoNan Atan2"),
-    "RealDiv": OpRule(ELEMENTWISE, None, "div"),
-    "Div": OpRule(ELEMENTWISE, None, "div"),
-    "SquaredDifference": OpRule(ELEMENTWISE, None, "squared_difference"),
+    **_rules(SHAPLEY_PAIR, "Maximum Minimum Pow DivNoNan Atan2"),
+    "RealDiv": OpRule(SHAPLEY_PAIR, None, "div"),
+    "Div": OpRule(SHAPLEY_PAIR, None, "div"),
+    "SquaredDifference": OpRule(SHAPLEY_PAIR, None, "squared_difference"),
     # Products of two data operands.
     **_rules(BILINEAR, "Mul MatMul BatchMatMul BatchMatMulV2 BatchMatMulV3 Einsum"),
     # Max pooling and max/min reductions.
     **_rules(MAX, "MaxPool MaxPoolV2 MaxPool3D Max Min", (0,)),
     "Softmax": OpRule(SOFTMAX, (0,)),
-    "LogSoftmax": OpRule(LOG_SOFTMAX, (0,)),
+    "LogSoftmax": OpRule(SOFTMAX, (0,)),
     "SelectV2": OpRule(SELECT),
     "Select": OpRule(SELECT),
     **_rules(IDENTITY, "StopGradient PreventGradient IdentityN"),

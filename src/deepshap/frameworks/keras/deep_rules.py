@@ -24,18 +24,14 @@ from typing import Any
 
 import tensorflow as tf
 
+from deepshap.rules import Rule
 from deepshap.rules.tensorflow_ops import (
-    BILINEAR,
     DISCRETE,
-    ELEMENTWISE,
     IDENTITY,
-    LOG_SOFTMAX,
-    MAX,
     OP_RULES,
     OVERRIDDEN_KINDS,
     SELECT,
     SHAPE,
-    SOFTMAX,
     OpRule,
 )
 
@@ -155,7 +151,7 @@ class RuleSession:
                     f"The op {op.name!r} ({op.type}) takes a value computed from the input as its operand "
                     f"{position} (a weight or an index); DeepExplainer has no rule for that."
                 )
-        if rule.kind == BILINEAR and len(self._data_positions(op)) > 2:
+        if rule.kind == Rule.BILINEAR and len(self._data_positions(op)) > 2:
             raise UnsupportedOperationError(
                 f"The op {op.name!r} ({op.type}) multiplies more than two values computed from the input; "
                 "DeepExplainer's Shapley rule covers products of two."
@@ -484,7 +480,7 @@ def _softmax(
     Input and reference are shifted by the same constant (the larger of their maxima), so the rewrite is
     exactly ``exp(x) / sum(exp(x))`` for the rules (they are invariant to a common shift) and cannot overflow.
     """
-    log = OP_RULES[op.type].kind == LOG_SOFTMAX
+    log = op.type == "LogSoftmax"
     x, x_ref = op.inputs[0], partner.inputs[0]
     shift = tf.stop_gradient(
         tf.maximum(tf.reduce_max(x, axis=-1, keepdims=True), tf.reduce_max(x_ref, axis=-1, keepdims=True))
@@ -530,10 +526,10 @@ def _select(
 
 
 _HANDLERS: dict[str, Callable[..., list[tf.Tensor | None]]] = {
-    ELEMENTWISE: _elementwise,
-    BILINEAR: _bilinear,
-    MAX: _max_pool,
-    SOFTMAX: _softmax,
-    LOG_SOFTMAX: _softmax,
+    Rule.RESCALE: _elementwise,
+    Rule.SHAPLEY_PAIR: _elementwise,
+    Rule.BILINEAR: _bilinear,
+    Rule.MAX: _max_pool,
+    Rule.SOFTMAX: _softmax,
     SELECT: _select,
 }

@@ -423,53 +423,33 @@ def _reduce_max(x: torch.Tensor, r: torch.Tensor, dims: list[int]) -> tuple[torc
     def flat(t: torch.Tensor) -> torch.Tensor:
         return t.permute(order).reshape(*kept_shape, -1)
 
+    xf, rf = flat(x), flat(r)
     with torch.no_grad():
-        y, idx_x = flat(x.detach()).max(-1)
-        y_ref, idx_r = flat(r).max(-1)
-    out = R.route_max(
-        x,
-        r,
-        y,
-        y_ref,
-        lambda v: flat(v).gather(-1, idx_x.unsqueeze(-1)).squeeze(-1),
-        lambda v: flat(v).gather(-1, idx_r.unsqueeze(-1)).squeeze(-1),
-    )
-    return out, idx_x
+        y, idx_x = xf.detach().max(-1, keepdim=True)
+        y_ref, idx_r = rf.max(-1, keepdim=True)
+    out = R.route_max(xf, rf, y, y_ref, idx_x, idx_r)
+    return out.squeeze(-1), idx_x.squeeze(-1)
 
 
 def _max_pool(short: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     """max_pool / adaptive_max_pool (any dimension): the max rule over each window."""
     base = short.replace("_with_indices", "")
-    kwargs = {k: v for k, v in kwargs.items() if k != "return_indices"}
+    kwargs = dict(kwargs)
     want_indices = short.endswith("_with_indices") or bool(kwargs.pop("return_indices", False))
-    if base.startswith("adaptive"):
-        want_indices = want_indices or (len(args) > 2 and bool(args[2]))
-        args = args[:2]
-    else:
-        want_indices = want_indices or (len(args) > 6 and bool(args[6]))
-        args = args[:6]
-    pool = getattr(F, base + "_with_indices") if hasattr(F, base + "_with_indices") else getattr(F, base)
+    keep = 2 if base.startswith("adaptive") else 6
+    want_indices = want_indices or (len(args) > keep and bool(args[keep]))
+    args = args[:keep]
     x = args[0]
     r = ref_of[id(x)]
-
-    def call(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if hasattr(F, base + "_with_indices"):
-            return pool(t, *args[1:], **kwargs)
-        return pool(t, *args[1:], return_indices=True, **kwargs)
-
     with torch.no_grad():
-        y, idx_x = call(x.detach())
-        y_ref, idx_r = call(r)
+        y, idx_x = getattr(F, base)(x.detach(), *args[1:], return_indices=True, **kwargs)
+        y_ref, idx_r = getattr(F, base)(r, *args[1:], return_indices=True, **kwargs)
     spatial = int(base[-2])
 
-    def picker(idx: torch.Tensor):
-        def pick(v: torch.Tensor) -> torch.Tensor:
-            lead = v.shape[: v.dim() - spatial]
-            return v.reshape(*lead, -1).gather(-1, idx.reshape(*lead, -1)).reshape(idx.shape)
+    def flat(t: torch.Tensor) -> torch.Tensor:
+        return t.flatten(-spatial) if spatial > 1 else t
 
-        return pick
-
-    out = R.route_max(x, r, y, y_ref, picker(idx_x), picker(idx_r))
+    out = R.route_max(flat(x), flat(r), flat(y), flat(y_ref), flat(idx_x), flat(idx_r)).reshape(y.shape)
     return (out, idx_x) if want_indices else out
 
 

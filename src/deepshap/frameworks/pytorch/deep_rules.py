@@ -70,8 +70,9 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
         d = xd - r
         small = tiny(d, xd, r)
         slope = (y - y_ref) / torch.where(small, torch.ones_like(d), d)
-    m = torch.where(small, derivative(fn, (xd + r) / 2), slope)
-    return with_multipliers(y, [x], [m])
+    if bool(small.any()):
+        slope = torch.where(small, derivative(fn, (xd + r) / 2), slope)
+    return with_multipliers(y, [x], [slope])
 
 
 @dataclass
@@ -187,27 +188,50 @@ def bilinear(fn: Callable[..., torch.Tensor], pairs: Sequence[Pair]) -> Pair:
     return Pair(at_mid + (value - at_mid).detach(), ref)
 
 
+class _RoutedMax(torch.autograd.Function):
+    """Backward of the max rule: each output's gradient times its multiplier, scattered to one position."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, box: tuple[torch.Tensor, torch.Tensor, torch.Tensor], xf: torch.Tensor
+    ) -> torch.Tensor:
+        value, weights, index = box
+        ctx.save_for_backward(weights, index)
+        ctx.in_shape = xf.shape
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        weights, index = ctx.saved_tensors
+        out = torch.zeros(ctx.in_shape, dtype=grad.dtype, device=grad.device)
+        return None, out.scatter_add_(-1, index, grad * weights)
+
+
 def route_max(
-    x: torch.Tensor,
-    r: torch.Tensor,
+    xf: torch.Tensor,
+    rf: torch.Tensor,
     y: torch.Tensor,
     y_ref: torch.Tensor,
-    pick_x: Callable[[torch.Tensor], torch.Tensor],
-    pick_r: Callable[[torch.Tensor], torch.Tensor],
+    idx_x: torch.Tensor,
+    idx_r: torch.Tensor,
 ) -> torch.Tensor:
-    """Max rule: ``max(y, y_ref) - y_ref`` is credited at the sample's argmax, ``y - max(y, y_ref)`` at the
-    reference's, each divided by the input difference there. ``pick_*`` gather an input-shaped tensor at
-    the argmax positions (linear maps). Summation-to-delta holds with overlapping windows too."""
-    xd = x.detach()
+    """Max rule on flattened windows: ``xf``/``rf`` are ``(*lead, L)``, outputs and argmax indices ``(*lead, K)``.
+
+    Where the sample's maximum is the larger, the output difference goes to the sample's argmax p, else to
+    the reference's argmax q, divided by the input difference there (which has the same sign and at least
+    the same size, so the multiplier lies in [0, 1]). Summation-to-delta holds with overlapping windows.
+    """
     with torch.no_grad():
-        d = xd - r
-        small = tiny(d, xd, r)
-        safe = torch.where(small, torch.ones_like(d), d)
-        cross = torch.maximum(y, y_ref)
-        a, b = cross - y_ref, y - cross
-    v = torch.where(small, torch.zeros_like(d), x / safe)
-    lin = a * pick_x(v) + b * pick_r(v)
-    return lin + (y - lin).detach()
+        xd = xf.detach()
+        index = torch.where(y >= y_ref, idx_x, idx_r)
+        d_at = (xd - rf).gather(-1, index)
+        small = tiny(d_at, xd.gather(-1, index), rf.gather(-1, index))
+        weights = torch.where(
+            small, torch.zeros_like(d_at), (y - y_ref) / torch.where(small, torch.ones_like(d_at), d_at)
+        )
+    if not xf.requires_grad:
+        return y
+    return _RoutedMax.apply((y, weights, index), xf)
 
 
 # composite rules ---------------------------------------------------------------------------------
