@@ -368,6 +368,54 @@ def test_two_input_model_is_additive() -> None:
     assert _additivity_error(phi, fx, fb, index) <= RTOL
 
 
+def _more_layers(name: str) -> Any:
+    import keras
+    from keras import layers as L
+
+    def branches(x: Any) -> Any:
+        pairs = [(L.Dense(3)(x), L.Dense(3)(x)) for _ in range(4)]
+        merged = [L.Maximum()(list(pairs[0])), L.Minimum()(list(pairs[1])), L.Dot(axes=1)(list(pairs[2]))]
+        return L.Dense(2)(L.Concatenate()([*merged, L.Subtract()(list(pairs[3]))]))
+
+    inner = _seq((6,), L.Dense(5, activation="relu"), L.Dense(4, activation="elu"), seed=1)
+    bodies = {
+        "min_max_dot_subtract": ((6,), branches),
+        "logsumexp": ((6,), lambda x: L.Lambda(lambda z: keras.ops.logsumexp(z, axis=-1))(L.Dense(4)(x))),
+        "causal_attention": (
+            (5, 4),
+            lambda x: L.Dense(2)(L.Flatten()(L.MultiHeadAttention(2, 2)(x, x, use_causal_mask=True))),
+        ),
+        "nested_model": ((6,), lambda x: L.Dense(2)(inner(x))),
+        "mish_hard_silu": ((6,), lambda x: L.Dense(2)(L.Activation("hard_silu")(L.Activation("mish")(x)))),
+        "dilated_separable": (
+            (9, 9, 1),
+            lambda x: L.Dense(2)(
+                L.Flatten()(L.SeparableConv2D(2, 3, dilation_rate=2, activation="hard_sigmoid")(x))
+            ),
+        ),
+    }
+    shape, body = bodies[name]
+    return _functional(shape, body)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "min_max_dot_subtract",
+        "logsumexp",
+        "causal_attention",
+        "nested_model",
+        "mish_hard_silu",
+        "dilated_separable",
+    ],
+)
+def test_additivity_on_more_layers(name: str) -> None:
+    model = _more_layers(name)
+    shape = tuple(model.inputs[0].shape[1:])
+    phi, fx, fb, index = _attribute(model, rng_data((5, *shape), seed=27), rng_data((2, *shape), seed=28))
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
+
+
 # errors and state ------------------------------------------------------------------------------------
 def _model_gradients(model: Any, X: np.ndarray) -> np.ndarray:
     import tensorflow as tf
@@ -415,6 +463,26 @@ def test_unsupported_op_raises_by_name_and_leaves_nothing_patched(op: str, expre
     _attribute(good, background, X)  # a successful call afterwards, then the same check
     assert deep_rules._ACTIVE.get() is None
     np.testing.assert_array_equal(_graph_gradients(good, X), before[1])
+
+
+def test_data_dependent_condition_raises_when_input_and_reference_disagree() -> None:
+    import keras
+    import tensorflow as tf
+    from keras import layers as L
+
+    model = _seq((6,), L.Dense(4), L.Lambda(lambda z: keras.ops.where(z > 0, z, 0.1 * z)), L.Dense(2))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="condition of .* differs"):
+        _attribute(model, rng_data((4, 6), seed=29), rng_data((2, 6), seed=30))
+
+
+def test_recurrent_layer_raises_naming_its_op() -> None:
+    from keras import layers as L
+
+    from deepshap.frameworks.keras.deep import UnsupportedOperationError
+
+    model = _seq((4, 3), L.LSTM(3), L.Dense(2))
+    with pytest.raises(UnsupportedOperationError, match="op type 'TensorList|op type 'While"):
+        _attribute(model, rng_data((3, 4, 3)), rng_data((1, 4, 3)))
 
 
 def test_rule_gradient_outside_a_trace_raises() -> None:

@@ -55,8 +55,8 @@ class OpRule:
 
     ``data_inputs``: the input positions that may carry data (``None``: any). A data-dependent tensor in
     another position (a convolution filter computed from the input, say) has no rule and raises.
-    ``closed_form``: for ``RESCALE`` and ``SHAPLEY_PAIR`` ops, the name of an exact multiplier formula that avoids dividing
-    by the difference to the reference (``"relu"``, ``"relu6"``, ``"div"``, ``"square"``,
+    ``closed_form``: for ``RESCALE`` and ``SHAPLEY_PAIR`` ops, the name of an exact multiplier formula
+    that needs no tiny-difference threshold (``"relu"``, ``"relu6"``, ``"div"``, ``"square"``,
     ``"squared_difference"``).
     """
 
