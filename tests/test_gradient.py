@@ -321,3 +321,21 @@ def test_seed_003_vgg16_layer_runs_as_written(tmp_path):
     assert indexes.shape == (2, 2) and indexes.dtype == np.int64
     np.testing.assert_array_equal(indexes, np.argsort(-outputs, axis=1, kind="stable")[:, :2])
     assert (tmp_path / "layer_7.png").is_file()
+
+
+def test_torch_layer_pair_accepts_integer_token_inputs():
+    """Token ids feed an embedding before the explained layer; the delta is taken on the embeddings."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Flatten(), torch.nn.Linear(20, 3)).eval()
+    rng = np.random.default_rng(0)
+    tokens_bg, tokens = rng.integers(0, 20, (8, 5)), rng.integers(0, 20, (2, 5))
+    values = GradientExplainer((model, model[1]), tokens_bg).shap_values(tokens, nsamples=3, rseed=0)
+    with torch.no_grad():
+        z, z_bg = model[0](torch.from_numpy(tokens)).numpy(), model[0](torch.from_numpy(tokens_bg)).numpy()
+    weights = model[2].weight.detach().numpy().reshape(3, 5, 4)
+    for k in range(3):
+        np.testing.assert_allclose(values[k], (z - z_bg.mean(0)) * weights[k], rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="float values but the background data has integer"):
+        GradientExplainer((model, model[1]), tokens_bg).shap_values(tokens.astype(np.float32))

@@ -124,7 +124,7 @@ class ModelAdapter(ABC):
         self._n_raw = len(items)
         self._raw_kinds = [_kind_of(x, _label("data", i, self._raw_multi)) for i, x in enumerate(items)]
         self._raw_shapes: list[tuple[int, ...]] | None = None
-        raw = self._convert_all(items, "data")
+        raw = self._convert_all(items, "data", self._raw_kinds)
         self._raw_shapes = [tuple(int(d) for d in t.shape[1:]) for t in raw]
         return raw
 
@@ -161,13 +161,13 @@ class ModelAdapter(ABC):
                     f"{self._raw_kinds[i]} values; convert both the same way (for images scaled to [0, 1] "
                     "in the background, scale X too)."
                 )
-        return self._convert_all(items, name)
+        return self._convert_all(items, name, self._raw_kinds)
 
-    def _convert_all(self, items: list[Any], name: str) -> list[Any]:
+    def _convert_all(self, items: list[Any], name: str, kinds: list[str]) -> list[Any]:
         tensors = []
         for i, x in enumerate(items):
             label = _label(name, i, self._raw_multi)
-            tensor = self._convert(x)
+            tensor = self._convert(x, kinds[i])
             shape = tuple(int(d) for d in tensor.shape)
             if len(shape) < 1 or shape[0] == 0:
                 what = "the background" if name == "data" else name
@@ -185,8 +185,8 @@ class ModelAdapter(ABC):
         return tensors
 
     @abstractmethod
-    def _convert(self, x: Any) -> Any:
-        """x as a float native tensor on the model's device."""
+    def _convert(self, x: Any, kind: str) -> Any:
+        """x (of dtype ``kind``) as a native tensor on the model's device, in the model's float dtype."""
 
     @abstractmethod
     def _all_finite(self, tensor: Any) -> bool:

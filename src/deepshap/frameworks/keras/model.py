@@ -78,7 +78,7 @@ class KerasModel(ModelAdapter):
         self.single_output = self.n_outputs == 1
         self._gradients = tf.function(self._gradients_graph, reduce_retracing=True)
 
-    def _convert(self, x: Any) -> tf.Tensor:
+    def _convert(self, x: Any, kind: str) -> tf.Tensor:
         if isinstance(x, tf.Tensor | tf.Variable):
             tensor = tf.convert_to_tensor(x)
         elif hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch

@@ -81,7 +81,8 @@ class TorchModel(ModelAdapter):
         self.single_output = self.n_outputs == 1
 
     # conversion -----------------------------------------------------------------------------------
-    def _convert(self, x: Any) -> torch.Tensor:
+    def _convert(self, x: Any, kind: str) -> torch.Tensor:
+        """x on the model's device in its float dtype (integers kept for a layer pair: token ids)."""
         if isinstance(x, torch.Tensor):
             tensor = x.detach()
         elif isinstance(x, np.ndarray):
@@ -90,10 +91,11 @@ class TorchModel(ModelAdapter):
             tensor = torch.from_numpy(np.ascontiguousarray(x.numpy()))
         else:
             tensor = torch.as_tensor(np.asarray(x))
-        return tensor.to(device=self.device, dtype=self.dtype)
+        keep_integers = self.layer is not None and kind == "integer"
+        return tensor.to(device=self.device, dtype=torch.int64 if keep_integers else self.dtype)
 
     def _all_finite(self, tensor: torch.Tensor) -> bool:
-        return bool(torch.isfinite(tensor).all())
+        return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
     def to_numpy(self, tensor: torch.Tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy()
