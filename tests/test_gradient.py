@@ -288,6 +288,22 @@ def test_wrong_number_of_inputs_and_no_gradient():
         constant.shap_values(models.rng_data((2, 4)), nsamples=3)
 
 
+def test_keras_model_without_gradient_is_reported():
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.stop_gradient(inputs)))
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        GradientExplainer(model, models.rng_data((5, 4))).shap_values(models.rng_data((2, 4)), nsamples=3)
+
+
+def test_keras_local_smoothing_is_seeded():
+    explainer = GradientExplainer(models.keras_mlp(), BG, local_smoothing=0.3)
+    first = np.stack(explainer.shap_values(X, nsamples=10, rseed=5))
+    np.testing.assert_array_equal(first, np.stack(explainer.shap_values(X, nsamples=10, rseed=5)))
+    assert np.abs(first - np.stack(explainer.shap_values(X, nsamples=10, rseed=6))).max() > 1e-4
+
+
 # the seeds, run as written ------------------------------------------------------------------------
 def _run_example(name: str):
     import runpy
