@@ -353,6 +353,22 @@ def test_chunking_and_per_sample_outputs_do_not_change_values() -> None:
     assert _additivity_error(phi_ranked, fx, fb, index) <= RTOL
 
 
+def test_many_outputs_run_in_groups() -> None:
+    from keras import layers as L
+
+    from deepshap.frameworks.keras.deep import OUTPUTS_PER_TRACE
+
+    n_outputs = OUTPUTS_PER_TRACE + 3
+    model = _seq((6,), L.Dense(8, activation="tanh"), L.Dense(n_outputs, activation="softmax"))
+    X, background = rng_data((2, 6), seed=31), rng_data((5, 6), seed=32)
+    phi, fx, fb, index = _attribute(model, background, X)
+    assert phi[0].shape == (2, 6, n_outputs)
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
+    last = np.full((2, 1), n_outputs - 1, dtype=np.int64)
+    phi_last, *_ = _attribute(model, background, X, index=last)
+    np.testing.assert_allclose(phi_last[0][..., 0], phi[0][..., -1], rtol=1e-5, atol=1e-8)
+
+
 def test_two_input_model_is_additive() -> None:
     import keras
     from keras import layers as L

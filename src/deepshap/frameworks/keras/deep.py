@@ -9,7 +9,8 @@ the whole work for a chunk of (sample, background) pairs:
    :mod:`deepshap.frameworks.keras.deep_rules` (ops paired between the two calls, unsupported ops
    rejected before anything runs);
 3. one ``tf.gradients`` per explained output over the input call gives the DeepLIFT multipliers;
-   multiplied by ``x - reference`` and summed over the chunk's background rows.
+   multiplied by ``x - reference`` and summed over the chunk's background rows. At most
+   :data:`OUTPUTS_PER_TRACE` outputs share one traced function; more run in groups.
 
 The Python loop runs over chunks only; the sum over chunks stays on tf tensors, and numpy appears once,
 at the end. Memory is bounded by ``batch_size`` pairs.
@@ -26,6 +27,10 @@ import tensorflow as tf
 from deepshap.frameworks.keras.deep_rules import RuleSession, UnsupportedOperationError
 
 __all__ = ["UnsupportedOperationError", "deep_attributions"]
+
+#: Explained outputs per traced function: more outputs run in groups (one forward pass per group), which
+#: bounds the graph size, the tracing time and the memory held by concurrent VJPs (1000 ImageNet classes).
+OUTPUTS_PER_TRACE = 10
 
 _TRACED: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
 
@@ -51,16 +56,19 @@ def deep_attributions(
     n_background = int(background[0].shape[0])
     per_background = min(n_background, int(batch_size))
     per_sample = max(1, min(n_samples, int(batch_size) // per_background))
-    attribute = _traced(adapter, index.shape[1])
     chunks: list[list[tf.Tensor]] = []
     for s in range(0, n_samples, per_sample):
         xs = [t[s : s + per_sample] for t in inputs]
-        rows = tf.constant(index[s : s + per_sample])
-        total: list[tf.Tensor] | None = None
-        for b in range(0, n_background, per_background):
-            part = attribute(xs, [t[b : b + per_background] for t in background], rows)
-            total = part if total is None else [u + v for u, v in zip(total, part, strict=True)]
-        chunks.append(total)
+        groups = []
+        for c in range(0, index.shape[1], OUTPUTS_PER_TRACE):
+            rows = tf.constant(index[s : s + per_sample, c : c + OUTPUTS_PER_TRACE])
+            attribute = _traced(adapter, int(rows.shape[1]))
+            total: list[tf.Tensor] | None = None
+            for b in range(0, n_background, per_background):
+                part = attribute(xs, [t[b : b + per_background] for t in background], rows)
+                total = part if total is None else [u + v for u, v in zip(total, part, strict=True)]
+            groups.append(total)
+        chunks.append([tf.concat([g[i] for g in groups], axis=-1) for i in range(len(inputs))])
     scale = 1.0 / n_background
     return [
         (tf.concat([chunk[i] for chunk in chunks], axis=0).numpy() * scale).astype(
@@ -71,13 +79,17 @@ def deep_attributions(
 
 
 def _traced(adapter: Any, n_explained: int) -> Any:
-    """The traced attribution function of ``adapter`` for R explained outputs (built once, then reused)."""
+    """The traced attribution function of ``adapter`` for R explained outputs (built once, then reused).
+
+    The function holds the adapter through a weak reference, so the cache does not keep it alive.
+    """
     per_adapter = _TRACED.setdefault(adapter, {})
     if n_explained not in per_adapter:
         specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in adapter.background]
         signature = [specs, specs, tf.TensorSpec([None, n_explained], tf.int64)]
+        owner = weakref.ref(adapter)
         per_adapter[n_explained] = tf.function(
-            lambda xs, refs, rows: _attribute(adapter, xs, refs, rows),
+            lambda xs, refs, rows: _attribute(owner(), xs, refs, rows),
             input_signature=signature,
             autograph=False,
         )
