@@ -209,3 +209,16 @@ def test_keras_layer_tuple_is_fed_layer_activations():
     adapter = load_adapter((model.layers[2].input, model.layers[-1].output), z_bg)
     assert adapter.n_inputs == 1 and adapter.n_outputs == 4
     np.testing.assert_allclose(adapter.to_numpy(adapter.forward(adapter.to_inputs(z))), model(x), rtol=1e-5)
+
+
+def test_keras_output_gradients_in_groups_of_columns(monkeypatch):
+    from deepshap.frameworks.keras import model as keras_model
+
+    adapter = load_adapter(models.keras_mlp(n_outputs=5), BG6)
+    xs = adapter.to_inputs(X6)
+    index = np.tile(np.array([4, 0, 3, 1, 2]), (5, 1))
+    (together,) = adapter.output_gradients(xs, index)
+    monkeypatch.setattr(keras_model, "_COLUMNS_PER_TRACE", 2)
+    (grouped,) = adapter.output_gradients(xs, index)
+    assert tuple(grouped.shape) == (5, 5, 6)
+    np.testing.assert_allclose(grouped.numpy(), together.numpy(), rtol=1e-6)

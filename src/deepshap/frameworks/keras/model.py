@@ -114,11 +114,22 @@ class KerasModel(ModelAdapter):
         return self.to_numpy(self.forward(inputs))
 
     def output_gradients(self, inputs: list[tf.Tensor], output_index: np.ndarray) -> list[tf.Tensor]:
-        index = tf.convert_to_tensor(np.asarray(output_index, dtype=np.int64))
-        grads = self._gradients(list(inputs), index, int(index.shape[1]))
-        if any(g is None for g in grads):
-            raise ValueError(_NO_GRADIENT)
-        return list(grads)
+        """See :meth:`ModelAdapter.output_gradients`; at most ``_COLUMNS_PER_TRACE`` VJPs per forward pass.
+
+        The cap keeps each traced graph small (tracing time and graph memory grow with the number of
+        VJPs in it), at the cost of one more forward pass per group of columns.
+        """
+        output_index = np.asarray(output_index, dtype=np.int64)
+        groups = []
+        for r0 in range(0, output_index.shape[1], _COLUMNS_PER_TRACE):
+            columns = output_index[:, r0 : r0 + _COLUMNS_PER_TRACE]
+            grads = self._gradients(list(inputs), tf.convert_to_tensor(columns), int(columns.shape[1]))
+            if any(g is None for g in grads):
+                raise ValueError(_NO_GRADIENT)
+            groups.append(grads)
+        if len(groups) == 1:
+            return list(groups[0])
+        return [tf.concat([grads[i] for grads in groups], axis=1) for i in range(len(inputs))]
 
     def _gradients_graph(
         self, inputs: list[tf.Tensor], index: tf.Tensor, n_cols: int
@@ -134,6 +145,8 @@ class KerasModel(ModelAdapter):
             return [None] * len(inputs)
         return [tf.stack([col[i] for col in per_column], axis=1) for i in range(len(inputs))]
 
+
+_COLUMNS_PER_TRACE = 10
 
 _NO_GRADIENT = (
     "the model output does not depend on its input through differentiable operations (no gradient); "
