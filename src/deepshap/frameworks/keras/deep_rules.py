@@ -300,7 +300,7 @@ def _like(tensor: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 
 def _tiny(dtype: tf.DType) -> float:
     """Differences below this use the derivative at the midpoint instead of the secant."""
-    return 1e-10 if dtype == tf.float64 else 1e-6
+    return {tf.float64: 1e-10, tf.float16: 1e-3, tf.bfloat16: 1e-2}.get(dtype, 1e-6)
 
 
 def _secant(delta_out: tf.Tensor, delta_in: tf.Tensor, derivative: tf.Tensor) -> tf.Tensor:
