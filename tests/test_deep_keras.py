@@ -486,9 +486,15 @@ def test_data_dependent_condition_raises_when_input_and_reference_disagree() -> 
     import tensorflow as tf
     from keras import layers as L
 
+    from deepshap.frameworks.keras import deep_rules
+
     model = _seq((6,), L.Dense(4), L.Lambda(lambda z: keras.ops.where(z > 0, z, 0.1 * z)), L.Dense(2))
+    X = rng_data((2, 6), seed=30)
+    before = _graph_gradients(model, X)
     with pytest.raises(tf.errors.InvalidArgumentError, match="condition of .* differs"):
-        _attribute(model, rng_data((4, 6), seed=29), rng_data((2, 6), seed=30))
+        _attribute(model, rng_data((4, 6), seed=29), X)
+    assert deep_rules._ACTIVE.get() is None
+    np.testing.assert_array_equal(_graph_gradients(model, X), before)
 
 
 def test_recurrent_layer_raises_naming_its_op() -> None:
