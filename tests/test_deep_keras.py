@@ -611,3 +611,40 @@ def test_seed_004_deep_tf_tensors_runs_as_written(tmp_path: Any) -> None:
     assert len(values) == 10 and values[0].shape == (1, 28, 28, 1)
     assert result["additivity_gap"] < 1e-4
     assert (tmp_path / "deep_tf_tensors.png").is_file()
+
+
+def test_same_values_as_the_pytorch_backend_on_the_same_model() -> None:
+    """One algorithm, two frameworks: an MLP with GELU, LayerNorm, ReLU6 and softmax, weights copied."""
+    import torch
+    from keras import layers as L
+
+    import deepshap as shap
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8),
+        torch.nn.GELU(),
+        torch.nn.LayerNorm(8),
+        torch.nn.Linear(8, 5),
+        torch.nn.ReLU6(),
+        torch.nn.Linear(5, 3),
+        torch.nn.Softmax(dim=1),
+    ).eval()
+    model = _seq(
+        (6,),
+        L.Dense(8, activation="gelu"),
+        L.LayerNormalization(epsilon=1e-5),
+        L.Dense(5),
+        L.ReLU(max_value=6.0),
+        L.Dense(3, activation="softmax"),
+    )
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    model.layers[0].set_weights([state["0.weight"].T, state["0.bias"]])
+    model.layers[1].set_weights([state["2.weight"], state["2.bias"]])
+    model.layers[2].set_weights([state["3.weight"].T, state["3.bias"]])
+    model.layers[4].set_weights([state["5.weight"].T, state["5.bias"]])
+    X, background = rng_data((3, 6), seed=33, scale=2.0), rng_data((6, 6), seed=34, scale=2.0)
+    ours = shap.DeepExplainer(model, background).shap_values(X)
+    theirs = shap.DeepExplainer(net, torch.from_numpy(background)).shap_values(torch.from_numpy(X))
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
