@@ -222,3 +222,34 @@ def test_keras_output_gradients_in_groups_of_columns(monkeypatch):
     (grouped,) = adapter.output_gradients(xs, index)
     assert tuple(grouped.shape) == (5, 5, 6)
     np.testing.assert_allclose(grouped.numpy(), together.numpy(), rtol=1e-6)
+
+
+def test_torch_layer_forward_runs_the_part_before_the_layer_on_one_row_only_when_equivalent():
+    import torch
+    from torch import nn
+
+    cnn = models.torch_cnn()
+    assert load_adapter((cnn, cnn[2]), models.rng_data((6, 1, 8, 8), 5))._one_row_carrier
+
+    class ReadsBatchSize(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = nn.Linear(6, 4), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            batch = x.shape[0]
+            return self.second(torch.tanh(self.first(x))).reshape(batch, -1)
+
+    torch.manual_seed(0)
+    model = ReadsBatchSize().eval()
+    adapter = load_adapter((model, model.second), BG6)
+    assert not adapter._one_row_carrier
+    z = adapter.explained_inputs(adapter.to_inputs(X6))
+    np.testing.assert_allclose(adapter.to_numpy(adapter.forward(z)), _torch_outputs_of(model, X6), rtol=1e-6)
+
+
+def _torch_outputs_of(model, x):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()

@@ -75,8 +75,11 @@ class TorchModel(ModelAdapter):
         self.multi_input = self._raw_multi if self.layer is None else False
         self.background = self.explained_inputs(raw)
         self.n_inputs = len(self.background)
+        self._one_row_carrier = False
         with torch.no_grad():
             probe = self._call([b[:1] for b in self.background])
+            if self.layer is not None:
+                self._one_row_carrier = self._one_row_carrier_works()
         self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
         self.single_output = self.n_outputs == 1
 
@@ -148,13 +151,27 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             return self.to_numpy(self.forward(inputs))
 
-    def _layer_forward(self, z: torch.Tensor) -> torch.Tensor:
+    def _one_row_carrier_works(self) -> bool:
+        """Whether a one-row carrier gives the same outputs as a full-batch one (see _layer_forward)."""
+        z = self.background[0][:2]
+        if int(z.shape[0]) < 2:
+            z = torch.cat([z, z * 0.5 + 1.0])
+        full = self._layer_forward(z, one_row=False)
+        try:
+            single = self._layer_forward(z, one_row=True)
+        except Exception:  # the model needs a full batch before the layer (it reads the batch size)
+            return False
+        return single.shape == full.shape and bool(torch.allclose(single, full, rtol=1e-5, atol=1e-6))
+
+    def _layer_forward(self, z: torch.Tensor, one_row: bool | None = None) -> torch.Tensor:
         """Run the model with ``z`` in place of the layer's input.
 
-        The raw inputs only carry the forward pass up to the layer: the first background sample,
-        expanded (not copied) to the batch, run without autograd until the layer.
+        The raw inputs only carry the forward pass up to the layer: the first background sample, run
+        without autograd until the layer. It is one row when the model gives the same outputs that way
+        (checked once, at construction; the part before the layer then costs one row per batch), else it
+        is expanded (not copied) to the batch.
         """
-        batch = int(z.shape[0])
+        batch = 1 if (self._one_row_carrier if one_row is None else one_row) else int(z.shape[0])
         carrier = [r[:1].expand(batch, *r.shape[1:]) for r in self._raw_background]
         grad_wanted = torch.is_grad_enabled()
         calls = [0]
