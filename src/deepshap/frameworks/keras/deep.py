@@ -106,7 +106,7 @@ def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: t
     with session.active():
         out = session.trace_pair(adapter.forward, x_pairs, ref_pairs)
         pair_rows = tf.repeat(rows, n_ref, axis=0)
-        n_outputs = out.shape[-1]
+        n_outputs = adapter.n_outputs
         per_output = []
         for r in range(rows.shape[1]):
             seed = tf.one_hot(pair_rows[:, r], n_outputs, dtype=out.dtype)

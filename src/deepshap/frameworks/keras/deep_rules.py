@@ -101,7 +101,7 @@ class RuleSession:
         inputs and the output has no rule, and RuntimeError if the two calls built different graphs.
         """
         start = len(self.graph.get_operations())
-        ref_out = fn(refs)
+        fn(refs)  # only its ops matter: they hold the reference values
         middle = len(self.graph.get_operations())
         with self.graph.gradient_override_map(OVERRIDES):
             out = fn(inputs)
@@ -114,12 +114,11 @@ class RuleSession:
                 "Python control flow?); DeepExplainer needs the same operations for both."
             )
         self.partner.update({op.name: ref for op, ref in zip(x_ops, ref_ops, strict=True)})
-        self._check_rules(x_ops, out, inputs)
+        self._check_rules(x_ops, out)
         self._redirect_custom_gradients(x_ops)
-        del ref_out
         return out
 
-    def _check_rules(self, ops: list[tf.Operation], out: tf.Tensor, inputs: list[tf.Tensor]) -> None:
+    def _check_rules(self, ops: list[tf.Operation], out: tf.Tensor) -> None:
         """Every op on a path from the inputs to ``out`` must have a rule that fits its operands."""
         on_path = _ops_reaching(out, {op.name for op in ops})
         for op in ops:
