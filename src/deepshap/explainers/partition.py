@@ -331,31 +331,61 @@ def owen_values(
             pieces.append([*outside, (left, False), (right, True)])
         outputs = evaluate(pieces)
         n_evals += len(pieces)
-        for i, item in enumerate(batch):
-            left, right = int(tree.left[item.node]), int(tree.right[item.node])
-            f10, f01 = outputs[2 * i], outputs[2 * i + 1]
-            f00_, f11_, weight = item.f_without, item.f_with, item.weight
-            expanded.add(item.node)
-            interaction = (f11_ - f10 - f01 + f00_) * weight
-            child_weight = weight / 2 if fixed_context is None else weight
-            children = []
-            if fixed_context in (None, 0):
-                credit(item.node, interaction)
-                children += [
-                    (((right, False), item.path), f00_, f10, left),
-                    (((left, False), item.path), f00_, f01, right),
-                ]
-            if fixed_context in (None, 1):
-                credit(item.node, -interaction)
-                children += [
-                    (((right, True), item.path), f01, f11_, left),
-                    (((left, True), item.path), f10, f11_, right),
-                ]
-            for path, without, with_, child in children:
-                priority = -float(np.max(np.abs(with_ - without))) * child_weight
-                heapq.heappush(heap, (priority, order, _Item(path, without, with_, child, child_weight)))
-                order += 1
+        order = _expand(batch, outputs, tree, fixed_context, heap, order, expanded, credit)
     return values, expanded
+
+
+def _expand(
+    batch: list[_Item],
+    outputs: np.ndarray,
+    tree: PartitionTree,
+    fixed_context: int | None,
+    heap: list,
+    order: int,
+    expanded: set[int],
+    credit: Callable[[int, np.ndarray], None],
+) -> int:
+    """Use the outputs of a batch: interaction terms onto the nodes, children onto the queue.
+
+    Children go in the empty context (outputs without / with the child: f00 / f10 for the left one) and
+    in the sibling's context (f01 / f11), weighted 1/2 each; a fixed context keeps one of the two at full
+    weight, its interaction term staying on the node. The arithmetic runs on the whole batch at once.
+    """
+    f00 = np.stack([item.f_without for item in batch])
+    f11 = np.stack([item.f_with for item in batch])
+    f10, f01 = outputs[0::2], outputs[1::2]
+    weight = np.array([item.weight for item in batch])
+    child_weight = weight / 2 if fixed_context is None else weight
+    if fixed_context is not None:
+        sign = 1.0 if fixed_context == 0 else -1.0
+        interaction = (f11 - f10 - f01 + f00) * (sign * weight)[:, None]
+        for item, amount in zip(batch, interaction, strict=True):
+            credit(item.node, amount)
+    contexts = (0, 1) if fixed_context is None else (fixed_context,)
+    # per context: (without, with) for the left child, then for the right child
+    pairs = {0: ((f00, f10), (f00, f01)), 1: ((f01, f11), (f10, f11))}
+    priority = {
+        (context, side): -np.abs(pairs[context][side][1] - pairs[context][side][0]).max(axis=1) * child_weight
+        for context in contexts
+        for side in (0, 1)
+    }
+    for i, item in enumerate(batch):
+        expanded.add(item.node)
+        children = (int(tree.left[item.node]), int(tree.right[item.node]))
+        for context in contexts:
+            for side in (0, 1):
+                sibling = children[1 - side]
+                without, with_ = pairs[context][side]
+                child = _Item(
+                    ((sibling, context == 1), item.path),
+                    without[i],
+                    with_[i],
+                    children[side],
+                    child_weight[i],
+                )
+                heapq.heappush(heap, (float(priority[context, side][i]), order, child))
+                order += 1
+    return order
 
 
 def _path_pieces(path: tuple | None) -> list[tuple[int, bool]]:

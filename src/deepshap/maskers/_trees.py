@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import heapq
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,11 @@ class PartitionTree:
     pixel_order: np.ndarray | None = None
     boxes: np.ndarray | None = None
 
+    @functools.cached_property
+    def area(self) -> list[float]:
+        """Each node's share of the image, as Python floats (cheap to sum in per-mask bookkeeping)."""
+        return (self.size / self.size[self.root]).tolist()
+
     @property
     def n_leaves(self) -> int:
         return (len(self.left) + 1) // 2
@@ -53,40 +59,36 @@ class PartitionTree:
     def is_leaf(self, node: int) -> bool:
         return self.left[node] < 0
 
+    @functools.cached_property
+    def _index(self) -> list[tuple[Any, Any]]:
+        """Per node, a numpy index of its pixels in an ``(H, W, ...)`` array: two slices for a box, else
+        row and column arrays (built once: indexing is the hot path of building masked images)."""
+        if self.boxes is not None:
+            return [(slice(y0, y1), slice(x0, x1)) for y0, y1, x0, x1 in self.boxes.tolist()]
+        width = self.image_shape[1]
+        return [tuple(np.divmod(self._pixels(node), width)) for node in range(len(self.left))]
+
     def paint(self, flat_mask: np.ndarray, node: int) -> None:
         """Set the pixels of ``node`` to True in a flat ``(H*W,)`` boolean mask."""
-        if self.boxes is not None:
-            y0, y1, x0, x1 = self.boxes[node]
-            flat_mask.reshape(self.image_shape)[y0:y1, x0:x1] = True
-        else:
-            flat_mask[self._pixels(node)] = True
+        flat_mask.reshape(self.image_shape)[self._index[node]] = True
 
     def masks(self, kept: list[list[int]]) -> np.ndarray:
         """Boolean masks ``(B, H, W)``, True on the pixels of each list of kept nodes."""
-        out = np.zeros((len(kept), self.image_shape[0] * self.image_shape[1]), dtype=bool)
-        for row, nodes in zip(out, kept, strict=True):
+        out = np.zeros((len(kept), *self.image_shape), dtype=bool)
+        index = self._index
+        for mask, nodes in zip(out, kept, strict=True):
             for node in nodes:
-                self.paint(row, node)
-        return out.reshape(len(kept), *self.image_shape)
+                mask[index[node]] = True
+        return out
 
     def copy(self, dst: np.ndarray, src: np.ndarray, node: int) -> None:
         """Copy the pixels of ``node`` from ``src`` to ``dst``, both ``(H, W, C)``."""
-        if self.boxes is not None:
-            y0, y1, x0, x1 = self.boxes[node]
-            dst[y0:y1, x0:x1] = src[y0:y1, x0:x1]
-        else:
-            pixels = self._pixels(node)
-            channels = dst.shape[-1]
-            dst.reshape(-1, channels)[pixels] = src.reshape(-1, channels)[pixels]
+        index = self._index[node]
+        dst[index] = src[index]
 
     def fill(self, per_pixel: np.ndarray, node: int, value: np.ndarray) -> None:
         """Write ``value`` to every pixel of ``node`` in ``per_pixel``, an ``(H, W, ...)`` array."""
-        if self.boxes is not None:
-            y0, y1, x0, x1 = self.boxes[node]
-            per_pixel[y0:y1, x0:x1] = value
-        else:
-            flat = per_pixel.reshape(-1, *per_pixel.shape[2:])
-            flat[self._pixels(node)] = value
+        per_pixel[self._index[node]] = value
 
     def _pixels(self, node: int) -> np.ndarray:
         """Flat indices of the pixels of ``node`` (trees given by runs of ``pixel_order``)."""
