@@ -322,6 +322,36 @@ def test_two_input_model() -> None:
     assert [v.shape for v in values] == [(3, 5, 3), (3, 2, 6, 3)]
 
 
+class SeqFirstTransformer(nn.Module):
+    """nn.TransformerEncoder in its default (sequence, batch, feature) layout, GELU, eval-mode dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(5 * 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x.transpose(0, 1)).transpose(0, 1).flatten(1))
+
+
+def test_transformer_encoder_sequence_first() -> None:
+    torch.manual_seed(0)
+    _additive(SeqFirstTransformer(), _data((6, 5, 16), 1), _data((3, 5, 16), 2))
+
+
+def test_conv1d_conv3d_and_other_poolings() -> None:
+    torch.manual_seed(0)
+    one_d = nn.Sequential(
+        nn.Conv1d(2, 4, 3), nn.Tanh(), nn.MaxPool1d(2), nn.AvgPool1d(2), nn.Flatten(), nn.Linear(8, 2)
+    )
+    _additive(one_d, _data((6, 2, 10), 1), _data((2, 2, 10), 2))
+    three_d = nn.Sequential(
+        nn.Conv3d(1, 2, 2), nn.ReLU(), nn.AdaptiveMaxPool3d(2), nn.Flatten(), nn.Linear(16, 2)
+    )
+    _additive(three_d, _data((6, 1, 4, 4, 4), 1), _data((2, 1, 4, 4, 4), 2))
+
+
 def test_chunking_does_not_change_the_result() -> None:
     """Small batches (background split, one sample per chunk) give the same values as one big batch."""
     torch.manual_seed(0)
