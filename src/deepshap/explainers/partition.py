@@ -9,10 +9,11 @@ is left on the queue when it runs out is spread evenly over the node's pixels. E
 sum of the node's values equal to ``f(context + node) - f(context)``, so the values of an image add up
 exactly to ``f(x) - f(fully masked x)`` whatever the budget.
 
-Compared with shap: masks are painted as unions of tree regions and the masked images of a whole batch
-are built in one vectorised pass, the blur is computed once per image, inpainting never touches the kept
-pixels, only the selected outputs are stored, and ties in the queue are broken first come first served
-instead of at random (so results are reproducible).
+Compared with shap: a mask is a list of tree regions, and masked images are block copies of those
+regions into a reused batch buffer (only what changed since the slot's last image); the blur is computed
+once per image; inpainting never touches the kept pixels; only the selected outputs are stored (values
+in the model's own precision, node values sparse); ties in the queue are broken first come first served
+instead of at random, so results are reproducible.
 """
 
 from __future__ import annotations
@@ -103,12 +104,12 @@ class PartitionExplainer(Explainer):
         ``Explanation.argsort.flip[:4]`` applied to each image's scores. ``fixed_context`` 0 or 1 keeps
         the context of every expansion empty or full (half the evaluations per level, not Owen values).
 
-        The Explanation has ``values`` ``(N, H, W, C, k)``, ``base_values`` ``(N, k)`` (the model on the
-        fully masked image), ``data``, ``output_indexes`` ``(N, k)``, ``output_names`` ``(N, k)`` when
-        names were given, ``clustering`` ``(N, L-1, 4)`` (the tree as a scipy linkage; per image in an
-        object array when superpixel trees differ in size) and
-        ``hierarchical_values``: per image a ``scipy.sparse`` ``(2L-1, k)`` array of the values left on
-        each tree node (most nodes are never expanded, so a dense array would be mostly zeros).
+        The Explanation has ``values`` ``(N, H, W, C, k)`` (float32 for a float32 model, else float64),
+        ``base_values`` ``(N, k)`` (the model on the fully masked image), ``data``, ``output_indexes``
+        ``(N, k)``, ``output_names`` ``(N, k)`` when names were given, ``clustering`` ``(N, L-1, 4)``
+        (the tree as a scipy linkage; per image in an object array when superpixel trees differ in size)
+        and ``hierarchical_values``: per image a ``scipy.sparse`` ``(2L-1, k)`` array of the values left
+        on each tree node (most nodes are never expanded, so a dense array would be mostly zeros).
         """
         from tqdm.auto import tqdm
 
