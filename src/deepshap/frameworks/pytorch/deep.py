@@ -172,7 +172,7 @@ class _DeepMode(TorchFunctionMode):
                 "DeepLIFT has no rule for it. Compute masks from constants, or explain the model's "
                 "input to this part instead."
             )
-        if rule is Rule.LINEAR:
+        if rule is Rule.LINEAR or (rule is Rule.BILINEAR and _linear_call(name, args, kwargs)):
             _check_linear(name, args, kwargs)
             return func(*args, **kwargs)
         if self.n_samples == 0:
@@ -242,6 +242,32 @@ def _check_linear(name: str, args: Sequence[Any], kwargs: dict) -> None:
         raise UnsupportedOperationError(
             f"{name} with rounding_mode has no DeepLIFT rule (it is piecewise constant)."
         )
+
+
+_DIVISIONS = (
+    "div",
+    "div_",
+    "divide",
+    "true_divide",
+    "__truediv__",
+    "__itruediv__",
+    "__rtruediv__",
+    "__div__",
+)
+_ADDITIVE_FIRST = ("addmm", "baddbmm", "addbmm")
+
+
+def _linear_call(name: str, args: Sequence[Any], kwargs: dict) -> bool:
+    """A product or quotient linear in the input: one input-dependent factor, or only the numerator."""
+    short = name.rsplit(".", 1)[-1]
+    if short in _DIVISIONS:
+        denominator = (
+            args[0] if short == "__rtruediv__" else (args[1] if len(args) > 1 else kwargs.get("other"))
+        )
+        return not _depends(denominator)
+    flat = tree_flatten((list(args), kwargs))[0]
+    factors = [t for i, t in enumerate(flat) if _depends(t) and not (short in _ADDITIVE_FIRST and i == 0)]
+    return len(factors) <= 1
 
 
 def _inplace(name: str, args: Sequence[Any], kwargs: dict) -> bool:
@@ -384,6 +410,17 @@ def _pair_of(t: Any, ref_of: dict) -> Pair:
 def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     func, args, kwargs, inplace = _out_of_place(func, name, args, kwargs)
     a, b, rest = args[0], args[1], args[2:]
+    if not (_depends(a) and _depends(b)):  # a function of one operand: the rescale rule, cheaper
+        x = a if _depends(a) else b
+        if isinstance(b if x is a else a, torch.Tensor):  # a constant tensor broadcasts against x's shape
+            to_split, ref_split, merge, raw = _same, _same, _same, ref_of[id(x)]
+        else:
+            (to_split, ref_split, merge), raw = ref_of.split(x), ref_of.raw(x)
+
+        def unary(t: torch.Tensor) -> torch.Tensor:
+            return func(t, b, *rest, **kwargs) if x is a else func(a, t, *rest, **kwargs)
+
+        return _finish(a, merge(R.rescale(unary, to_split(x), ref_split(raw))), inplace)
     out = R.shapley_pair(lambda u, v: func(u, v, *rest, **kwargs), _pair_of(a, ref_of), _pair_of(b, ref_of))
     return _finish(a, out.x, inplace)
 
@@ -391,16 +428,7 @@ def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: d
 def _bilinear_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     short = name.rsplit(".", 1)[-1]
     inplace = short.endswith("_") and not short.startswith("__") or short.startswith("__i")
-    if short in (
-        "div",
-        "div_",
-        "divide",
-        "true_divide",
-        "__truediv__",
-        "__itruediv__",
-        "__rtruediv__",
-        "__div__",
-    ):
+    if short in _DIVISIONS:
         if kwargs.get("rounding_mode") is not None:
             _check_linear(name, args, kwargs)
         num, den = (args[1], args[0]) if short == "__rtruediv__" else (args[0], args[1])
@@ -411,12 +439,8 @@ def _bilinear_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict)
         return _finish(args[0], out, inplace)
     flat, spec = tree_flatten((args, kwargs))
     slots = [i for i, t in enumerate(flat) if isinstance(t, torch.Tensor) and id(t) in ref_of]
-    additive = short in ("addmm", "baddbmm", "addbmm")
-    factors = [i for i in slots if not (additive and i == 0)]
-    if len(factors) > 2:
+    if len([i for i in slots if not (short in _ADDITIVE_FIRST and i == 0)]) > 2:
         raise UnsupportedOperationError(f"{name} multiplies more than two input-dependent tensors; no rule.")
-    if len(factors) <= 1:
-        return func(*args, **kwargs)
 
     def fn(*values: torch.Tensor) -> torch.Tensor:
         new = list(flat)
