@@ -303,6 +303,31 @@ def test_elementwise_zoo() -> None:
     _additive(ElementwiseZoo(), _data((10, 6), 1), _data((4, 6), 2))
 
 
+class Composites(nn.Module):
+    """glu, var, std, vector norms, F.normalize and instance norm, decomposed into primitives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 8)
+        self.conv = nn.Conv1d(2, 4, 1)
+        self.inorm = nn.InstanceNorm1d(4, affine=True)
+        self.out = nn.Linear(8 + 4 + 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        stats = torch.stack(
+            [h.var(1), h.std(1, unbiased=False), h.norm(dim=1), torch.linalg.vector_norm(h, 1, dim=1)], 1
+        )
+        g = F.normalize(F.glu(torch.cat([h, h * 0.5], 1), dim=1), dim=1)
+        seq = self.inorm(self.conv(h.reshape(-1, 2, 4))).flatten(1)
+        return self.out(torch.cat([g, stats, seq], 1))
+
+
+def test_composites_are_decomposed() -> None:
+    torch.manual_seed(0)
+    _additive(Composites(), _data((10, 6), 1), _data((3, 6), 2))
+
+
 def test_depthwise_groupnorm_transposed_conv_bilinear_interpolate() -> None:
     torch.manual_seed(0)
     _additive(DepthwiseTransposed(), _data((6, 4, 4, 4), 1), _data((2, 4, 4, 4), 2))

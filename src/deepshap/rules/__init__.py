@@ -42,6 +42,9 @@ class Rule(StrEnum):
     #: scaled dot-product and multi-head attention: projections (linear), q k^T (bilinear), softmax
     #: (as above), weights times values (bilinear).
     ATTENTION = "attention"
+    #: Other composites (glu, var/std, vector norms, normalize, instance norm): rewritten into the
+    #: primitives above while the interception runs, so each primitive gets its own rule.
+    DECOMPOSE = "decompose"
     #: Random or batch-coupled operations (dropout in training mode, batch norm with batch statistics):
     #: no DeepLIFT rule exists; the backend raises and names the operation.
     UNSUPPORTED = "unsupported"

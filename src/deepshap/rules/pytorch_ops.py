@@ -111,13 +111,16 @@ RULES.update(dict.fromkeys(["torch.layer_norm", "torch.group_norm", "torch.rms_n
 RULES.update(
     dict.fromkeys(_names((_F,), "scaled_dot_product_attention multi_head_attention_forward"), Rule.ATTENTION)
 )
+RULES.update(dict.fromkeys(_names(("torch.", _T), "var std norm"), Rule.DECOMPOSE))
+RULES.update(dict.fromkeys(_names((_F,), "glu normalize instance_norm"), Rule.DECOMPOSE))
+RULES.update(dict.fromkeys(["torch.linalg.vector_norm", "torch.functional.norm"], Rule.DECOMPOSE))
 # Operations whose linear reading depends on a flag (training mode): checked by the backend.
 RULES.update(
     dict.fromkeys(
         _names(
             (_F,),
             "dropout dropout1d dropout2d dropout3d alpha_dropout "
-            "feature_alpha_dropout batch_norm instance_norm",
+            "feature_alpha_dropout batch_norm",
         ),
         Rule.LINEAR,
     )

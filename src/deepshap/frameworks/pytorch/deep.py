@@ -175,6 +175,9 @@ class _DeepMode(TorchFunctionMode):
         if rule is Rule.LINEAR or (rule is Rule.BILINEAR and _linear_call(name, args, kwargs)):
             _check_linear(name, args, kwargs)
             return func(*args, **kwargs)
+        if rule is Rule.DECOMPOSE:
+            with self:  # the primitives of the decomposition are intercepted again, each with its rule
+                return _DECOMPOSITIONS[name.rsplit(".", 1)[-1]](*args, **kwargs)
         if self.n_samples == 0:
             inplace = _inplace(name, args, kwargs)
             self.records.append((func, [t.detach().clone() if inplace else t.detach() for t in dependent]))
@@ -236,8 +239,6 @@ def _check_linear(name: str, args: Sequence[Any], kwargs: dict) -> None:
                 f"{name} uses batch statistics (training=True), which couple the rows of a batch; "
                 "put the model in eval mode (model.eval())."
             )
-    elif short == "instance_norm":
-        raise UnsupportedOperationError(f"DeepExplainer has no rule for {name} (per-sample statistics).")
     elif short in ("div", "divide", "true_divide") and kwargs.get("rounding_mode") is not None:
         raise UnsupportedOperationError(
             f"{name} with rounding_mode has no DeepLIFT rule (it is piecewise constant)."
@@ -680,4 +681,104 @@ _RULE_IMPLS = {
     Rule.SOFTMAX: _softmax_rule,
     Rule.NORM: _norm_rule,
     Rule.ATTENTION: _attention_rule,
+}
+
+
+# decompositions into primitives that have rules ---------------------------------------------------
+def _dims(x: torch.Tensor, dim: Any) -> list[int]:
+    if dim is None:
+        return list(range(x.dim()))
+    return [dim] if isinstance(dim, int) else list(dim)
+
+
+def _var(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """var(x, dim, unbiased/correction, keepdim) as mean-centring, square and sum."""
+    rest = list(args)
+    dim, unbiased = kwargs.get("dim"), kwargs.get("unbiased")
+    if rest and isinstance(rest[0], bool):
+        unbiased = rest.pop(0)
+    elif rest:
+        dim = rest.pop(0)
+    if rest and isinstance(rest[0], bool) and unbiased is None:
+        unbiased = rest.pop(0)
+    keepdim = bool(rest.pop(0)) if rest else bool(kwargs.get("keepdim", False))
+    correction = kwargs.get("correction")
+    correction = (1 if unbiased in (None, True) else 0) if correction is None else correction
+    dims = _dims(x, dim)
+    count = math.prod(x.shape[d] for d in dims)
+    centred = x - x.mean(dims, keepdim=True)
+    return torch.square(centred).sum(dims, keepdim=keepdim) / max(count - correction, 0)
+
+
+def _std(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return torch.sqrt(_var(x, *args, **kwargs))
+
+
+def _vector_norm(x: torch.Tensor, p: Any, dim: Any, keepdim: bool) -> torch.Tensor:
+    dims = _dims(x, dim)
+    if p in (2, 2.0, "fro", None):
+        return torch.sqrt(torch.square(x).sum(dims, keepdim=keepdim))
+    if p in (1, 1.0):
+        return torch.abs(x).sum(dims, keepdim=keepdim)
+    if p in (math.inf, float("inf")):
+        return torch.abs(x).amax(dims, keepdim=keepdim)
+    raise UnsupportedOperationError(f"a norm of order {p!r} has no rule; use p=1, 2 or inf.")
+
+
+def _norm(
+    x: torch.Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None
+) -> torch.Tensor:
+    return _vector_norm(x if dtype is None else x.to(dtype), p, dim, keepdim)
+
+
+def _linalg_vector_norm(
+    x: torch.Tensor, ord: Any = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
+) -> torch.Tensor:
+    return _vector_norm(x if dtype is None else x.to(dtype), ord, dim, keepdim)
+
+
+def _normalize(
+    x: torch.Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Any = None
+) -> torch.Tensor:
+    return x / _vector_norm(x, p, dim, True).clamp_min(eps)
+
+
+def _glu(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    a, b = x.chunk(2, dim)
+    return a * torch.sigmoid(b)
+
+
+def _instance_norm(
+    x: torch.Tensor,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Per-sample, per-channel normalisation over the spatial axes (or by running statistics)."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    if use_input_stats:
+        dims = list(range(2, x.dim()))
+        centred = x - x.mean(dims, keepdim=True)
+        out = centred * torch.rsqrt(torch.square(centred).mean(dims, keepdim=True) + eps)
+    else:
+        out = (x - running_mean.reshape(shape)) / torch.sqrt(running_var.reshape(shape) + eps)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+_DECOMPOSITIONS = {
+    "var": _var,
+    "std": _std,
+    "norm": _norm,
+    "vector_norm": _linalg_vector_norm,
+    "normalize": _normalize,
+    "glu": _glu,
+    "instance_norm": _instance_norm,
 }
