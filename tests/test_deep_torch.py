@@ -555,3 +555,26 @@ def test_bad_batch_size_and_rank_order() -> None:
     explainer = deepshap.DeepExplainer(nn.Linear(6, 2), _data((4, 6), 1))
     with pytest.raises(ValueError, match="output_rank_order"):
         explainer.shap_values(_data((2, 6), 2), ranked_output=1, output_rank_order="median")
+
+
+class InnerBatch(nn.Module):
+    """A nonlinearity applied where the batch is the inner factor of a merged axis: (tokens * batch, d)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.out = nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.lin(x).transpose(0, 1).reshape(-1, 4)  # (3 * batch, 4), batch inner
+        h = torch.tanh(tokens).reshape(3, -1, 4).transpose(0, 1)
+        return self.out(h.flatten(1))
+
+
+def test_batch_merged_as_inner_factor_falls_back_to_one_sample_chunks() -> None:
+    """Shapes cannot tell (tokens * batch) from (batch * tokens); the values can, and the answer is right."""
+    torch.manual_seed(0)
+    model, bg, X = InnerBatch().eval(), _data((5, 3, 4), 1), _data((3, 3, 4), 2)
+    many = _additive(model, bg, X, batch_size=100)
+    one = _additive(model, bg, X, batch_size=5)
+    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)

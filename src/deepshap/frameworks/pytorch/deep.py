@@ -46,25 +46,40 @@ class UnsupportedOperationError(TypeError):
     """An operation without a DeepLIFT/Shapley rule touched the input."""
 
 
+class _AmbiguousLayout(RuntimeError):
+    """Several samples per chunk cannot be paired with their references (the batch is an inner factor)."""
+
+
 def deep_attributions(adapter: Any, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int):
     """Mean over background rows of multipliers * (x - b): one ``(N, *shape, R)`` array per input."""
-    background = adapter.background
-    n_samples, n_bg = int(inputs[0].shape[0]), int(background[0].shape[0])
-    n_out = int(output_index.shape[1])
+    n_bg = int(adapter.background[0].shape[0])
     m_chunk = min(n_bg, max(1, batch_size))
     n_chunk = max(1, batch_size // m_chunk)
-    phi = [torch.zeros((n_samples, *x.shape[1:], n_out), dtype=x.dtype, device=x.device) for x in inputs]
     index = torch.as_tensor(np.asarray(output_index, dtype=np.int64), device=inputs[0].device)
     with _frozen_parameters(adapter):
-        for j0 in range(0, n_bg, m_chunk):
-            refs = [b[j0 : j0 + m_chunk] for b in background]
-            records = _reference_pass(adapter, refs)
-            for i0 in range(0, n_samples, n_chunk):
-                xs = [x[i0 : i0 + n_chunk] for x in inputs]
-                parts = _pair_pass(adapter, xs, refs, records, index[i0 : i0 + n_chunk])
-                for k, part in enumerate(parts):
-                    phi[k][i0 : i0 + n_chunk] += part
+        try:
+            phi = _attributions(adapter, inputs, index, m_chunk, n_chunk)
+        except _AmbiguousLayout:  # one sample per chunk: pair and reference shapes are then equal
+            phi = _attributions(adapter, inputs, index, m_chunk, 1)
     return [adapter.to_numpy(p / n_bg) for p in phi]
+
+
+def _attributions(
+    adapter: Any, inputs: list[torch.Tensor], index: torch.Tensor, m_chunk: int, n_chunk: int
+) -> list[torch.Tensor]:
+    """Sums over background rows of multipliers * (x - b), chunks of n_chunk samples by m_chunk rows."""
+    background = adapter.background
+    n_samples, n_bg, n_out = int(inputs[0].shape[0]), int(background[0].shape[0]), int(index.shape[1])
+    phi = [torch.zeros((n_samples, *x.shape[1:], n_out), dtype=x.dtype, device=x.device) for x in inputs]
+    for j0 in range(0, n_bg, m_chunk):
+        refs = [b[j0 : j0 + m_chunk] for b in background]
+        records = _reference_pass(adapter, refs)
+        for i0 in range(0, n_samples, n_chunk):
+            xs = [x[i0 : i0 + n_chunk] for x in inputs]
+            parts = _pair_pass(adapter, xs, refs, records, index[i0 : i0 + n_chunk])
+            for k, part in enumerate(parts):
+                phi[k][i0 : i0 + n_chunk] += part
+    return phi
 
 
 def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> list[tuple[Any, list[torch.Tensor]]]:
@@ -291,9 +306,9 @@ def _batch_axis(ref: torch.Tensor, like: torch.Tensor, n: int) -> int | None:
         return None
     differ = [d for d in range(ref.dim()) if ref.shape[d] != like.shape[d]] if ref.dim() == like.dim() else []
     if len(differ) != 1 or like.shape[differ[0]] != n * ref.shape[differ[0]]:
-        raise RuntimeError(
-            f"cannot pair reference shape {tuple(ref.shape)} with {tuple(like.shape)}; use a batch_size "
-            "equal to the number of background rows (one sample per chunk)."
+        raise _AmbiguousLayout(
+            f"cannot pair a reference of shape {tuple(ref.shape)} with a pair-pass tensor of shape "
+            f"{tuple(like.shape)}: the model's forward pass must treat the rows of a batch independently."
         )
     return differ[0]
 
@@ -304,16 +319,34 @@ class _Refs:
     def __init__(self, dependent: list[torch.Tensor], refs: list[torch.Tensor], n: int) -> None:
         self._items = {id(t): (t, r) for t, r in zip(dependent, refs, strict=True)}
         self._full: dict[int, torch.Tensor] = {}
+        self._checked: set[int] = set()
         self.n = n
 
     def __contains__(self, key: int) -> bool:
         return key in self._items
 
+    def _axis(self, key: int) -> int | None:
+        """The batch axis, checked on the values: the sample side must not vary along the m rows.
+
+        Shapes alone cannot tell (batch * heads) from (heads * batch); a wrong split would pair sample
+        rows with the wrong references, so it is refused here rather than left to the additivity check.
+        """
+        like, ref = self._items[key]
+        axis = _batch_axis(ref, like, self.n)
+        m = 1 if axis is None else ref.shape[axis]
+        if axis is not None and m > 1 and key not in self._checked:
+            split = like.detach().unflatten(axis, (self.n, m))
+            first, last = split.select(axis + 1, 0), split.select(axis + 1, m - 1)
+            if not torch.allclose(first, last, rtol=1e-3, atol=1e-6 * float(first.abs().max()) + 1e-30):
+                raise _AmbiguousLayout(f"batch axis of a tensor of shape {tuple(like.shape)}")
+            self._checked.add(key)
+        return axis
+
     def __getitem__(self, key: int) -> torch.Tensor:
         """The reference repeated over the samples: the pair tensor's shape (materialised once)."""
         if key not in self._full:
             like, ref = self._items[key]
-            axis = _batch_axis(ref, like, self.n)
+            axis = self._axis(key)
             if axis is None:
                 self._full[key] = ref
             else:
@@ -327,8 +360,8 @@ class _Refs:
 
     def split(self, t: torch.Tensor) -> tuple[Callable, Callable, Callable]:
         """Functions to view a pair tensor as (..., n, m, ...), a reference as (..., 1, m, ...), and back."""
-        like, ref = self._items[id(t)]
-        axis = _batch_axis(ref, like, self.n)
+        ref = self._items[id(t)][1]
+        axis = self._axis(id(t))
         if axis is None:
             return _same, _same, _same
         n, m = self.n, ref.shape[axis]
