@@ -1,0 +1,94 @@
+"""The `deepshap demo` main job: a quick end-to-end run through the CLI, and the runner's failure rules."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepshap.cli import build_parser
+from deepshap.demo import DemoSectionError, SectionResult, run_demo
+from deepshap.demo.sections import DemoState
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "gallery"
+    result = subprocess.run(
+        [sys.executable, "-m", "deepshap", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    index = out / "index.html"
+    assert f"Gallery: {index.resolve()}" in result.stdout
+    page = index.read_text()
+
+    for name in ("gradient_mnist.png", "deep_mnist.png", "partition_photos.png"):
+        image = out / name
+        assert image.read_bytes()[:8] == PNG_MAGIC and image.stat().st_size > 10_000, name
+    referenced = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(referenced) == ["deep_mnist.png", "gradient_mnist.png", "partition_photos.png"]
+
+    accuracy = float(re.search(r"MNIST CNN test accuracy: ([\d.]+)%", page).group(1))
+    assert 50.0 < accuracy <= 100.0, "one epoch on 4000 digits reaches well above chance"
+    for title in ("Train the seed-002 CNN", "GradientExplainer", "DeepExplainer", "Partition explainer"):
+        assert title in page
+    assert len(re.findall(r'<p class="time">[\d.]+ s</p>', page)) == 4
+    assert "espresso" in page, "EfficientNet-Lite0 calls skimage's coffee photo an espresso"
+    deep_gap = float(re.search(r"DeepExplainer.*?summed attributions[^:]*: ([-\d.e+]+)", page, re.S).group(1))
+    assert deep_gap < 1e-4, "DeepSHAP must be additive"
+
+
+def test_failing_section_stops_the_demo_and_leaves_no_gallery(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("stale gallery from an earlier run")
+    ran: list[str] = []
+
+    def first_section(state: DemoState) -> SectionResult:
+        ran.append("first")
+        return SectionResult("first", ["fine"])
+
+    def broken_section(state: DemoState) -> SectionResult:
+        raise ValueError("explainer exploded")
+
+    def never_section(state: DemoState) -> SectionResult:
+        ran.append("never")
+        return SectionResult("never", [])
+
+    with pytest.raises(DemoSectionError, match="'broken' failed: ValueError: explainer exploded"):
+        run_demo(tmp_path, quick=True, sections=[first_section, broken_section, never_section])
+    assert ran == ["first"]
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_gallery_lists_sections_in_order_and_escapes_text(tmp_path: Path) -> None:
+    def one_section(state: DemoState) -> SectionResult:
+        (state.out / "a.png").write_bytes(PNG_MAGIC)
+        return SectionResult("One <b>", ["x < y & z"], ["a.png"])
+
+    def two_section(state: DemoState) -> SectionResult:
+        return SectionResult("Two", ["second"])
+
+    index = run_demo(tmp_path / "new", sections=[one_section, two_section])
+    page = index.read_text()
+    assert index == tmp_path / "new" / "index.html"
+    assert "One &lt;b&gt;" in page and "x &lt; y &amp; z" in page and "<b>" not in page
+    assert page.index("One &lt;b&gt;") < page.index("<h2>Two</h2>")
+    assert '<img src="a.png"' in page
+    assert "MNIST CNN test accuracy" not in page, "no accuracy is claimed when no model was trained"
+
+
+def test_cli_requires_a_command_and_parses_demo_options() -> None:
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args([])
+    assert exit_info.value.code == 2
+    args = parser.parse_args(["demo", "--quick", "--out", "somewhere"])
+    assert args.command == "demo" and args.quick and args.out == Path("somewhere")
+    assert parser.parse_args(["demo"]).out == Path("demo-output")
