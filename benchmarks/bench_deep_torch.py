@@ -102,17 +102,17 @@ def run_captum() -> Callable[[], Any]:
 
 
 def cases() -> list[Any]:
-    """The benchmark cases for the shared harness."""
+    """The benchmark cases for the shared harness (set-up done here; each callable does the work once)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from harness import Case
 
     return [
         Case(
             name="deep_torch_seed002_cnn",
-            deepshap=run_deepshap,
-            floor=run_floor,
-            shap=run_shap,
-            captum=run_captum,
+            deepshap=run_deepshap(),
+            floor=run_floor(),
+            shap=run_shap(),
+            captum=run_captum(),
             repeats=3,
             note=f"seed-002 CNN, {N_BACKGROUND} background, {N_SAMPLES} images, {N_OUTPUTS} outputs; "
             "floor = 1 forward + 1 VJP per output over the pairs; target <= 1.3x floor",

@@ -50,7 +50,9 @@ class _AmbiguousLayout(RuntimeError):
     """Several samples per chunk cannot be paired with their references (the batch is an inner factor)."""
 
 
-def deep_attributions(adapter: Any, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int):
+def deep_attributions(
+    adapter: Any, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int
+) -> list[np.ndarray]:
     """Mean over background rows of multipliers * (x - b): one ``(N, *shape, R)`` array per input."""
     n_bg = int(adapter.background[0].shape[0])
     m_chunk = min(n_bg, max(1, batch_size))

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-#: Differences below this fraction of the operands' magnitude use the derivative at the midpoint.
+#: Differences at most this fraction of the operands' magnitude use a derivative instead of a quotient.
 REL_TINY = 1e-6
 
 
@@ -40,7 +40,7 @@ class _Multipliers(torch.autograd.Function):
 
 def with_multipliers(
     value: torch.Tensor, inputs: Sequence[torch.Tensor], multipliers: Sequence[torch.Tensor]
-):
+) -> torch.Tensor:
     """``value`` whose gradient with respect to ``inputs[k]`` is ``grad * multipliers[k]``."""
     live = [(i, m) for i, m in zip(inputs, multipliers, strict=True) if i.requires_grad]
     if not live:
@@ -106,8 +106,15 @@ def _value(t: Any) -> Any:
     return t.detach() if isinstance(t, torch.Tensor) else t
 
 
-def _grad_input(t: Any) -> list[torch.Tensor]:
-    return [t] if isinstance(t, torch.Tensor) and t.requires_grad else []
+def _tracked(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.requires_grad
+
+
+def _product_rule(value: torch.Tensor, ref: torch.Tensor, factors: list[tuple[Any, Any]]) -> Pair:
+    """``value`` with the given multiplier for each factor that depends on the input."""
+    tracked = [(t, m) for t, m in factors if _tracked(t)]
+    mults = [torch.as_tensor(m, dtype=value.dtype, device=value.device).expand_as(value) for _, m in tracked]
+    return Pair(with_multipliers(value, [t for t, _ in tracked], mults), ref)
 
 
 def multiply(a: Pair, b: Pair) -> Pair:
@@ -116,12 +123,7 @@ def multiply(a: Pair, b: Pair) -> Pair:
     with torch.no_grad():
         value, ref = ax * bx, ar * br
         m_a, m_b = (bx + br) / 2, (ax + ar) / 2
-    inputs, mults = [], []
-    for t, m in ((a.x, m_a), (b.x, m_b)):
-        if _grad_input(t):
-            inputs.append(t)
-            mults.append(torch.as_tensor(m, dtype=value.dtype, device=value.device).expand_as(value))
-    return Pair(with_multipliers(value, inputs, mults), ref)
+    return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
 
 
 def divide(a: Pair, b: Pair) -> Pair:
@@ -131,12 +133,7 @@ def divide(a: Pair, b: Pair) -> Pair:
         value, ref = ax / bx, ar / br
         m_a = (1 / bx + 1 / br) / 2
         m_b = -(ax + ar) / (2 * bx * br)
-    inputs, mults = [], []
-    for t, m in ((a.x, m_a), (b.x, m_b)):
-        if _grad_input(t):
-            inputs.append(t)
-            mults.append(torch.as_tensor(m, dtype=value.dtype, device=value.device).expand_as(value))
-    return Pair(with_multipliers(value, inputs, mults), ref)
+    return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
 
 
 def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pair:
@@ -145,12 +142,12 @@ def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pa
     with torch.no_grad():
         f_xx, f_rr, f_xr, f_rx = fn(ax, bx), fn(ar, br), fn(ax, br), fn(ar, bx)
     inputs, mults = [], []
-    if _grad_input(a.x):
+    if _tracked(a.x):
         phi = ((f_xr - f_rr) + (f_xx - f_rx)) / 2
         mid_b = (bx + br) / 2 if isinstance(bx, torch.Tensor) else bx
         inputs.append(a.x)
         mults.append(_split(phi, ax, ar, lambda t: fn(t, mid_b)))
-    if _grad_input(b.x):
+    if _tracked(b.x):
         phi = ((f_rx - f_rr) + (f_xx - f_xr)) / 2
         mid_a = (ax + ar) / 2 if isinstance(ax, torch.Tensor) else ax
         inputs.append(b.x)
@@ -177,11 +174,11 @@ def bilinear(fn: Callable[..., torch.Tensor], pairs: Sequence[Pair]) -> Pair:
     with torch.no_grad():
         value = fn(*[_value(p.x) for p in pairs])
         ref = fn(*[p.r for p in pairs])
-    if not any(_grad_input(p.x) for p in pairs):
+    if not any(_tracked(p.x) for p in pairs):
         return Pair(value, ref)
     through = []
     for p in pairs:
-        if _grad_input(p.x):
+        if _tracked(p.x):
             mid = (p.x.detach() + p.r) / 2
             through.append(mid + (p.x - p.x.detach()))
         else:
