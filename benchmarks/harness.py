@@ -190,8 +190,13 @@ if where.endswith(".py"):
 else:
     module = importlib.import_module(where)
 getattr(module, function)(*args)
-scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale}))
+try:  # Linux: this process's own high-water mark (ru_maxrss would start from the parent's at fork)
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    peak = int(line.split()[1]) * 1024
+except OSError:  # macOS: ru_maxrss is in bytes
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_rss_bytes": peak}))
 """
 
 
