@@ -1,7 +1,7 @@
 """Partition explainer with the Image masker against its floor and shap's Partition explainer.
 
 Cases: two real 224x224 photos (skimage's chelsea and coffee), a light model (a small strided CNN in
-PyTorch, 1000 softmax outputs, one thread), the top 4 classes explained, batches of 50:
+PyTorch, 1000 softmax outputs), the top 4 classes explained, batches of 50:
 
 * blur(128,128) at 500 and 2000 evaluations per image; target: within 1.3x of the floor;
 * inpaint_telea at 100 evaluations; target: at least 3x faster than shap;
@@ -9,15 +9,16 @@ PyTorch, 1000 softmax outputs, one thread), the top 4 classes explained, batches
   process; target under 1 GB (shap: about 10 GB).
 
 The floor is the model's own time for the same number of evaluations, in batches of batch_size, on
-ready-made batches. Run alone with ``python benchmarks/bench_partition.py`` (prints timings and ratios;
-``--shap-memory`` also measures shap's peak, stopped at 12 GB), or through the harness.
+ready-made batches. Run alone with ``python benchmarks/bench_partition.py`` (prints wall and CPU
+timings and ratios, then memory; ``--shap-memory`` also measures shap's ~10 GB peak), or through the
+harness (``python benchmarks/run.py -k partition``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +31,6 @@ BATCH_SIZE = 50
 TOP_K = 4
 N_CLASSES = 1000
 PHOTOS = ("chelsea", "coffee")
-_SHAP_MEMORY_CAP_MB = 12_000
 
 
 def photos() -> np.ndarray:
@@ -45,7 +45,6 @@ def light_model() -> Callable[[np.ndarray], np.ndarray]:
     import torch
     from torch import nn
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(3, 16, 5, stride=4, padding=2),
@@ -68,42 +67,21 @@ def light_model() -> Callable[[np.ndarray], np.ndarray]:
     return f
 
 
-def _floor(max_evals: int) -> Callable[[], Callable[[], Any]]:
-    """The model alone on ready-made batches: ``max_evals`` evaluations per photo."""
-
-    def make() -> Callable[[], Any]:
-        f, X = light_model(), photos()
-        batches = [np.ascontiguousarray(np.repeat(x[None], BATCH_SIZE, axis=0)) for x in X]
-        sizes = [BATCH_SIZE] * (max_evals // BATCH_SIZE) + (
-            [max_evals % BATCH_SIZE] if max_evals % BATCH_SIZE else []
-        )
-        return lambda: [f(batch[:size]) for batch in batches for size in sizes]
-
-    return make
+def floor_work(f: Callable[[np.ndarray], Any], X: np.ndarray, max_evals: int) -> Callable[[], Any]:
+    """The model alone on ready-made batches of batch_size: ``max_evals`` evaluations per photo."""
+    batches = [np.ascontiguousarray(np.repeat(x[None], BATCH_SIZE, axis=0)) for x in X]
+    sizes = [BATCH_SIZE] * (max_evals // BATCH_SIZE) + [max_evals % BATCH_SIZE] * bool(max_evals % BATCH_SIZE)
+    return lambda: [f(batch[:size]) for batch in batches for size in sizes]
 
 
-def _deepshap(mask_value: str, max_evals: int) -> Callable[[], Callable[[], Any]]:
-    def make() -> Callable[[], Any]:
-        import deepshap
-
-        f, X = light_model(), photos()
-        explainer = deepshap.Explainer(f, deepshap.maskers.Image(mask_value, X[0].shape))
-        top = deepshap.Explanation.argsort.flip[:TOP_K]
-        return lambda: explainer(X, max_evals=max_evals, batch_size=BATCH_SIZE, outputs=top, silent=True)
-
-    return make
-
-
-def _shap(mask_value: str, max_evals: int) -> Callable[[], Callable[[], Any]]:
-    def make() -> Callable[[], Any]:
-        import shap
-
-        f, X = light_model(), photos()
-        explainer = shap.Explainer(f, shap.maskers.Image(mask_value, X[0].shape))
-        top = shap.Explanation.argsort.flip[:TOP_K]
-        return lambda: explainer(X, max_evals=max_evals, batch_size=BATCH_SIZE, outputs=top, silent=True)
-
-    return make
+def explain_work(
+    library: str, f: Callable, X: np.ndarray, mask_value: str, max_evals: int
+) -> Callable[[], Any]:
+    """deepshap's or shap's Partition explainer on the photos, top 4 classes, batches of 50."""
+    lib = importlib.import_module(library)
+    explainer = lib.Explainer(f, lib.maskers.Image(mask_value, X[0].shape))
+    top = lib.Explanation.argsort.flip[:TOP_K]
+    return lambda: explainer(X, max_evals=max_evals, batch_size=BATCH_SIZE, outputs=top, silent=True)
 
 
 SPEED_CASES = (
@@ -118,84 +96,62 @@ def cases() -> list[Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from harness import Case
 
+    f, X = light_model(), photos()
     return [
         Case(
             name=name,
-            deepshap=_deepshap(mask_value, max_evals),
-            floor=_floor(max_evals),
-            shap=_shap(mask_value, max_evals),
+            deepshap=explain_work("deepshap", f, X, mask_value, max_evals),
+            floor=floor_work(f, X, max_evals),
+            shap=explain_work("shap", f, X, mask_value, max_evals),
             repeats=3,
-            note=f"2 photos 224x224, small CNN (1000 classes, 1 thread), {mask_value}, {max_evals} evals, "
-            f"top {TOP_K}, batch {BATCH_SIZE}; floor = the model on {max_evals} evals per photo; {target}",
+            note=f"2 photos 224x224, small CNN (1000 classes), {mask_value}, {max_evals} evals, top {TOP_K}, "
+            f"batch {BATCH_SIZE}; floor = the model on {max_evals} evals per photo; {target}",
         )
         for name, mask_value, max_evals, target in SPEED_CASES
     ]
 
 
 # ---------------------------------------------------------------------------------------------- memory
-_MEMORY_SNIPPET = """
-import resource, sys
-sys.path.insert(0, {bench_dir!r})
-import bench_partition as b
-f, X = b.light_model(), b.photos()[:1]
-lib = __import__({library!r})
-explainer = lib.Explainer(f, lib.maskers.Image("blur(128,128)", X[0].shape))
-explanation = explainer(X, max_evals=100, batch_size=b.BATCH_SIZE, outputs=None, silent=True)
-assert explanation.values.shape[-1] == b.N_CLASSES
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
+def explain_all_classes(library: str) -> None:
+    """The memory case: one photo, ``outputs=None`` on the 1000-class model, 100 evaluations."""
+    f, X = light_model(), photos()[:1]
+    lib = importlib.import_module(library)
+    explainer = lib.Explainer(f, lib.maskers.Image("blur(128,128)", X[0].shape))
+    explanation = explainer(X, max_evals=100, batch_size=BATCH_SIZE, outputs=None, silent=True)
+    assert explanation.values.shape == (1, 224, 224, 3, N_CLASSES)
 
 
-def peak_rss_of_run(library: str, cap_mb: float | None = None) -> float:
-    """Peak RSS (MB) of a fresh process explaining one photo, all 1000 classes, 100 evaluations.
-
-    With ``cap_mb`` the process is watched and stopped once it passes the cap (returns ``inf``).
-    """
-    code = _MEMORY_SNIPPET.format(bench_dir=str(Path(__file__).resolve().parent), library=library)
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while process.poll() is None:
-        if cap_mb is not None and _rss_mb(process.pid) > cap_mb:
-            process.kill()
-            process.wait()
-            return float("inf")
-        time.sleep(0.05)
-    out, err = process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"memory run of {library} failed:\n{err.decode()[-2000:]}")
-    return float(out.decode().split()[-1])
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0.0
+def setup_only() -> None:
+    """The memory baseline: the model, the photo and one model call, nothing explained."""
+    light_model()(photos()[:1])
 
 
 def memory_report(with_shap: bool = False) -> dict[str, float]:
-    """Peak RSS in MB for deepshap (and shap, capped at 12 GB) with ``outputs=None`` on 1000 classes."""
-    report = {"deepshap_peak_rss_mb": peak_rss_of_run("deepshap")}
-    if with_shap:
-        report["shap_peak_rss_mb"] = peak_rss_of_run("shap", cap_mb=_SHAP_MEMORY_CAP_MB)
+    """Peak RSS (MiB) of a fresh process running :func:`explain_all_classes`, and of the bare set-up."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import peak_rss_mb
+
+    report = {
+        "setup_only_mb": peak_rss_mb(f"{__file__}:setup_only"),
+        "deepshap_peak_rss_mb": peak_rss_mb(f"{__file__}:explain_all_classes", "deepshap"),
+    }
+    if with_shap:  # about 10 GB: only on a machine with the memory to spare
+        report["shap_peak_rss_mb"] = peak_rss_mb(f"{__file__}:explain_all_classes", "shap")
     return report
 
 
 # ---------------------------------------------------------------------------------------------- main
-def _best_of(make: Callable[[], Callable[[], Any]], repeats: int) -> tuple[float, float]:
+def _best_of(work: Callable[[], Any], repeats: int) -> tuple[float, float]:
     """Best wall-clock and best CPU seconds of ``repeats`` runs after a warm-up (JIT for shap).
 
     CPU time is the steadier measure on a shared machine for single-threaded work (the blur cases);
     inpainting runs threads, so its wall time is the one that counts.
     """
-    fn = make()
-    fn()
+    work()
     wall, cpu = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
+        work()
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return min(wall), min(cpu)
@@ -204,14 +160,23 @@ def _best_of(make: Callable[[], Callable[[], Any]], repeats: int) -> tuple[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--no-shap", action="store_true", help="skip shap's timings")
     parser.add_argument("--shap-memory", action="store_true", help="also measure shap's peak RSS (~10 GB)")
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import limit_threads
+
+    limit_threads(args.threads)
+    f, X = light_model(), photos()
     for name, mask_value, max_evals, target in SPEED_CASES:
-        runs = {"floor": _floor(max_evals), "deepshap": _deepshap(mask_value, max_evals)}
+        runs = {
+            "floor": floor_work(f, X, max_evals),
+            "deepshap": explain_work("deepshap", f, X, mask_value, max_evals),
+        }
         if not args.no_shap:
-            runs["shap"] = _shap(mask_value, max_evals)
-        timings = {who: _best_of(make, args.repeats) for who, make in runs.items()}
+            runs["shap"] = explain_work("shap", f, X, mask_value, max_evals)
+        timings = {who: _best_of(work, args.repeats) for who, work in runs.items()}
         floor_wall, floor_cpu = timings["floor"]
         parts = [
             f"{who} {wall:.3f} s wall ({wall / floor_wall:.2f}x floor), "
