@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None, directory: Path = HERE) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
     limit_threads(args.threads)  # before the bench files import numpy / torch / tensorflow
+    warnings.filterwarnings("ignore", module=r"(shap|captum)(\.|$)")  # rivals' chatter breaks the table
     print("\n".join(machine_info(args.threads)), flush=True)
     failures, ran = 0, 0
     for module in discover(directory):
