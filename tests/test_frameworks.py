@@ -165,6 +165,8 @@ def test_wrong_number_of_inputs_is_named():
         adapter.to_inputs([models.rng_data((3, 5))])
     with pytest.raises(ValueError, match="must be a list of 2 arrays"):
         adapter.to_inputs(models.rng_data((3, 5)))
+    with pytest.raises(ValueError, match=r"X\[1\] has 2 samples but X\[0\] has 3"):
+        adapter.to_inputs([models.rng_data((3, 5)), models.rng_data((2, 4))])
 
 
 # keras ------------------------------------------------------------------------------------------

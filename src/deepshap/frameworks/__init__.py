@@ -181,6 +181,11 @@ class ModelAdapter(ABC):
                 )
             if not self._all_finite(tensor):
                 raise ValueError(f"{label} contains NaN or infinite values; replace them before explaining.")
+            if tensors and shape[0] != int(tensors[0].shape[0]):
+                raise ValueError(
+                    f"{label} has {shape[0]} samples but {name}[0] has {int(tensors[0].shape[0])}; every "
+                    "input needs the same number of samples."
+                )
             tensors.append(tensor)
         return tensors
 
