@@ -193,32 +193,35 @@ def cases() -> list[Any]:
     ]
 
 
-def _best_of(make: Callable[[], Callable[[], Any]], repeats: int = 3) -> float:
-    fn = make()
-    fn()  # warm-up (tracing, allocations)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def _interleaved_best(makers: dict[str, Callable[[], Callable[[], Any]]], rounds: int) -> dict[str, float]:
+    """Best time of each callable over ``rounds`` rounds that run them in turn (fairer on a busy machine)."""
+    fns = {name: make() for name, make in makers.items()}
+    for fn in fns.values():
+        fn()  # warm-up (tracing, allocations)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
-def main() -> None:
+def main(rounds: int = 5) -> None:
     runs = {
-        "keras seed000": (keras_floor, {"deepshap": keras_deepshap, "shap": keras_shap}),
-        "torch seed002": (
-            torch_floor,
-            {"deepshap": torch_deepshap, "shap": torch_shap, "captum": torch_captum},
-        ),
+        "keras seed000": {"floor": keras_floor, "deepshap": keras_deepshap, "shap": keras_shap},
+        "torch seed002": {
+            "floor": torch_floor,
+            "deepshap": torch_deepshap,
+            "shap": torch_shap,
+            "captum": torch_captum,
+        },
     }
-    for case, (floor_make, others) in runs.items():
-        floor = _best_of(floor_make)
-        print(f"{case}: floor {floor:7.3f} s", flush=True)
-        for name, make in others.items():
-            seconds = _best_of(make)
-            print(f"{case}: {name:8s} {seconds:7.3f} s  ({seconds / floor:.2f}x floor)", flush=True)
+    for case, makers in runs.items():
+        best = _interleaved_best(makers, rounds)
+        for name, seconds in best.items():
+            print(f"{case}: {name:8s} {seconds:7.3f} s  ({seconds / best['floor']:.2f}x floor)", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
