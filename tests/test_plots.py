@@ -271,6 +271,27 @@ def test_shap_explanation_is_accepted():
     assert len(_panels(fig)) == 2 * 4
 
 
+def test_deepshap_explanation_and_its_row_slice():
+    import deepshap
+
+    rng = np.random.default_rng(10)
+    data = rng.uniform(size=(2, H, W, 3))
+    names = np.array([list("abcd"), list("efgh")])
+    expl = deepshap.Explanation(rng.normal(size=(2, H, W, 3, 4)), base_values=np.zeros((2, 4)), data=data,
+                                output_names=names)
+    assert [ax.get_title() for ax in _panels(image(expl, show=False))] == ["", *"abcd", "", *"efgh"]
+    assert [ax.get_title() for ax in _panels(image(expl[1], show=False))] == ["", *"efgh"]
+    bare = deepshap.Explanation(rng.normal(size=(2, H, W, 3, 4)), data=data)  # output axis known from data
+    assert len(_panels(image(bare, show=False))) == 2 * 5
+
+
+def test_explanation_with_two_output_axes_is_refused():
+    expl = DuckExplanation(np.zeros((1, H, W, 2, 3)), None, None)
+    expl.output_dims = (3, 4)
+    with pytest.raises(ValueError, match="2 output axes"):
+        image(expl, show=False)
+
+
 def test_true_labels_title_image_column():
     fig = image(_attributions(1)[0], _digits(), true_labels=["7", "2", "1"], show=False)
     assert [ax.get_title() for ax in _panels(fig)[::2]] == ["7", "2", "1"]

@@ -109,10 +109,14 @@ def _explanation_parts(expl: Any, pixel_values: Any, labels: Any) -> tuple[list,
     """Unpack an Explanation into per-output arrays, pixel values and labels (explicit arguments win)."""
     values = to_numpy(expl.values)
     data = None if expl.data is None else to_numpy(expl.data)
-    has_output_axis = None
-    if data is None and hasattr(expl, "output_dims"):
-        has_output_axis = len(expl.output_dims) > 0
-    outputs = _split_outputs(values, data, has_output_axis)
+    output_dims = tuple(getattr(expl, "output_dims", ()) or ())
+    if len(output_dims) > 1:
+        raise ValueError(
+            f"the Explanation has {len(output_dims)} output axes; image_plot draws one: select along the "
+            "others first, e.g. expl[..., 0]."
+        )
+    # a declared output axis is trusted; otherwise the shape against `data` decides
+    outputs = _split_outputs(values, data, True if output_dims else None)
     if pixel_values is None:
         pixel_values = data
     if labels is None:
