@@ -210,6 +210,7 @@ class PartitionExplainer(Explainer):
     ) -> _ImageResult:
         tree = self.masker.tree(x)
         filler = self.masker.filler(x)
+        filler.reserve(batch_size + 1)  # an Owen batch can take one pair past batch_size
         scores = self._call_model(filler.images(tree, [[(tree.root, False)], [(tree.root, True)]]), None)
         n_outputs = scores.shape[1]
         output_index = _resolve_outputs(outputs, scores[1], self.output_names)

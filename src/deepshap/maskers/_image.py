@@ -207,6 +207,13 @@ class ConstantFill:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)`` in one vectorised pass."""
         return np.where(keep[..., None], self.x, self.fill)
 
+    def reserve(self, batch_size: int) -> None:
+        """Make room for batches of up to ``batch_size`` images at once (instead of growing with them)."""
+        if self._buffer is None or len(self._buffer) < batch_size:
+            self._buffer = np.empty((batch_size, *self.x.shape), dtype=self.x.dtype)
+            self._buffer[...] = self.fill
+            self._shown = [set() for _ in range(batch_size)]
+
     def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
         """Masked images ``(B, H, W, C)``, each given as ``(node, kept)`` tree regions that tile the image.
 
@@ -219,10 +226,7 @@ class ConstantFill:
         """
         if self._input_kept is None and self._buffer is not None:
             self._input_kept = self._slots_intact(tree)
-        if self._buffer is None or len(self._buffer) < len(pieces):
-            self._buffer = np.empty((len(pieces), *self.x.shape), dtype=self.x.dtype)
-            self._buffer[...] = self.fill
-            self._shown = [set() for _ in range(len(pieces))]
+        self.reserve(len(pieces))
         out = self._buffer[: len(pieces)]
         area = tree.area
         for slot, (image, regions) in enumerate(zip(out, pieces, strict=True)):
@@ -285,6 +289,9 @@ class InpaintFill:
         )
         mean = x.astype(np.float64).mean(axis=(0, 1))
         self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
+
+    def reserve(self, batch_size: int) -> None:
+        """Nothing to prepare: inpainted batches are built fresh."""
 
     def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
         """Masked images ``(B, H, W, C)`` from ``(node, kept)`` regions tiling the image."""
