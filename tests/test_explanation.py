@@ -488,3 +488,12 @@ def test_agrees_with_shap_where_shap_works() -> None:
 def test_module_imports_without_frameworks() -> None:
     code = "import sys, deepshap.explanation; assert not {'torch', 'tensorflow'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_per_sample_trees_of_different_sizes_are_sliced_by_sample():
+    trees = np.empty(3, dtype=object)
+    for i, n_nodes in enumerate((2, 5, 3)):
+        trees[i] = np.zeros((n_nodes, 4))
+    exp = Explanation(np.zeros((3, 4, 4, 1)), clustering=trees)
+    assert exp[1].clustering.shape == (5, 4)
+    assert [t.shape[0] for t in exp[[2, 0]].clustering] == [3, 2]

@@ -290,7 +290,9 @@ def _field_dims(name: str, value: Any, vshape: tuple[int, ...], out: tuple[int, 
             f"{vshape}), or per sample and feature."
         )
     if name == "clustering":
-        return (0,) if m == 3 and len(vshape) and shape[0] == vshape[0] else ()
+        # one linkage matrix per sample: (N, nodes, 4), or an (N,) object array when the trees differ
+        per_sample = m == 3 or (m == 1 and np.asarray(value).dtype == object)
+        return (0,) if per_sample and len(vshape) and shape[0] == vshape[0] else ()
     if vshape[:m] == shape:
         return tuple(range(m))
     if len(vshape) and shape[0] == vshape[0]:
