@@ -44,6 +44,8 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert "espresso" in page, "EfficientNet-Lite0 calls skimage's coffee photo an espresso"
     deep_gap = float(re.search(r"DeepExplainer.*?summed attributions[^:]*: ([-\d.e+]+)", page, re.S).group(1))
     assert deep_gap < 1e-4, "DeepSHAP must be additive"
+    owen_gap = float(re.search(r"base value and the model\S+ probability: ([-\d.e+]+)", page).group(1))
+    assert owen_gap < 1e-5, "Owen values must be efficient"
 
 
 def test_failing_section_stops_the_demo_and_leaves_no_gallery(tmp_path: Path) -> None:
