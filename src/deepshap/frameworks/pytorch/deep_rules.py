@@ -63,17 +63,20 @@ def derivative(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor) -> 
 
 
 def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Unary rescale rule: multiplier ``(f(x) - f(r)) / (x - r)``; the derivative where the difference is
-    at most ``REL_TINY`` times ``|x| + |r|``. ``r`` may be a broadcasting view of the references."""
+    """Unary rescale rule: multiplier ``(f(x) - f(r)) / (x - r)``, the derivative where x == r (or the
+    difference is denormal). ``r`` may be a broadcasting view of the references.
+
+    A quotient over a difference of a few ulps is inexact but bounded by the function's slope plus a few
+    units, and its contribution (quotient times difference) is exact to rounding, so additivity holds.
+    """
     xd = x.detach()
     with torch.no_grad():
-        y, y_ref = fn(xd), fn(r)
+        y = fn(xd)
         d = xd - r
-        scale = xd.abs().add_(r.abs()).mul_(REL_TINY)
-        small = d.abs() <= scale
-        slope = (y - y_ref).div_(d)
-        if bool(small.any()):
-            slope = torch.where(small, derivative(fn, xd), slope)
+        undefined = d.abs() < torch.finfo(d.dtype).tiny
+        slope = (y - fn(r)).div_(d)
+        if bool(undefined.any()):
+            slope = torch.where(undefined, derivative(fn, xd), slope)
     return with_multipliers(y, [x], [slope])
 
 
