@@ -119,8 +119,7 @@ RULES.update(
     dict.fromkeys(
         _names(
             (_F,),
-            "dropout dropout1d dropout2d dropout3d alpha_dropout "
-            "feature_alpha_dropout batch_norm",
+            "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout batch_norm",
         ),
         Rule.LINEAR,
     )
