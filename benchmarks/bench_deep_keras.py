@@ -5,14 +5,13 @@ rows, 5 images, all 10 outputs. The floor is the bare work any DeepSHAP needs: o
 500 (sample, background) pairs and one vector-Jacobian product per output, in one compiled
 ``tf.function``. deepshap is timed as users call it (``shap_values`` with the additivity check on).
 
-Run alone with ``python benchmarks/bench_deep_keras.py`` (prints the timings), or through the harness.
+Run with ``python benchmarks/run.py -k deep_keras``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,34 +101,11 @@ def cases() -> list[Any]:
     return [
         Case(
             name="deep_keras_seed002_cnn",
-            deepshap=run_deepshap,
-            floor=run_floor,
-            shap=run_shap,
+            deepshap=run_deepshap(),
+            floor=run_floor(),
+            shap=run_shap(),
             repeats=3,
             note=f"seed-002 Keras CNN, {N_BACKGROUND} background, {N_SAMPLES} images, {N_OUTPUTS} outputs; "
             "floor = 1 forward + 1 VJP per output over the pairs (tf.function); target <= 1.3x floor",
         )
     ]
-
-
-def _best_of(make: Callable[[], Callable[[], Any]], repeats: int = 3) -> float:
-    fn = make()
-    fn()  # warm-up (tracing)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def main() -> None:
-    floor = _best_of(run_floor)
-    print(f"floor     {floor:8.3f} s")
-    for name, make in (("deepshap", run_deepshap), ("shap", run_shap)):
-        seconds = _best_of(make)
-        print(f"{name:9s} {seconds:8.3f} s  ({seconds / floor:.2f}x floor)")
-
-
-if __name__ == "__main__":
-    main()

@@ -4,13 +4,12 @@ Case: the seed-002 MNIST CNN (conv-relu-maxpool twice, dropout, dense, softmax) 
 rows, 5 images, all 10 outputs. The floor is the bare work any DeepSHAP needs: one forward pass over the
 500 (sample, background) pairs and one vector-Jacobian product per output, in plain autograd.
 
-Run alone with ``python benchmarks/bench_deep_torch.py`` (prints the timings), or through the harness.
+Run with ``python benchmarks/run.py -k deep_torch``.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,29 +117,3 @@ def cases() -> list[Any]:
             "floor = 1 forward + 1 VJP per output over the pairs; target <= 1.3x floor",
         )
     ]
-
-
-def _best_of(make: Callable[[], Callable[[], Any]], repeats: int = 3) -> float:
-    fn = make()
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def main() -> None:
-    import torch
-
-    print(f"torch threads: {torch.get_num_threads()}")
-    floor = _best_of(run_floor)
-    print(f"floor     {floor:8.3f} s")
-    for name, make in (("deepshap", run_deepshap), ("shap", run_shap), ("captum", run_captum)):
-        seconds = _best_of(make)
-        print(f"{name:9s} {seconds:8.3f} s  ({seconds / floor:.2f}x floor)")
-
-
-if __name__ == "__main__":
-    main()
