@@ -1,9 +1,5 @@
 """DeepExplainer: DeepSHAP (DeepLIFT multipliers averaged over a background), framework-neutral.
 
-NOTE to the backend authors (the interface below is unchanged): in ``benchmarks/bench_deep_*.py`` the
-harness's ``Case`` fields must be callables that do the work once, so pass ``run_deepshap()`` (the
-returned closure), not the factory ``run_deepshap``; otherwise only the set-up is timed.
-
 Backend interface (implemented once per framework)
 --------------------------------------------------
 Each framework provides, in ``deepshap.frameworks.<pytorch|keras>.deep``, the function::
