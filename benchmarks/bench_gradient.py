@@ -8,14 +8,13 @@ interpolated rows and one vector-Jacobian product per output over them, in batch
 on rows built beforehand (Keras: one compiled ``tf.function`` per batch; torch: ``autograd.grad``
 with a retained graph). deepshap is timed as users call it (``shap_values``).
 
-Run alone with ``python benchmarks/bench_gradient.py`` (prints the timings), or through the harness.
+Run with ``python benchmarks/run.py -k gradient``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -164,7 +163,7 @@ def torch_captum() -> Callable[[], Any]:
 
 
 def cases() -> list[Any]:
-    """The benchmark cases for the shared harness."""
+    """The benchmark cases for the shared harness (set-up done here; each callable does the work once)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from harness import Case
 
@@ -173,53 +172,19 @@ def cases() -> list[Any]:
     return [
         Case(
             name="gradient_keras_seed000_two_input",
-            deepshap=keras_deepshap,
-            floor=keras_floor,
-            shap=keras_shap,
+            deepshap=keras_deepshap(),
+            floor=keras_floor(),
+            shap=keras_shap(),
             repeats=3,
             note=f"seed-000 two-input Keras model, {KERAS_IMAGES} images, {common}; {floor} (tf.function)",
         ),
         Case(
             name="gradient_torch_seed002_cnn",
-            deepshap=torch_deepshap,
-            floor=torch_floor,
-            shap=torch_shap,
-            captum=torch_captum,
+            deepshap=torch_deepshap(),
+            floor=torch_floor(),
+            shap=torch_shap(),
+            captum=torch_captum(),
             repeats=3,
             note=f"seed-002 CNN in PyTorch, {TORCH_IMAGES} images, {common}; {floor}",
         ),
     ]
-
-
-def _interleaved_best(makers: dict[str, Callable[[], Callable[[], Any]]], rounds: int) -> dict[str, float]:
-    """Best time of each callable over ``rounds`` rounds that run them in turn (fairer on a busy machine)."""
-    fns = {name: make() for name, make in makers.items()}
-    for fn in fns.values():
-        fn()  # warm-up (tracing, allocations)
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def main(rounds: int = 5) -> None:
-    runs = {
-        "keras seed000": {"floor": keras_floor, "deepshap": keras_deepshap, "shap": keras_shap},
-        "torch seed002": {
-            "floor": torch_floor,
-            "deepshap": torch_deepshap,
-            "shap": torch_shap,
-            "captum": torch_captum,
-        },
-    }
-    for case, makers in runs.items():
-        best = _interleaved_best(makers, rounds)
-        for name, seconds in best.items():
-            print(f"{case}: {name:8s} {seconds:7.3f} s  ({seconds / best['floor']:.2f}x floor)", flush=True)
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

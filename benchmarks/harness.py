@@ -90,7 +90,11 @@ def best_time(work: Work, repeats: int, clock: Clock = time.perf_counter) -> flo
     """Run ``work`` once to warm up, then ``repeats`` times; return the fastest run in seconds."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    work()
+    if callable(work()):
+        raise TypeError(
+            "A Case callable returned a callable: it is a set-up factory, so only the set-up would be "
+            "timed. Call the factory in cases() and pass the work it returns."
+        )
     best = math.inf
     for _ in range(repeats):
         start = clock()

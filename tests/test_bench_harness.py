@@ -38,6 +38,14 @@ def test_best_time_warms_up_once_and_keeps_the_fastest_run() -> None:
     assert len(calls) == 4  # one warm-up and three timed runs
 
 
+def test_best_time_refuses_a_set_up_factory_in_place_of_the_work() -> None:
+    def factory() -> harness.Work:
+        return lambda: None
+
+    with pytest.raises(TypeError, match="set-up factory"):
+        harness.best_time(factory, 3)
+
+
 def test_best_time_rejects_zero_repeats() -> None:
     with pytest.raises(ValueError, match="repeats"):
         harness.best_time(lambda: None, 0)
