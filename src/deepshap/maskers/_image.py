@@ -200,7 +200,8 @@ class ConstantFill:
         self.x = x
         self.fill = fill
         self._buffer: np.ndarray | None = None
-        self._shown: list[set[int]] = []  # per buffer slot, the tree nodes that show the image
+        # per buffer slot, the tree nodes that show the image (None: the slot was never written)
+        self._shown: list[set[int] | None] = []
         self._input_kept: bool | None = None  # does the model leave its input as it was? (checked once)
 
     def build(self, keep: np.ndarray) -> np.ndarray:
@@ -211,8 +212,7 @@ class ConstantFill:
         """Make room for batches of up to ``batch_size`` images at once (instead of growing with them)."""
         if self._buffer is None or len(self._buffer) < batch_size:
             self._buffer = np.empty((batch_size, *self.x.shape), dtype=self.x.dtype)
-            self._buffer[...] = self.fill
-            self._shown = [set() for _ in range(batch_size)]
+            self._shown = [None] * batch_size  # filled on first use, not here (a slot may never be used)
 
     def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
         """Masked images ``(B, H, W, C)``, each given as ``(node, kept)`` tree regions that tile the image.
@@ -254,9 +254,11 @@ class ConstantFill:
         return out
 
     def _slots_intact(self, tree: PartitionTree) -> bool:
-        """Whether every buffer slot still holds the image last written there."""
+        """Whether the buffer slots written so far still hold the images last written there."""
         expected = np.empty_like(self.x)
         for slot, shown in enumerate(self._shown):
+            if shown is None:
+                continue
             expected[...] = self.fill
             for node in shown:
                 tree.copy(expected, self.x, node)
