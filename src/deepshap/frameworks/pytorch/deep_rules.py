@@ -68,15 +68,18 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
 
     A quotient over a difference of a few ulps is inexact but bounded by the function's slope plus a few
     units, and its contribution (quotient times difference) is exact to rounding, so additivity holds.
+    The temporaries are reused in place: these tensors are as large as the layer's activations.
     """
     xd = x.detach()
     with torch.no_grad():
         y = fn(xd)
         d = xd - r
-        undefined = d.abs() < torch.finfo(d.dtype).tiny
-        slope = (y - fn(r)).div_(d)
+        slope = torch.sub(y, fn(r)).div_(d)
+        undefined = torch.lt(d.abs_(), torch.finfo(d.dtype).tiny)
+        del d
         if bool(undefined.any()):
-            slope = torch.where(undefined, derivative(fn, xd), slope)
+            grad = derivative(fn, xd).expand_as(slope)
+            slope = torch.where(undefined, grad, slope, out=slope)
     return with_multipliers(y, [x], [slope])
 
 
