@@ -386,6 +386,39 @@ def test_chunking_does_not_change_the_result() -> None:
     np.testing.assert_allclose(np.asarray(big), np.asarray(small), rtol=1e-4, atol=1e-6)
 
 
+class _Pick(nn.Module):
+    """One output of a model, so its explanation takes a single backward pass over a fresh graph."""
+
+    def __init__(self, model: nn.Module, k: int) -> None:
+        super().__init__()
+        self.model, self.k = model, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.k : self.k + 1]
+
+
+def test_outputs_explained_together_equal_outputs_explained_alone() -> None:
+    """The backward passes over one retained graph (one per output) do not leak into each other.
+
+    The rules start right at the input (relu, max-pool), so their gradients reach the input directly.
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(1, 3, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(48, 4),
+        nn.Softmax(1),
+    ).eval()
+    bg, X = _data((6, 1, 12, 12), 1), _data((2, 1, 12, 12), 2)
+    together = np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X))  # (4, N, 1, 12, 12)
+    alone = [deepshap.DeepExplainer(_Pick(model, k), bg).shap_values(X) for k in range(4)]
+    assert np.abs(together).max() > 0
+    np.testing.assert_allclose(together, np.stack(alone), rtol=1e-5, atol=1e-7)
+
+
 # agreement and exactness -------------------------------------------------------------------------
 class PlainCNN(nn.Module):
     """Separate modules per use, so shap's module hooks are exact on it."""

@@ -121,6 +121,7 @@ def _pair_pass(
             grads = torch.autograd.grad(
                 selected[:, col].sum(), leaves, retain_graph=col < n_out - 1, allow_unused=True
             )
+            # The rules reuse their gradient buffers in the next backward pass: use g before it.
             for k, (g, delta) in enumerate(zip(grads, deltas, strict=True)):
                 contrib = torch.zeros_like(delta) if g is None else g * delta
                 columns[k].append(contrib.reshape(n, m, *delta.shape[1:]).sum(1))

@@ -34,8 +34,31 @@ class _Multipliers(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grads = [(grad * m).sum_to_size(shape) for m, shape in zip(ctx.multipliers, ctx.shapes, strict=True)]
+        grads = []
+        for k, (m, shape) in enumerate(zip(ctx.multipliers, ctx.shapes, strict=True)):
+            if grad.shape == shape and m.shape == shape:
+                grads.append(torch.mul(grad, m, out=_buffer(ctx, k, grad)))
+            else:
+                grads.append((grad * m).sum_to_size(shape))
         return (None, *grads)
+
+
+def _buffer(ctx: Any, key: int, like: torch.Tensor, shape: torch.Size | None = None) -> torch.Tensor:
+    """An output tensor for a backward pass, reused by the next backward pass over the retained graph.
+
+    The explainer runs one backward pass per explained output over the same graph. On the CPU a fresh
+    activation-sized tensor is memory the kernel must map and zero page by page, which costs about as
+    much as the arithmetic; reusing one per node avoids it. Each gradient is consumed before the next
+    backward pass, and autograd never accumulates in place into a tensor that something else holds.
+    """
+    shape = like.shape if shape is None else shape
+    if like.device.type != "cpu":  # device allocators cache memory already
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    buffers = ctx.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
+    if buf is None or buf.shape != shape or buf.dtype != like.dtype:
+        buf = buffers[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buf
 
 
 def with_multipliers(
@@ -208,8 +231,8 @@ class _RoutedMax(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         weights, index = ctx.saved_tensors
-        out = torch.zeros(ctx.in_shape, dtype=grad.dtype, device=grad.device)
-        return None, out.scatter_add_(-1, index, grad * weights)
+        out = _buffer(ctx, 0, grad, ctx.in_shape).zero_()
+        return None, out.scatter_add_(-1, index, torch.mul(grad, weights, out=_buffer(ctx, 1, grad)))
 
 
 def route_max(
