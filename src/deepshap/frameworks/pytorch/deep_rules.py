@@ -81,7 +81,7 @@ def derivative(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor) -> 
     with torch.enable_grad():
         t = at.detach().requires_grad_(True)
         out = fn(t)
-        (grad,) = torch.autograd.grad(out, t, torch.ones_like(out), allow_unused=True)
+        (grad,) = torch.autograd.grad(out.sum(), t, allow_unused=True)  # no activation-sized ones
     return torch.zeros_like(at) if grad is None else grad
 
 
