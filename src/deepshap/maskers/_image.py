@@ -229,7 +229,6 @@ class ConstantFill:
         self.reserve(len(pieces))
         out = self._buffer[: len(pieces)]
         area = tree.area
-        neighbour: set[int] | None = None  # what the previous slot of this batch shows
         for slot, (image, regions) in enumerate(zip(out, pieces, strict=True)):
             shown = {node for node, kept in regions if kept}
             hidden = [node for node, kept in regions if not kept]
@@ -238,21 +237,14 @@ class ConstantFill:
             # costs in copies of a whole image; a block copy call costs about a tenth of one
             from_fill = 1 + 0.1 * len(shown) + sum(map(area.__getitem__, shown))
             from_image = 1 + 0.1 * len(hidden) + sum(map(area.__getitem__, hidden))
-            cheapest = min(from_fill, from_image)
             if before is not None:
                 changed = before ^ shown
-                if 0.1 * len(changed) + sum(map(area.__getitem__, changed)) < cheapest:
-                    self._update(tree, image, before, shown)
-                    neighbour = shown
+                if 0.1 * len(changed) + sum(map(area.__getitem__, changed)) < min(from_fill, from_image):
+                    for node in before - shown:
+                        tree.copy(image, self.fill, node)
+                    for node in shown - before:
+                        tree.copy(image, self.x, node)
                     continue
-            if neighbour is not None:  # the two images of an Owen pair differ by two regions only
-                changed = neighbour ^ shown
-                if 1 + 0.1 * len(changed) + sum(map(area.__getitem__, changed)) < cheapest:
-                    image[...] = out[slot - 1]
-                    self._update(tree, image, neighbour, shown)
-                    neighbour = shown
-                    continue
-            neighbour = shown
             base, other, copied = (
                 (self.fill, self.x, shown) if from_fill <= from_image else (self.x, self.fill, hidden)
             )
@@ -260,13 +252,6 @@ class ConstantFill:
             for node in copied:
                 tree.copy(image, other, node)
         return out
-
-    def _update(self, tree: PartitionTree, image: np.ndarray, before: set[int], shown: set[int]) -> None:
-        """Bring an image that shows the regions ``before`` to one that shows ``shown``."""
-        for node in before - shown:
-            tree.copy(image, self.fill, node)
-        for node in shown - before:
-            tree.copy(image, self.x, node)
 
     def _slots_intact(self, tree: PartitionTree) -> bool:
         """Whether the buffer slots written so far still hold the images last written there."""
