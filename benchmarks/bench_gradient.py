@@ -21,18 +21,13 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Case, mnist_digits  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 N_BACKGROUND, N_SAMPLES, N_OUTPUTS, BATCH = 100, 200, 10, 50
 KERAS_IMAGES, TORCH_IMAGES = 3, 5
-
-
-def mnist_like(n: int, seed: int) -> np.ndarray:
-    """``n`` real MNIST digits ``(n, 28, 28)`` in [0, 1] from the offline set."""
-    from deepshap.datasets import mnist
-
-    (x_train, _), _ = mnist()
-    return x_train[np.random.default_rng(seed).choice(len(x_train), n, replace=False)]
 
 
 def interpolated_rows(x: np.ndarray, background: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -59,7 +54,7 @@ def seed000_model() -> Any:
 
 
 def _keras_setup() -> tuple[Any, np.ndarray, np.ndarray]:
-    return seed000_model(), mnist_like(N_BACKGROUND, 0)[..., None], mnist_like(KERAS_IMAGES, 1)[..., None]
+    return seed000_model(), mnist_digits(N_BACKGROUND, 0)[..., None], mnist_digits(KERAS_IMAGES, 1)[..., None]
 
 
 def keras_deepshap() -> Callable[[], Any]:
@@ -110,7 +105,7 @@ def _torch_setup() -> tuple[Any, np.ndarray, np.ndarray]:
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(*build_cnn(), torch.nn.Softmax(dim=1)).eval()
-    return model, mnist_like(N_BACKGROUND, 0)[:, None], mnist_like(TORCH_IMAGES, 1)[:, None]
+    return model, mnist_digits(N_BACKGROUND, 0)[:, None], mnist_digits(TORCH_IMAGES, 1)[:, None]
 
 
 def torch_deepshap() -> Callable[[], Any]:
@@ -164,9 +159,6 @@ def torch_captum() -> Callable[[], Any]:
 
 def cases() -> list[Any]:
     """The benchmark cases for the shared harness (set-up done here; each callable does the work once)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from harness import Case
-
     common = f"nsamples={N_SAMPLES}, all {N_OUTPUTS} outputs, batches of {BATCH} rows"
     floor = "floor = 1 forward + 1 VJP per output over the interpolated rows; target <= 1.2x floor"
     return [

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -226,3 +228,11 @@ def peak_rss_mb(callable_path: str, *args: object, timeout: float = 600.0) -> fl
         raise RuntimeError(f"{callable_path} failed in the memory subprocess:\n{completed.stderr[-3000:]}")
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     return report["peak_rss_bytes"] / 2**20
+
+
+def mnist_digits(n: int, seed: int) -> np.ndarray:
+    """``n`` real MNIST digits ``(n, 28, 28)`` float32 in [0, 1] from the offline set, picked by ``seed``."""
+    from deepshap.datasets import mnist
+
+    (x_train, _), _ = mnist()
+    return x_train[np.random.default_rng(seed).choice(len(x_train), n, replace=False)]
