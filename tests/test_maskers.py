@@ -118,41 +118,81 @@ def test_blur_is_computed_once_and_kept_pixels_are_exact():
     np.testing.assert_array_equal(out, np.where(keep[..., None], image, filler.fill))
 
 
-def random_tilings(tree, n: int, rng) -> list[list[tuple[int, bool]]]:
-    """``n`` tilings of the image by tree nodes (children of random nodes), each region kept or not."""
-    pieces = []
+def random_paths(tree, n: int, rng, walks: list | None = None) -> list[tuple[tuple[int, bool], ...]]:
+    """``n`` root paths of the tree, what the Owen recursion asks the masker for.
+
+    A path walks down from the root, keeping or hiding the sibling of each node it enters, and ends with
+    the region it stops at. Most walks start from a prefix of an earlier one (with a flag or two
+    flipped), so paths share prefixes like those of an Owen batch and every way of turning one image
+    into another is taken. ``walks`` carries the walks from call to call.
+    """
+    walks = [] if walks is None else walks
+    paths = []
     for _ in range(n):
-        frontier = [tree.root]
-        for _ in range(rng.integers(1, 12)):
-            node = frontier.pop(rng.integers(len(frontier)))
-            frontier += [node] if tree.is_leaf(node) else [int(tree.left[node]), int(tree.right[node])]
-        pieces.append([(node, bool(rng.random() < rng.random())) for node in frontier])
-    return pieces
+        nodes, pieces = [tree.root], []
+        if walks and rng.random() < 0.8:
+            nodes, pieces = walks[rng.integers(len(walks))]
+            cut = int(rng.integers(len(pieces) + 1))
+            flipped = [(node, kept ^ (rng.random() < 0.2)) for node, kept in pieces[:cut]]
+            nodes, pieces = nodes[: cut + 1], flipped
+        for _ in range(rng.integers(0, 12)):
+            if tree.is_leaf(nodes[-1]):
+                break
+            children = [int(tree.left[nodes[-1]]), int(tree.right[nodes[-1]])]
+            side = int(rng.integers(2))
+            pieces.append((children[1 - side], bool(rng.random() < 0.5)))
+            nodes.append(children[side])
+        walks.append((nodes, pieces))
+        paths.append((*pieces, (nodes[-1], bool(rng.random() < 0.5))))
+    return paths
+
+
+def path_masks(tree, paths) -> np.ndarray:
+    return tree.masks([[node for node, kept in path if kept] for path in paths])
 
 
 @pytest.mark.parametrize("partition", ["axis", "superpixels"])
 def test_region_painting_matches_per_pixel_masking(partition):
-    """The block-copy path (with its reused, partly updated buffer) gives a per-pixel select's images."""
+    """The block-copy path (its reused, partly rewritten buffer and slot order) gives a per-pixel
+    select's images."""
     image = photo(40)
     masker = Image("blur(8,8)", image.shape, partition=partition, n_segments=20)
     tree, filler = masker.tree(image), masker.filler(image)
-    rng = np.random.default_rng(1)
-    for size in (2, 7, 7, 5, 9, 9):  # reuse, shrink, grow: every way a slot can be brought up to date
-        pieces = random_tilings(tree, size, rng)
-        keep = tree.masks([[n for n, kept in regions if kept] for regions in pieces])
-        np.testing.assert_array_equal(filler.images(tree, pieces), filler.build(keep))
+    rng, walks = np.random.default_rng(1), []
+    for size in (2, 7, 7, 5, 9, 9, 30, 30, 30):  # reuse, shrink, grow: every way a slot can be updated
+        paths = random_paths(tree, size, rng, walks)
+        batch, slot = filler.images(tree, paths)
+        assert sorted(slot.tolist()) == list(range(size))
+        np.testing.assert_array_equal(batch[slot], filler.build(path_masks(tree, paths)))
+
+
+def test_paths_that_part_anywhere_are_rewritten_exactly():
+    """Every pair of related paths: the changes from one to the other give the other's image."""
+    from deepshap.maskers._paths import path_changes
+
+    image = photo(16)
+    masker = Image("blur(4,4)", image.shape)
+    tree, filler = masker.tree(image), masker.filler(image)
+    paths = random_paths(tree, 60, np.random.default_rng(4))
+    sources = (filler.fill, image)
+    for old, new in zip(paths, paths[1:] + paths[:1], strict=True):
+        out = filler.build(path_masks(tree, [old]))[0]
+        changes, cost = path_changes(tree.area, old, new)
+        for node, kept in changes:
+            tree.copy(out, sources[kept], node)
+        np.testing.assert_array_equal(out, filler.build(path_masks(tree, [new]))[0])
+        assert cost <= 1.0 + 0.05 * len(changes)
 
 
 def test_a_model_that_changes_its_input_in_place_still_gets_the_right_images():
     image = photo(40)
     masker = Image("blur(8,8)", image.shape)
     tree, filler = masker.tree(image), masker.filler(image)
-    rng = np.random.default_rng(2)
+    rng, walks = np.random.default_rng(2), []
     for _ in range(4):
-        pieces = random_tilings(tree, 6, rng)
-        keep = tree.masks([[n for n, kept in regions if kept] for regions in pieces])
-        batch = filler.images(tree, pieces)
-        np.testing.assert_array_equal(batch, filler.build(keep))
+        paths = random_paths(tree, 6, rng, walks)
+        batch, slot = filler.images(tree, paths)
+        np.testing.assert_array_equal(batch[slot], filler.build(path_masks(tree, paths)))
         batch -= 100.0  # what `preprocess_input(x)` without a copy does
 
 

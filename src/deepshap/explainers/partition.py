@@ -9,8 +9,9 @@ is left on the queue when it runs out is spread evenly over the node's pixels. E
 sum of the node's values equal to ``f(context + node) - f(context)``, so the values of an image add up
 exactly to ``f(x) - f(fully masked x)`` whatever the budget.
 
-Compared with shap: a mask is a list of tree regions, and masked images are block copies of those
-regions into a reused batch buffer (only what changed since the slot's last image); the blur is computed
+Compared with shap: a mask is a root path of tree regions, and masked images are block copies of those
+regions into a reused batch buffer, each image going to the slot whose last image is most like it so
+that only the regions that differ are rewritten; the blur is computed
 once per image; inpainting never touches the kept pixels; only the selected outputs are stored (values
 in the model's own precision, node values sparse); ties in the queue are broken first come first served
 instead of at random, so results are reproducible.
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from deepshap.maskers import Image
+from deepshap.maskers._paths import Path
 from deepshap.maskers._trees import PartitionTree
 
 __all__ = ["Explainer", "PartitionExplainer", "owen_values"]
@@ -211,14 +213,15 @@ class PartitionExplainer(Explainer):
         tree = self.masker.tree(x)
         filler = self.masker.filler(x)
         filler.reserve(batch_size + 1)  # an Owen batch can take one pair past batch_size
-        scores = self._call_model(filler.images(tree, [[(tree.root, False)], [(tree.root, True)]]), None)
+        batch, slot = filler.images(tree, [((tree.root, False),), ((tree.root, True),)])
+        scores = self._call_model(batch, None)[slot]
         n_outputs = scores.shape[1]
         output_index = _resolve_outputs(outputs, scores[1], self.output_names)
         f00, f11 = scores[:, output_index].astype(np.float64)
 
-        def evaluate(pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
-            batch = filler.images(tree, pieces)
-            return self._call_model(batch, n_outputs)[:, output_index].astype(np.float64)
+        def evaluate(paths: list[Path]) -> np.ndarray:
+            batch, slot = filler.images(tree, paths)
+            return self._call_model(batch, n_outputs)[slot[:, None], output_index].astype(np.float64)
 
         node_values, expanded = owen_values(
             evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context
@@ -270,23 +273,8 @@ class _ImageResult:
         }
 
 
-@dataclass
-class _Item:
-    """A queued node, the outputs without / with it in its context, and its weight.
-
-    ``path`` is a linked list ``((sibling, kept), rest)`` of the siblings of the node's ancestors (and of
-    the node), each kept (in the context) or hidden: with the node itself they tile the image.
-    """
-
-    path: tuple | None
-    f_without: np.ndarray
-    f_with: np.ndarray
-    node: int
-    weight: float
-
-
 def owen_values(
-    evaluate: Callable[[np.ndarray], np.ndarray],
+    evaluate: Callable[[list[Path]], np.ndarray],
     tree: PartitionTree,
     f00: np.ndarray,
     f11: np.ndarray,
@@ -296,51 +284,55 @@ def owen_values(
 ) -> tuple[dict[int, np.ndarray], set[int]]:
     """Run the Owen recursion; return the value left on each node and the set of expanded nodes.
 
-    ``evaluate(pieces)`` maps B lists of ``(node, kept)`` pairs, disjoint tree nodes tiling the image, to
-    the outputs ``(B, k)`` of the images with the kept regions shown and the others masked;
-    ``f00``/``f11`` are the outputs with no pixel / every pixel kept. At most ``budget`` (+1) masks are
-    evaluated, in batches of about ``batch_size``; the batching decides which nodes are expanded
-    together and so matches shap's for the same ``batch_size``.
+    ``evaluate(paths)`` maps B root paths of the tree (``(node, kept)`` regions tiling the image, see
+    :data:`~deepshap.maskers._paths.Path`) to the outputs ``(B, k)`` of the images with the kept regions
+    shown and the others masked; ``f00``/``f11`` are the outputs with no pixel / every pixel kept. At
+    most ``budget`` (+1) masks are evaluated, in batches of about ``batch_size``; the batching decides
+    which nodes are expanded together and so matches shap's for the same ``batch_size``.
+
+    The queue holds ``(priority, order, node, weight, f_without, f_with, outside)``: the node's outputs
+    without / with it in its context, and ``outside``, the path of regions around it (the siblings of
+    its ancestors and its own, root first, each kept or not) that the context is made of.
     """
     values: dict[int, np.ndarray] = {}
     expanded: set[int] = set()
-    heap: list[tuple[float, int, _Item]] = [(0.0, 0, _Item(None, f00, f11, tree.root, 1.0))]
+    heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, ())]
     order = 1
     n_evals = 0
+    children = tree.children
 
     def credit(node: int, amount: np.ndarray) -> None:
         values[node] = values[node] + amount if node in values else amount.copy()
 
     while heap:
         if n_evals >= budget:
-            for _, _, item in heap:
-                credit(item.node, (item.f_with - item.f_without) * item.weight)
+            for _, _, node, weight, f_without, f_with, _ in heap:
+                credit(node, (f_with - f_without) * weight)
             break
-        batch: list[_Item] = []
+        batch: list[tuple] = []
         while heap and 2 * len(batch) < batch_size and n_evals + 2 * len(batch) < budget:
-            item = heapq.heappop(heap)[2]
-            if tree.is_leaf(item.node):
-                credit(item.node, (item.f_with - item.f_without) * item.weight)
+            item = heapq.heappop(heap)
+            if children[item[2]] is None:
+                credit(item[2], (item[5] - item[4]) * item[3])
             else:
                 batch.append(item)
         if not batch:
             continue
-        pieces: list[list[tuple[int, bool]]] = []
+        paths: list[Path] = []
         for item in batch:
-            outside = _path_pieces(item.path)
-            left, right = int(tree.left[item.node]), int(tree.right[item.node])
-            pieces.append([*outside, (left, True), (right, False)])
-            pieces.append([*outside, (left, False), (right, True)])
-        outputs = evaluate(pieces)
-        n_evals += len(pieces)
-        order = _expand(batch, outputs, tree, fixed_context, heap, order, expanded, credit)
+            left, right = children[item[2]]
+            paths.append((*item[6], (left, True), (right, False)))
+            paths.append((*item[6], (left, False), (right, True)))
+        outputs = evaluate(paths)
+        n_evals += len(paths)
+        order = _expand(batch, outputs, children, fixed_context, heap, order, expanded, credit)
     return values, expanded
 
 
 def _expand(
-    batch: list[_Item],
+    batch: list[tuple],
     outputs: np.ndarray,
-    tree: PartitionTree,
+    children: list[tuple[int, int] | None],
     fixed_context: int | None,
     heap: list,
     order: int,
@@ -353,50 +345,35 @@ def _expand(
     in the sibling's context (f01 / f11), weighted 1/2 each; a fixed context keeps one of the two at full
     weight, its interaction term staying on the node. The arithmetic runs on the whole batch at once.
     """
-    f00 = np.stack([item.f_without for item in batch])
-    f11 = np.stack([item.f_with for item in batch])
+    f00 = np.stack([item[4] for item in batch])
+    f11 = np.stack([item[5] for item in batch])
     f10, f01 = outputs[0::2], outputs[1::2]
-    weight = np.array([item.weight for item in batch])
-    child_weight = weight / 2 if fixed_context is None else weight
+    weight = np.array([item[3] for item in batch])
+    child_weight = (weight / 2 if fixed_context is None else weight).tolist()
     if fixed_context is not None:
         sign = 1.0 if fixed_context == 0 else -1.0
         interaction = (f11 - f10 - f01 + f00) * (sign * weight)[:, None]
         for item, amount in zip(batch, interaction, strict=True):
-            credit(item.node, amount)
+            credit(item[2], amount)
     contexts = (0, 1) if fixed_context is None else (fixed_context,)
     # per context: (without, with) for the left child, then for the right child
     pairs = {0: ((f00, f10), (f00, f01)), 1: ((f01, f11), (f10, f11))}
-    priority = {
-        (context, side): -np.abs(pairs[context][side][1] - pairs[context][side][0]).max(axis=1) * child_weight
-        for context in contexts
-        for side in (0, 1)
-    }
+    queued = []
+    for context in contexts:
+        for side in (0, 1):
+            without, with_ = pairs[context][side]
+            priority = (-np.abs(with_ - without).max(axis=1) * child_weight).tolist()
+            queued.append((context, side, priority, list(without), list(with_)))
     for i, item in enumerate(batch):
-        expanded.add(item.node)
-        children = (int(tree.left[item.node]), int(tree.right[item.node]))
-        for context in contexts:
-            for side in (0, 1):
-                sibling = children[1 - side]
-                without, with_ = pairs[context][side]
-                child = _Item(
-                    ((sibling, context == 1), item.path),
-                    without[i],
-                    with_[i],
-                    children[side],
-                    child_weight[i],
-                )
-                heapq.heappush(heap, (float(priority[context, side][i]), order, child))
-                order += 1
+        expanded.add(item[2])
+        pair = children[item[2]]
+        for context, side, priority, without, with_ in queued:
+            outside = (*item[6], (pair[1 - side], context == 1))
+            heapq.heappush(
+                heap, (priority[i], order, pair[side], child_weight[i], without[i], with_[i], outside)
+            )
+            order += 1
     return order
-
-
-def _path_pieces(path: tuple | None) -> list[tuple[int, bool]]:
-    """The ``(node, kept)`` regions of a path (a linked list ``(piece, rest)``)."""
-    pieces = []
-    while path is not None:
-        piece, path = path
-        pieces.append(piece)
-    return pieces
 
 
 def _stack_or_list(arrays: list[np.ndarray]) -> np.ndarray:

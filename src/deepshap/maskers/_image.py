@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from deepshap.maskers._paths import Path, copy_cost, match_paths, path_changes
 from deepshap.maskers._trees import PartitionTree, axis_tree, superpixel_tree
 
 INPAINT_METHODS = {"inpaint_telea": "INPAINT_TELEA", "inpaint_ns": "INPAINT_NS"}
@@ -200,8 +201,7 @@ class ConstantFill:
         self.x = x
         self.fill = fill
         self._buffer: np.ndarray | None = None
-        # per buffer slot, the tree nodes that show the image (None: the slot was never written)
-        self._shown: list[set[int] | None] = []
+        self._held: list[Path | None] = []  # per buffer slot, the path of the image it holds
         self._input_kept: bool | None = None  # does the model leave its input as it was? (checked once)
 
     def build(self, keep: np.ndarray) -> np.ndarray:
@@ -212,56 +212,58 @@ class ConstantFill:
         """Make room for batches of up to ``batch_size`` images at once (instead of growing with them)."""
         if self._buffer is None or len(self._buffer) < batch_size:
             self._buffer = np.empty((batch_size, *self.x.shape), dtype=self.x.dtype)
-            self._shown = [None] * batch_size  # filled on first use, not here (a slot may never be used)
+            self._held = [None] * batch_size
 
-    def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
-        """Masked images ``(B, H, W, C)``, each given as ``(node, kept)`` tree regions that tile the image.
+    def images(self, tree: PartitionTree, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+        """Masked images for root paths of ``tree`` (see :data:`Path`): ``(batch, slot)``, where
+        ``batch[slot[i]]`` is the image of ``paths[i]``.
 
-        The batch lives in one buffer reused from call to call, and each slot is brought to its new image
-        the cheapest way: only the regions that changed since the slot's last image, or a whole copy of
-        the fill (of the image) and then the kept (hidden) regions. Block copies of regions are several
-        times faster than a per-pixel select. Reuse relies on the model leaving its input as it found it,
-        which is checked on the first reuse; a model that changes its input in place gets every image
-        rebuilt. The model must not keep its input after returning.
+        The batch lives in one buffer reused from call to call. Images go to the slots holding the most
+        similar images (:func:`~deepshap.maskers._paths.match_paths`), and each slot is brought to its new
+        image the cheapest way: rewriting only the regions that differ from what it holds, or a whole copy
+        of the fill (or the image) and then the kept (hidden) regions. Reuse relies on the model leaving
+        its input as it found it, which is checked on the first reuse; a model that changes its input in
+        place gets every image rebuilt. The model must not keep its input after returning.
         """
         if self._input_kept is None and self._buffer is not None:
             self._input_kept = self._slots_intact(tree)
-        self.reserve(len(pieces))
-        out = self._buffer[: len(pieces)]
-        area = tree.area
-        for slot, (image, regions) in enumerate(zip(out, pieces, strict=True)):
-            shown = {node for node, kept in regions if kept}
-            hidden = [node for node, kept in regions if not kept]
-            before = self._shown[slot] if self._input_kept is not False else None
-            self._shown[slot] = shown
-            # costs in copies of a whole image; a block copy call costs about a tenth of one
-            from_fill = 1 + 0.1 * len(shown) + sum(map(area.__getitem__, shown))
-            from_image = 1 + 0.1 * len(hidden) + sum(map(area.__getitem__, hidden))
-            if before is not None:
-                changed = before ^ shown
-                if 0.1 * len(changed) + sum(map(area.__getitem__, changed)) < min(from_fill, from_image):
-                    for node in before - shown:
-                        tree.copy(image, self.fill, node)
-                    for node in shown - before:
-                        tree.copy(image, self.x, node)
-                    continue
-            base, other, copied = (
-                (self.fill, self.x, shown) if from_fill <= from_image else (self.x, self.fill, hidden)
-            )
-            image[...] = base
-            for node in copied:
-                tree.copy(image, other, node)
-        return out
+        self.reserve(len(paths))
+        n = len(paths)
+        held = self._held[:n] if self._input_kept is not False else [None] * n
+        slot = np.empty(n, dtype=np.intp)
+        for i, s in match_paths(paths, [path or () for path in held]):
+            slot[i] = s
+            self._write(tree, s, held[s], paths[i])
+            self._held[s] = paths[i]
+        return self._buffer[:n], slot
+
+    def _write(self, tree: PartitionTree, slot: int, before: Path | None, path: Path) -> None:
+        """Bring buffer slot ``slot``, which holds the image of ``before``, to the image of ``path``."""
+        image = self._buffer[slot]
+        changes, cost = path_changes(tree.area, before, path) if before is not None else ([], np.inf)
+        if cost > 1.0:  # a rebuild copies a whole image first: compare when the changes cost as much
+            kept = [piece for piece in path if piece[1]]
+            hidden = [piece for piece in path if not piece[1]]
+            from_fill, from_image = 1 + copy_cost(tree.area, kept), 1 + copy_cost(tree.area, hidden)
+            if from_fill <= from_image and from_fill < cost:
+                image[...], changes = self.fill, kept
+            elif from_image < cost:
+                image[...], changes = self.x, hidden
+        regions, sources = tree.regions, (self.fill, self.x)
+        for node, keep in changes:
+            region = regions[node]
+            image[region] = sources[keep][region]
 
     def _slots_intact(self, tree: PartitionTree) -> bool:
         """Whether the buffer slots written so far still hold the images last written there."""
         expected = np.empty_like(self.x)
-        for slot, shown in enumerate(self._shown):
-            if shown is None:
+        for slot, path in enumerate(self._held):
+            if path is None:
                 continue
             expected[...] = self.fill
-            for node in shown:
-                tree.copy(expected, self.x, node)
+            for node, kept in path:
+                if kept:
+                    tree.copy(expected, self.x, node)
             if not np.array_equal(expected, self._buffer[slot]):
                 return False
         return True
@@ -295,9 +297,10 @@ class InpaintFill:
     def reserve(self, batch_size: int) -> None:
         """Nothing to prepare: inpainted batches are built fresh."""
 
-    def images(self, tree: PartitionTree, pieces: list[list[tuple[int, bool]]]) -> np.ndarray:
-        """Masked images ``(B, H, W, C)`` from ``(node, kept)`` regions tiling the image."""
-        return self.build(tree.masks([[node for node, kept in regions if kept] for regions in pieces]))
+    def images(self, tree: PartitionTree, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+        """Masked images ``(B, H, W, C)`` for root paths of ``tree``, in order: ``(batch, arange(B))``."""
+        keep = tree.masks([[node for node, kept in path if kept] for path in paths])
+        return self.build(keep), np.arange(len(paths))
 
     def build(self, keep: np.ndarray) -> np.ndarray:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)``; each distinct mask once."""

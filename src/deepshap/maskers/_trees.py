@@ -60,7 +60,13 @@ class PartitionTree:
         return self.left[node] < 0
 
     @functools.cached_property
-    def _index(self) -> list[tuple[Any, Any]]:
+    def children(self) -> list[tuple[int, int] | None]:
+        """Per node, its ``(left, right)`` children as Python ints, or None for a leaf (for hot loops)."""
+        pairs = zip(self.left.tolist(), self.right.tolist(), strict=True)
+        return [None if left < 0 else (left, right) for left, right in pairs]
+
+    @functools.cached_property
+    def regions(self) -> list[tuple[Any, Any]]:
         """Per node, a numpy index of its pixels in an ``(H, W, ...)`` array: two slices for a box, else
         row and column arrays (built once: indexing is the hot path of building masked images)."""
         if self.boxes is not None:
@@ -70,12 +76,12 @@ class PartitionTree:
 
     def paint(self, flat_mask: np.ndarray, node: int) -> None:
         """Set the pixels of ``node`` to True in a flat ``(H*W,)`` boolean mask."""
-        flat_mask.reshape(self.image_shape)[self._index[node]] = True
+        flat_mask.reshape(self.image_shape)[self.regions[node]] = True
 
     def masks(self, kept: list[list[int]]) -> np.ndarray:
         """Boolean masks ``(B, H, W)``, True on the pixels of each list of kept nodes."""
         out = np.zeros((len(kept), *self.image_shape), dtype=bool)
-        index = self._index
+        index = self.regions
         for mask, nodes in zip(out, kept, strict=True):
             for node in nodes:
                 mask[index[node]] = True
@@ -83,12 +89,12 @@ class PartitionTree:
 
     def copy(self, dst: np.ndarray, src: np.ndarray, node: int) -> None:
         """Copy the pixels of ``node`` from ``src`` to ``dst``, both ``(H, W, C)``."""
-        index = self._index[node]
+        index = self.regions[node]
         dst[index] = src[index]
 
     def fill(self, per_pixel: np.ndarray, node: int, value: np.ndarray) -> None:
         """Write ``value`` to every pixel of ``node`` in ``per_pixel``, an ``(H, W, ...)`` array."""
-        per_pixel[self._index[node]] = value
+        per_pixel[self.regions[node]] = value
 
     def _pixels(self, node: int) -> np.ndarray:
         """Flat indices of the pixels of ``node`` (trees given by runs of ``pixel_order``)."""
