@@ -4,8 +4,9 @@ Each ``benchmarks/bench_<name>.py`` defines ``cases() -> list[Case]``. A case ho
 callables that each do the measured work once (all set-up done before, outside the callables):
 ``deepshap``, ``floor`` (the bare framework passes the algorithm cannot avoid, e.g. the forward and
 backward passes over the same rows), and optionally ``shap`` and ``captum``. Every callable is warmed up
-once, then the best of ``repeats`` wall times is kept. A shap or Captum callable that raises is reported
-as failing (shap is broken on many models); a failing deepshap or floor callable fails the case.
+once, then the best of ``repeats`` wall times is kept (deepshap and its floor take turns). A shap or
+Captum callable that raises is reported as failing (shap is broken on many models); a failing deepshap
+or floor callable fails the case.
 
 Memory is measured separately with :func:`peak_rss_mb`, which runs a function in a fresh interpreter.
 """
@@ -18,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,18 +91,29 @@ def ratio(numerator: float, denominator: float) -> float:
 
 def best_time(work: Work, repeats: int, clock: Clock = time.perf_counter) -> float:
     """Run ``work`` once to warm up, then ``repeats`` times; return the fastest run in seconds."""
+    return best_times([work], repeats, clock)[0]
+
+
+def best_times(works: Sequence[Work], repeats: int, clock: Clock = time.perf_counter) -> list[float]:
+    """Warm each of ``works`` up once, then run them in turn ``repeats`` times; the fastest run of each.
+
+    Taking turns makes a slow spell of a shared machine hit every callable alike, which keeps their
+    ratio steadier than timing one after the other.
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    if callable(work()):
-        raise TypeError(
-            "A Case callable returned a callable: it is a set-up factory, so only the set-up would be "
-            "timed. Call the factory in cases() and pass the work it returns."
-        )
-    best = math.inf
+    for work in works:
+        if callable(work()):
+            raise TypeError(
+                "A Case callable returned a callable: it is a set-up factory, so only the set-up would "
+                "be timed. Call the factory in cases() and pass the work it returns."
+            )
+    best = [math.inf] * len(works)
     for _ in range(repeats):
-        start = clock()
-        work()
-        best = min(best, clock() - start)
+        for i, work in enumerate(works):
+            start = clock()
+            work()
+            best[i] = min(best[i], clock() - start)
     return best
 
 
@@ -119,7 +131,7 @@ def time_rival(work: Work | None, repeats: int, clock: Clock) -> tuple[float | N
 def run_case(case: Case, repeats: int | None = None, clock: Clock = time.perf_counter) -> CaseResult:
     """Time every callable of ``case`` (``repeats`` overrides the case's own count)."""
     n = case.repeats if repeats is None else repeats
-    result = CaseResult(case.name, best_time(case.deepshap, n, clock), best_time(case.floor, n, clock))
+    result = CaseResult(case.name, *best_times([case.deepshap, case.floor], n, clock))
     result.note = case.note
     result.shap_s, shap_error = time_rival(case.shap, n, clock)
     result.captum_s, captum_error = time_rival(case.captum, n, clock)
@@ -168,6 +180,29 @@ def format_row(result: CaseResult) -> str:
 
 def format_table(results: Iterable[CaseResult]) -> str:
     return "\n".join([header(), *(format_row(result) for result in results)])
+
+
+def steady_allocator() -> bool:
+    """Tell glibc's malloc to keep freed memory, so that page faults do not decide the timings.
+
+    By default glibc hands big freed blocks back to the OS, and the next allocation of that size faults
+    every page in again. Whether a model's 30 MB input tensor does this changes from process to process
+    (we counted 0 to 40,000 page faults per run for the same work), which swung the ratios of one
+    benchmark by 15%. With the thresholds raised, the floor, deepshap and its rivals all run without
+    that noise. Returns whether the setting took (glibc only; elsewhere nothing changes).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
 def limit_threads(n: int) -> None:

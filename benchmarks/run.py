@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # bench files import the harness as a top-level module
 
-from harness import Case, format_row, header, limit_threads, run_case  # noqa: E402
+from harness import Case, format_row, header, limit_threads, run_case, steady_allocator  # noqa: E402
 
 LIBRARIES = ("deepshap", "numpy", "torch", "tensorflow-cpu", "keras", "shap", "captum")
 
@@ -80,8 +80,10 @@ def main(argv: Sequence[str] | None = None, directory: Path = HERE) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
     limit_threads(args.threads)  # before the bench files import numpy / torch / tensorflow
+    steady = steady_allocator()
     warnings.filterwarnings("ignore", module=r"(shap|captum)(\.|$)")  # rivals' chatter breaks the table
     print("\n".join(machine_info(args.threads)), flush=True)
+    print(f"allocator: freed memory kept (page faults out of the timings): {'yes' if steady else 'no'}")
     failures, ran = 0, 0
     for module in discover(directory):
         cases = selected_cases(module, args.keyword)

@@ -38,6 +38,15 @@ def test_best_time_warms_up_once_and_keeps_the_fastest_run() -> None:
     assert len(calls) == 4  # one warm-up and three timed runs
 
 
+def test_deepshap_and_its_floor_take_turns() -> None:
+    order: list[str] = []
+    case = harness.Case("toy", deepshap=lambda: order.append("d"), floor=lambda: order.append("f"))
+    clock = fake_clock([0.3, 0.1, 0.2, 0.4])
+    result = harness.run_case(case, repeats=2, clock=lambda: next(clock))
+    assert order == ["d", "f", "d", "f", "d", "f"]  # warm-ups, then turns
+    assert (result.deepshap_s, result.floor_s) == (pytest.approx(0.2), pytest.approx(0.1))
+
+
 def test_best_time_refuses_a_set_up_factory_in_place_of_the_work() -> None:
     def factory() -> harness.Work:
         return lambda: None
@@ -106,6 +115,45 @@ def test_peak_rss_sees_a_large_allocation(tmp_path: Path) -> None:
         harness.peak_rss_mb(f"{target}:missing")
     with pytest.raises(ValueError, match="module:function"):
         harness.peak_rss_mb("no_colon")
+
+
+@pytest.fixture(autouse=True)
+def no_global_allocator_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's allocator setting would hold for the rest of the test session: skip it here."""
+    monkeypatch.setattr(bench_run, "steady_allocator", lambda: False)
+
+
+def test_steady_allocator_keeps_freed_memory_for_the_next_allocation(tmp_path: Path) -> None:
+    """In a fresh process: a freed 64 MB block is reused without faulting its pages in again."""
+    script = tmp_path / "faults.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import resource, sys
+            sys.path.insert(0, {str(BENCH_DIR)!r})
+            import numpy as np
+            import harness
+
+            def faults_of_a_fresh_block():
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                block = np.empty(64 * 2**20, dtype=np.uint8)
+                block[::4096] = 1
+                del block
+                return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+            faults_of_a_fresh_block()
+            default = faults_of_a_fresh_block()  # glibc gave the block back: its pages fault again
+            assert harness.steady_allocator()
+            faults_of_a_fresh_block()
+            print(default, faults_of_a_fresh_block())
+            """
+        )
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    default, steady = map(int, out.split())
+    assert default >= 32 and steady <= default // 10  # >= 32: 2 MB pages when the kernel uses them
 
 
 @pytest.fixture(autouse=True)

@@ -179,6 +179,27 @@ def test_values_add_up_to_the_model_output(mask_value, partition, scale, max_eva
         )
 
 
+@pytest.mark.parametrize("mask_value", ["blur(5,5)", "inpaint_telea"])
+def test_an_explainer_reused_across_images_and_calls_gives_fresh_results(mask_value):
+    """The batch buffer goes from image to image and call to call: nothing of one image leaks into the
+    next, also when the model changes its input in place (as preprocess_input without a copy does)."""
+    X = photos(2)
+    f = smooth_model(X.shape[1:])
+
+    def f_in_place(x: np.ndarray) -> np.ndarray:
+        x -= 100.0
+        return f(x + 100.0)
+
+    masker = Image(mask_value, X[0].shape)
+    options = {"max_evals": 60, "batch_size": 10, "silent": True}
+    fresh = [Explainer(f, masker)(X[i : i + 1], **options).values[0] for i in range(2)]
+    for model in (f, f_in_place):
+        reused = Explainer(model, masker)
+        first, second = reused(X[::-1], **options), reused(X, **options)
+        np.testing.assert_allclose(first.values, np.stack(fresh[::-1]), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(second.values, np.stack(fresh), rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("fixed_context", [0, 1])
 def test_fixed_context_keeps_efficiency(fixed_context):
     X = photos(1)

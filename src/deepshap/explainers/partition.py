@@ -69,6 +69,9 @@ class PartitionExplainer(Explainer):
     output_names:
         Names of the K model outputs, e.g. the class names; the Explanation then carries the names of the
         explained outputs per image.
+
+    The explainer keeps the buffer its batches of masked images are built in (``batch_size`` + 1
+    images) from image to image and from call to call, instead of allocating it for every image.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class PartitionExplainer(Explainer):
         self.masker = masker
         self.output_names = None if output_names is None else list(output_names)
         self.expected_value: np.ndarray | None = None
+        self._batch_buffer: np.ndarray | None = None  # reused by every image and call (batch_size images)
 
     def __call__(
         self,
@@ -212,7 +216,8 @@ class PartitionExplainer(Explainer):
     ) -> _ImageResult:
         tree = self.masker.tree(x)
         filler = self.masker.filler(x)
-        filler.reserve(batch_size + 1)  # an Owen batch can take one pair past batch_size
+        # an Owen batch can take one pair past batch_size; the buffer goes from image to image
+        self._batch_buffer = filler.reserve(batch_size + 1, self._batch_buffer)
         batch, slot = filler.images(tree, [((tree.root, False),), ((tree.root, True),)])
         scores = self._call_model(batch, None)[slot]
         n_outputs = scores.shape[1]
@@ -244,17 +249,20 @@ class _ImageResult:
     def write_values(self, out: np.ndarray, channels: int) -> None:
         """Push each node's value down to its pixels (split by size, like shap) into ``out`` (H, W, C, k)."""
         tree = self.tree
-        zero = np.zeros(len(self.output_index))
-        stack = [(tree.root, zero)]
+        area, children, expanded = tree.area, tree.children, self.expanded
+        per_value = 1.0 / (int(tree.size[tree.root]) * channels)  # a whole region's credit -> one value
+        stack = [(tree.root, np.zeros(len(self.output_index)))]
         while stack:
-            node, inherited = stack.pop()
-            credit = inherited + self.node_values.get(node, zero)
-            if node in self.expanded:
-                share = credit / tree.size[node]
-                stack.append((int(tree.left[node]), share * tree.size[tree.left[node]]))
-                stack.append((int(tree.right[node]), share * tree.size[tree.right[node]]))
+            node, credit = stack.pop()
+            if node in self.node_values:
+                credit = credit + self.node_values[node]
+            if node in expanded:
+                left, right = children[node]
+                share = credit / area[node]
+                stack.append((left, share * area[left]))
+                stack.append((right, share * area[right]))
             else:
-                tree.fill(out, node, (credit / (tree.size[node] * channels)).astype(out.dtype))
+                tree.fill(out, node, credit * (per_value / area[node]))
 
     def summary(self) -> dict[str, Any]:
         from scipy.sparse import csr_array
@@ -290,47 +298,54 @@ def owen_values(
     most ``budget`` (+1) masks are evaluated, in batches of about ``batch_size``; the batching decides
     which nodes are expanded together and so matches shap's for the same ``batch_size``.
 
-    The queue holds ``(priority, order, node, weight, f_without, f_with, outside)``: the node's outputs
-    without / with it in its context, and ``outside``, the path of regions around it (the siblings of
-    its ancestors and its own, root first, each kept or not) that the context is made of.
+    The queue holds ``(priority, order, node, weight, f_without, f_with, around, piece)``: the node's
+    outputs without / with it in its context, and the path of regions around it (the siblings of its
+    ancestors and its own, root first, each kept or not) that the context is made of, as its parent's
+    path ``around`` and the ``piece`` its sibling adds (joined only for the nodes that get expanded).
     """
     values: dict[int, np.ndarray] = {}
     expanded: set[int] = set()
-    heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, ())]
+    heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, (), None)]
     order = 1
     n_evals = 0
     children = tree.children
 
-    def credit(node: int, amount: np.ndarray) -> None:
-        values[node] = values[node] + amount if node in values else amount.copy()
+    def credit(node: int, amount: np.ndarray) -> None:  # amounts are fresh arrays, never changed later
+        values[node] = values[node] + amount if node in values else amount
 
     while heap:
-        if n_evals >= budget:
-            for _, _, node, weight, f_without, f_with, _ in heap:
-                credit(node, (f_with - f_without) * weight)
+        if n_evals >= budget:  # what is left on the queue stays on its node
+            f_without = np.stack([item[4] for item in heap])
+            f_with = np.stack([item[5] for item in heap])
+            amounts = (f_with - f_without) * np.array([item[3] for item in heap])[:, None]
+            for item, amount in zip(heap, amounts, strict=True):
+                credit(item[2], amount)
             break
         batch: list[tuple] = []
+        outsides: list[Path] = []
+        paths: list[Path] = []
         while heap and 2 * len(batch) < batch_size and n_evals + 2 * len(batch) < budget:
             item = heapq.heappop(heap)
             if children[item[2]] is None:
                 credit(item[2], (item[5] - item[4]) * item[3])
-            else:
-                batch.append(item)
+                continue
+            outside = item[6] if item[7] is None else (*item[6], item[7])
+            left, right = children[item[2]]
+            batch.append(item)
+            outsides.append(outside)
+            paths.append((*outside, (left, True), (right, False)))
+            paths.append((*outside, (left, False), (right, True)))
         if not batch:
             continue
-        paths: list[Path] = []
-        for item in batch:
-            left, right = children[item[2]]
-            paths.append((*item[6], (left, True), (right, False)))
-            paths.append((*item[6], (left, False), (right, True)))
         outputs = evaluate(paths)
         n_evals += len(paths)
-        order = _expand(batch, outputs, children, fixed_context, heap, order, expanded, credit)
+        order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credit)
     return values, expanded
 
 
 def _expand(
     batch: list[tuple],
+    outsides: list[Path],
     outputs: np.ndarray,
     children: list[tuple[int, int] | None],
     fixed_context: int | None,
@@ -364,14 +379,14 @@ def _expand(
             without, with_ = pairs[context][side]
             priority = (-np.abs(with_ - without).max(axis=1) * child_weight).tolist()
             queued.append((context, side, priority, list(without), list(with_)))
-    for i, item in enumerate(batch):
+    push = heapq.heappush
+    for i, (item, outside) in enumerate(zip(batch, outsides, strict=True)):
         expanded.add(item[2])
         pair = children[item[2]]
+        weight_i = child_weight[i]
         for context, side, priority, without, with_ in queued:
-            outside = (*item[6], (pair[1 - side], context == 1))
-            heapq.heappush(
-                heap, (priority[i], order, pair[side], child_weight[i], without[i], with_[i], outside)
-            )
+            piece = (pair[1 - side], context == 1)
+            push(heap, (priority[i], order, pair[side], weight_i, without[i], with_[i], outside, piece))
             order += 1
     return order
 

@@ -194,13 +194,39 @@ def _blur(x: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
     return _cast_like(blurred, x)
 
 
-class ConstantFill:
+class _Fill:
+    """What the fills share: the image ``x`` and a batch buffer that the explainer's batches live in."""
+
+    x: np.ndarray
+    _buffer: np.ndarray | None = None
+
+    def reserve(self, batch_size: int, buffer: np.ndarray | None = None) -> np.ndarray:
+        """Make room for batches of up to ``batch_size`` images; return the batch buffer.
+
+        ``buffer`` (say, the one an earlier image used) is taken over when it fits, which spares the
+        memory system a fresh allocation of a whole batch per image; its contents are overwritten.
+        """
+        if self._buffer is None or len(self._buffer) < batch_size:
+            fits = (
+                buffer is not None
+                and len(buffer) >= batch_size
+                and buffer.shape[1:] == self.x.shape
+                and buffer.dtype == self.x.dtype
+            )
+            self._buffer = buffer if fits else np.empty((batch_size, *self.x.shape), dtype=self.x.dtype)
+            self._new_buffer()
+        return self._buffer
+
+    def _new_buffer(self) -> None:
+        """Hook: the batch buffer was just replaced."""
+
+
+class ConstantFill(_Fill):
     """Masking with a fill that does not depend on the mask (blur, background, constant)."""
 
     def __init__(self, x: np.ndarray, fill: np.ndarray) -> None:
         self.x = x
         self.fill = fill
-        self._buffer: np.ndarray | None = None
         self._held: list[Path | None] = []  # per buffer slot, the path of the image it holds
         self._input_kept: bool | None = None  # does the model leave its input as it was? (checked once)
 
@@ -208,11 +234,8 @@ class ConstantFill:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)`` in one vectorised pass."""
         return np.where(keep[..., None], self.x, self.fill)
 
-    def reserve(self, batch_size: int) -> None:
-        """Make room for batches of up to ``batch_size`` images at once (instead of growing with them)."""
-        if self._buffer is None or len(self._buffer) < batch_size:
-            self._buffer = np.empty((batch_size, *self.x.shape), dtype=self.x.dtype)
-            self._held = [None] * batch_size
+    def _new_buffer(self) -> None:
+        self._held = [None] * len(self._buffer)
 
     def images(self, tree: PartitionTree, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """Masked images for root paths of ``tree`` (see :data:`Path`): ``(batch, slot)``, where
@@ -269,7 +292,7 @@ class ConstantFill:
         return True
 
 
-class InpaintFill:
+class InpaintFill(_Fill):
     """Masking by OpenCV inpainting, computed per distinct mask from the kept pixels only.
 
     OpenCV inpaints 8-bit images, so the image is mapped onto 0..255 from its own value range (see
@@ -294,17 +317,16 @@ class InpaintFill:
         mean = x.astype(np.float64).mean(axis=(0, 1))
         self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
 
-    def reserve(self, batch_size: int) -> None:
-        """Nothing to prepare: inpainted batches are built fresh."""
-
     def images(self, tree: PartitionTree, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """Masked images ``(B, H, W, C)`` for root paths of ``tree``, in order: ``(batch, arange(B))``."""
         keep = tree.masks([[node for node, kept in path if kept] for path in paths])
-        return self.build(keep), np.arange(len(paths))
+        return self._build_into(keep, self.reserve(len(keep))[: len(keep)]), np.arange(len(paths))
 
     def build(self, keep: np.ndarray) -> np.ndarray:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)``; each distinct mask once."""
-        out = np.empty((len(keep), *self.x.shape), dtype=self.x.dtype)
+        return self._build_into(keep, np.empty((len(keep), *self.x.shape), dtype=self.x.dtype))
+
+    def _build_into(self, keep: np.ndarray, out: np.ndarray) -> np.ndarray:
         first: dict[bytes, int] = {}
         todo = []
         for i, mask in enumerate(keep):

@@ -102,10 +102,20 @@ class PartitionTree:
         return self.pixel_order[begin : begin + self.size[node]]
 
     def clustering(self) -> np.ndarray:
-        """The tree as a scipy linkage matrix ``(L-1, 4)``: children, a height (the size), the size."""
+        """The tree as a scipy linkage matrix ``(L-1, 4)``: children, a height (the size), the size.
+
+        Built once per tree and returned read-only (an image's explanation stacks it with the others).
+        """
+        return self._linkage
+
+    @functools.cached_property
+    def _linkage(self) -> np.ndarray:
         internal = np.arange(self.n_leaves, len(self.left))
         sizes = self.size[internal].astype(np.float64)
-        return np.column_stack([self.left[internal], self.right[internal], sizes, sizes]).astype(np.float64)
+        columns = [self.left[internal], self.right[internal], sizes, sizes]
+        linkage = np.column_stack(columns).astype(np.float64)
+        linkage.setflags(write=False)
+        return linkage
 
 
 def _contiguous_runs(left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.ndarray]) -> tuple:
