@@ -248,8 +248,8 @@ class ConstantFill(_Fill):
         its input as it found it, which is checked on the first reuse; a model that changes its input in
         place gets every image rebuilt. The model must not keep its input after returning.
         """
-        if self._input_kept is None and self._buffer is not None:
-            self._input_kept = self._slots_intact(tree)
+        if self._input_kept is None and any(path is not None for path in self._held):
+            self._input_kept = self._slots_intact(tree)  # the first time there is an image to check
         self.reserve(len(paths))
         n = len(paths)
         held = self._held[:n] if self._input_kept is not False else [None] * n
