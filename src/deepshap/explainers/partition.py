@@ -228,11 +228,11 @@ class PartitionExplainer(Explainer):
             batch, slot = filler.images(tree, paths)
             return self._call_model(batch, n_outputs)[slot[:, None], output_index].astype(np.float64)
 
-        node_values, expanded = owen_values(
+        nodes, node_values, expanded = owen_values(
             evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context
         )
         dtype = np.result_type(scores.dtype, np.float32)
-        return _ImageResult(tree, node_values, expanded, f00, output_index, dtype)
+        return _ImageResult(tree, nodes, node_values, expanded, f00, output_index, dtype)
 
 
 @dataclass
@@ -240,7 +240,8 @@ class _ImageResult:
     """The Owen recursion's node values for one image, turned into per-pixel values on demand."""
 
     tree: PartitionTree
-    node_values: dict[int, np.ndarray]
+    nodes: np.ndarray  # the nodes holding a value, ascending
+    node_values: np.ndarray  # (len(nodes), k)
     expanded: set[int]
     base: np.ndarray
     output_index: np.ndarray
@@ -251,11 +252,12 @@ class _ImageResult:
         tree = self.tree
         area, children, expanded = tree.area, tree.children, self.expanded
         per_value = 1.0 / (int(tree.size[tree.root]) * channels)  # a whole region's credit -> one value
+        value_of = dict(zip(self.nodes.tolist(), self.node_values, strict=True))
         stack = [(tree.root, np.zeros(len(self.output_index)))]
         while stack:
             node, credit = stack.pop()
-            if node in self.node_values:
-                credit = credit + self.node_values[node]
+            if node in value_of:
+                credit = credit + value_of[node]
             if node in expanded:
                 left, right = children[node]
                 share = credit / area[node]
@@ -268,10 +270,10 @@ class _ImageResult:
         from scipy.sparse import csr_array
 
         n_nodes, k = len(self.tree.left), len(self.output_index)
-        nodes = np.array(sorted(self.node_values), dtype=np.int64)
-        rows = np.stack([self.node_values[n] for n in nodes]) if len(nodes) else np.zeros((0, k))
+        nodes = self.nodes
         hierarchical = csr_array(
-            (rows.ravel(), (np.repeat(nodes, k), np.tile(np.arange(k), len(nodes)))), shape=(n_nodes, k)
+            (self.node_values.ravel(), (np.repeat(nodes, k), np.tile(np.arange(k), len(nodes)))),
+            shape=(n_nodes, k),
         )
         return {
             "base": self.base,
@@ -289,8 +291,9 @@ def owen_values(
     budget: int,
     batch_size: int,
     fixed_context: int | None = None,
-) -> tuple[dict[int, np.ndarray], set[int]]:
-    """Run the Owen recursion; return the value left on each node and the set of expanded nodes.
+) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """Run the Owen recursion; return the nodes that hold a value (ascending), their values ``(n, k)``
+    and the set of expanded nodes.
 
     ``evaluate(paths)`` maps B root paths of the tree (``(node, kept)`` regions tiling the image, see
     :data:`~deepshap.maskers._paths.Path`) to the outputs ``(B, k)`` of the images with the kept regions
@@ -303,23 +306,19 @@ def owen_values(
     ancestors and its own, root first, each kept or not) that the context is made of, as its parent's
     path ``around`` and the ``piece`` its sibling adds (joined only for the nodes that get expanded).
     """
-    values: dict[int, np.ndarray] = {}
+    credited: list[tuple[list[int], np.ndarray]] = []  # (nodes, their amounts), summed at the end
     expanded: set[int] = set()
     heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, (), None)]
     order = 1
     n_evals = 0
     children = tree.children
 
-    def credit(node: int, amount: np.ndarray) -> None:  # amounts are fresh arrays, never changed later
-        values[node] = values[node] + amount if node in values else amount
-
     while heap:
         if n_evals >= budget:  # what is left on the queue stays on its node
             f_without = np.stack([item[4] for item in heap])
             f_with = np.stack([item[5] for item in heap])
             amounts = (f_with - f_without) * np.array([item[3] for item in heap])[:, None]
-            for item, amount in zip(heap, amounts, strict=True):
-                credit(item[2], amount)
+            credited.append(([item[2] for item in heap], amounts))
             break
         batch: list[tuple] = []
         outsides: list[Path] = []
@@ -327,7 +326,7 @@ def owen_values(
         while heap and 2 * len(batch) < batch_size and n_evals + 2 * len(batch) < budget:
             item = heapq.heappop(heap)
             if children[item[2]] is None:
-                credit(item[2], (item[5] - item[4]) * item[3])
+                credited.append(([item[2]], ((item[5] - item[4]) * item[3])[None]))
                 continue
             outside = item[6] if item[7] is None else (*item[6], item[7])
             left, right = children[item[2]]
@@ -339,8 +338,8 @@ def owen_values(
             continue
         outputs = evaluate(paths)
         n_evals += len(paths)
-        order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credit)
-    return values, expanded
+        order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credited)
+    return (*_sum_by_node(credited, len(f00)), expanded)
 
 
 def _expand(
@@ -352,7 +351,7 @@ def _expand(
     heap: list,
     order: int,
     expanded: set[int],
-    credit: Callable[[int, np.ndarray], None],
+    credited: list[tuple[list[int], np.ndarray]],
 ) -> int:
     """Use the outputs of a batch: interaction terms onto the nodes, children onto the queue.
 
@@ -368,8 +367,7 @@ def _expand(
     if fixed_context is not None:
         sign = 1.0 if fixed_context == 0 else -1.0
         interaction = (f11 - f10 - f01 + f00) * (sign * weight)[:, None]
-        for item, amount in zip(batch, interaction, strict=True):
-            credit(item[2], amount)
+        credited.append(([item[2] for item in batch], interaction))
     contexts = (0, 1) if fixed_context is None else (fixed_context,)
     # per context: (without, with) for the left child, then for the right child
     pairs = {0: ((f00, f10), (f00, f01)), 1: ((f01, f11), (f10, f11))}
@@ -389,6 +387,18 @@ def _expand(
             push(heap, (priority[i], order, pair[side], weight_i, without[i], with_[i], outside, piece))
             order += 1
     return order
+
+
+def _sum_by_node(credited: list[tuple[list[int], np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add up the amounts credited to each node (in the order credited): ``(nodes ascending, (n, k))``."""
+    if not credited:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, k))
+    nodes = np.concatenate([np.asarray(block_nodes, dtype=np.int64) for block_nodes, _ in credited])
+    amounts = np.concatenate([block_amounts for _, block_amounts in credited])
+    unique, position = np.unique(nodes, return_inverse=True)
+    sums = np.zeros((len(unique), k))
+    np.add.at(sums, position, amounts)
+    return unique, sums
 
 
 def _stack_or_list(arrays: list[np.ndarray]) -> np.ndarray:

@@ -27,28 +27,41 @@ def path_changes(area: list[float], old: Path, new: Path) -> tuple[list[tuple[in
     pieces that disagree are rewritten, or the whole region (whichever copies less).
     """
     changes: list[tuple[int, bool]] = []
+    cost = 0.0
     shared = min(len(old), len(new))
     i = 0
     while i < shared and old[i][0] == new[i][0]:
         if old[i][1] != new[i][1]:
             changes.append(new[i])
+            cost += area[new[i][0]] + BLOCK_COST
         i += 1
     if i == len(old) == len(new):
-        return changes, copy_cost(area, changes)
+        return changes, cost
     if i == len(old) - 1:  # old keeps the rest whole, new splits it: new's disagreeing pieces
-        changes += [piece for piece in new[i:] if piece[1] != old[i][1]]
+        inside, inside_cost = _differing(area, new[i:], old[i][1])
     elif i == len(new) - 1:  # new keeps the rest whole, old splits it
-        changes += _overwrite(area, old[i:], new[i])
+        inside, inside_cost = _overwrite(area, old[i:], new[i])
     else:  # both split the rest into the same two halves, each continuing into another one
-        changes += [piece for piece in new[i + 1 :] if piece[1] != old[i][1]]
-        changes += _overwrite(area, old[i + 1 :], new[i])
-    return changes, copy_cost(area, changes)
+        inside, inside_cost = _differing(area, new[i + 1 :], old[i][1])
+        overwrite, overwrite_cost = _overwrite(area, old[i + 1 :], new[i])
+        inside += overwrite
+        inside_cost += overwrite_cost
+    return changes + inside, cost + inside_cost
 
 
-def _overwrite(area: list[float], pieces: Path, whole: tuple[int, bool]) -> list[tuple[int, bool]]:
+def _differing(area: list[float], pieces: Path, kept: bool) -> tuple[list[tuple[int, bool]], float]:
+    """The pieces whose kept flag is not ``kept``, and their cost."""
+    differing = [piece for piece in pieces if piece[1] != kept]
+    return differing, sum(area[node] for node, _ in differing) + BLOCK_COST * len(differing)
+
+
+def _overwrite(area: list[float], pieces: Path, whole: tuple[int, bool]) -> tuple[list, float]:
     """Make the region tiled by ``pieces`` all ``whole[1]``: rewrite the region, or just what differs."""
-    differing = [(node, whole[1]) for node, kept in pieces if kept != whole[1]]
-    return differing if copy_cost(area, differing) < area[whole[0]] + BLOCK_COST else [whole]
+    differing, cost = _differing(area, pieces, whole[1])
+    whole_cost = area[whole[0]] + BLOCK_COST
+    if cost < whole_cost:
+        return [(node, whole[1]) for node, _ in differing], cost
+    return [whole], whole_cost
 
 
 def copy_cost(area: list[float], regions: list[tuple[int, bool]]) -> float:

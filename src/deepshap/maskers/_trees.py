@@ -66,13 +66,14 @@ class PartitionTree:
         return [None if left < 0 else (left, right) for left, right in pairs]
 
     @functools.cached_property
-    def regions(self) -> list[tuple[Any, Any]]:
+    def regions(self) -> dict[int, tuple[Any, Any]]:
         """Per node, a numpy index of its pixels in an ``(H, W, ...)`` array: two slices for a box, else
-        row and column arrays (built once: indexing is the hot path of building masked images)."""
+        row and column arrays. Kept once made (indexing is the hot path of building masked images); a box
+        tree makes each one on first use, as most of its many nodes are never used."""
         if self.boxes is not None:
-            return [(slice(y0, y1), slice(x0, x1)) for y0, y1, x0, x1 in self.boxes.tolist()]
+            return _BoxRegions(self.boxes)
         width = self.image_shape[1]
-        return [tuple(np.divmod(self._pixels(node), width)) for node in range(len(self.left))]
+        return {node: tuple(np.divmod(self._pixels(node), width)) for node in range(len(self.left))}
 
     def paint(self, flat_mask: np.ndarray, node: int) -> None:
         """Set the pixels of ``node`` to True in a flat ``(H*W,)`` boolean mask."""
@@ -116,6 +117,19 @@ class PartitionTree:
         linkage = np.column_stack(columns).astype(np.float64)
         linkage.setflags(write=False)
         return linkage
+
+
+class _BoxRegions(dict):
+    """Node -> ``(rows, columns)`` slices of its box, made on first use."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        super().__init__()
+        self.boxes = boxes
+
+    def __missing__(self, node: int) -> tuple[slice, slice]:
+        y0, y1, x0, x1 = self.boxes[node].tolist()
+        region = self[node] = (slice(y0, y1), slice(x0, x1))
+        return region
 
 
 def _contiguous_runs(left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.ndarray]) -> tuple:
