@@ -276,6 +276,18 @@ def test_uint8_images_stay_uint8_and_duplicate_masks_are_inpainted_once(monkeypa
     np.testing.assert_array_equal(out[2], out[0])
 
 
+def test_blur_of_images_taking_turns_through_one_masker():
+    """Each call blurs its own image. (shap keys its blur cache by the id() of a temporary view: with
+    two images taking turns through one masker it returned the other image's blur every second call.)"""
+    images = np.stack([photo(16), photo(16)[::-1].copy()])
+    masker = Image("blur(3,3)", images[0].shape)
+    hidden = np.zeros(16 * 16, dtype=bool)
+    for turn in range(6):
+        image = images[turn % 2]
+        (masked,) = masker(hidden, image)
+        np.testing.assert_array_equal(masked[0], cv2.blur(image, (3, 3)))
+
+
 def test_constant_background_and_call_forms():
     image = photo(8)
     background = np.full(image.shape, 7.0)
