@@ -210,6 +210,37 @@ def test_an_explainer_reused_across_images_and_calls_gives_fresh_results(mask_va
         np.testing.assert_allclose(second.values, np.stack(fresh), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("fixed_context", [None, 0])
+def test_batches_known_in_advance_are_evaluated_together(fixed_context, monkeypatch):
+    """The recursion's first batches take every queued node, so their images are known before the
+    batch before them is evaluated: the model gets them together (never more than batch_size at once),
+    and the values are those of evaluating batch by batch."""
+    from deepshap.explainers import partition
+
+    X = photos(1)
+    f = smooth_model(X.shape[1:])
+
+    def run() -> tuple[list[int], np.ndarray]:
+        sizes: list[int] = []
+
+        def counting(x: np.ndarray) -> np.ndarray:
+            sizes.append(len(x))
+            return f(x)
+
+        explainer = Explainer(counting, Image("blur(5,5)", X[0].shape))
+        values = explainer(X, max_evals=200, batch_size=50, fixed_context=fixed_context, silent=True).values
+        return sizes, values
+
+    together, values = run()
+    monkeypatch.setattr(partition, "_paths_ahead", lambda *args: [])
+    one_by_one, expected = run()
+    assert sum(together) == sum(one_by_one) == 200 and max(together) <= 50
+    if fixed_context is None:
+        assert together[:3] == [2, 42, 50] and one_by_one[:5] == [2, 2, 8, 32, 50]
+    assert len(together) < len(one_by_one)
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-16)
+
+
 @pytest.mark.parametrize("fixed_context", [0, 1])
 def test_fixed_context_keeps_efficiency(fixed_context):
     X = photos(1)

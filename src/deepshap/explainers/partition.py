@@ -309,6 +309,7 @@ def owen_values(
     credited: list[tuple[list[int], np.ndarray]] = []  # (nodes, their amounts), summed at the end
     expanded: set[int] = set()
     heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, (), None)]
+    ahead: dict[Path, np.ndarray] = {}  # outputs of images evaluated before their batch (see _paths_ahead)
     order = 1
     n_evals = 0
     children = tree.children
@@ -336,10 +337,57 @@ def owen_values(
             paths.append((*outside, (left, False), (right, True)))
         if not batch:
             continue
-        outputs = evaluate(paths)
+        missing = [path for path in paths if path not in ahead]
+        if missing:
+            contexts = (0, 1) if fixed_context is None else (fixed_context,)
+            level = [(item[2], outside) for item, outside in zip(batch, outsides, strict=True)]
+            known = (
+                _paths_ahead(level, children, contexts, n_evals + len(paths), budget, batch_size)
+                if not heap
+                else []
+            )
+            extra = known[: max(0, batch_size - len(missing))]
+            ahead.update(zip(missing + extra, evaluate(missing + extra), strict=True))
+        outputs = np.stack([ahead.pop(path) for path in paths])
         n_evals += len(paths)
         order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credited)
     return (*_sum_by_node(credited, len(f00)), expanded)
+
+
+def _paths_ahead(
+    level: list[tuple[int, Path]],
+    children: list[tuple[int, int] | None],
+    contexts: tuple[int, ...],
+    n_evals: int,
+    budget: int,
+    batch_size: int,
+) -> list[Path]:
+    """The paths of the batches after this one that do not depend on its outputs, in batch order.
+
+    When a batch empties the queue, the next batch is made of its nodes' children; when they all fit in
+    it (and none is a leaf), which of them it takes no longer depends on their priorities, so their
+    images are known before this batch is evaluated, and so on down while each level fits. Evaluating
+    them with this batch spares the model the recursion's small first batches (2, 8, 32 images).
+    ``level`` holds the ``(node, outside path)`` of this batch's nodes; ``n_evals`` counts this batch.
+    """
+    known: list[Path] = []
+    while True:
+        queued = []
+        for node, outside in level:
+            pair = children[node]
+            for context in contexts:
+                for side in (0, 1):
+                    if children[pair[side]] is None:
+                        return known
+                    queued.append((pair[side], (*outside, (pair[1 - side], context == 1))))
+        last = 2 * (len(queued) - 1)  # the batch takes every queued node iff it takes the last one
+        if not queued or last >= batch_size or n_evals + last >= budget:
+            return known
+        for node, outside in queued:
+            left, right = children[node]
+            known += [(*outside, (left, True), (right, False)), (*outside, (left, False), (right, True))]
+        n_evals += 2 * len(queued)
+        level = queued
 
 
 def _expand(
