@@ -218,23 +218,19 @@ class PartitionExplainer(Explainer):
         filler = self.masker.filler(x)
         # an Owen batch can take one pair past batch_size; the buffer goes from image to image
         self._batch_buffer = filler.reserve(batch_size + 1, self._batch_buffer)
-        # the fully masked and the whole image, with the images the recursion will start with
-        known = _first_paths(tree, max_evals - 2, batch_size, fixed_context)[: max(0, batch_size - 2)]
-        batch, slot = filler.images(tree, [((tree.root, False),), ((tree.root, True),), *known])
+        batch, slot = filler.images(tree, [((tree.root, False),), ((tree.root, True),)])
         scores = self._call_model(batch, None)[slot]
         n_outputs = scores.shape[1]
         output_index = _resolve_outputs(outputs, scores[1], self.output_names)
-        selected = scores[:, output_index].astype(np.float64)
-        f00, f11 = selected[0], selected[1]
+        f00, f11 = scores[:, output_index].astype(np.float64)
 
         def evaluate(paths: list[Path]) -> np.ndarray:
             batch, slot = filler.images(tree, paths)
             return self._call_model(batch, n_outputs)[slot[:, None], output_index].astype(np.float64)
 
         nodes, node_values, expanded = owen_values(
-            evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context,
-            ahead=dict(zip(known, selected[2:], strict=True)),
-        )  # fmt: skip
+            evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context
+        )
         dtype = np.result_type(scores.dtype, np.float32)
         return _ImageResult(tree, nodes, node_values, expanded, f00, output_index, dtype)
 
@@ -295,7 +291,6 @@ def owen_values(
     budget: int,
     batch_size: int,
     fixed_context: int | None = None,
-    ahead: dict[Path, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, set[int]]:
     """Run the Owen recursion; return the nodes that hold a value (ascending), their values ``(n, k)``
     and the set of expanded nodes.
@@ -304,8 +299,7 @@ def owen_values(
     :data:`~deepshap.maskers._paths.Path`) to the outputs ``(B, k)`` of the images with the kept regions
     shown and the others masked; ``f00``/``f11`` are the outputs with no pixel / every pixel kept. At
     most ``budget`` (+1) masks are evaluated, in batches of about ``batch_size``; the batching decides
-    which nodes are expanded together and so matches shap's for the same ``batch_size``. ``ahead`` holds
-    outputs already evaluated for some of the paths the recursion will ask for (:func:`_first_paths`).
+    which nodes are expanded together and so matches shap's for the same ``batch_size``.
 
     The queue holds ``(priority, order, node, weight, f_without, f_with, around, piece)``: the node's
     outputs without / with it in its context, and the path of regions around it (the siblings of its
@@ -315,7 +309,7 @@ def owen_values(
     credited: list[tuple[list[int], np.ndarray]] = []  # (nodes, their amounts), summed at the end
     expanded: set[int] = set()
     heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, (), None)]
-    ahead = {} if ahead is None else dict(ahead)  # outputs of images evaluated before their batch
+    ahead: dict[Path, np.ndarray] = {}  # outputs of images evaluated before their batch (see _paths_ahead)
     order = 1
     n_evals = 0
     children = tree.children
@@ -358,18 +352,6 @@ def owen_values(
         n_evals += len(paths)
         order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credited)
     return (*_sum_by_node(credited, len(f00)), expanded)
-
-
-def _first_paths(tree: PartitionTree, budget: int, batch_size: int, fixed_context: int | None) -> list[Path]:
-    """The images the recursion starts with, in the order it asks for them: the root's two halves, then
-    the batches after it that are known in advance (:func:`_paths_ahead`)."""
-    children = tree.children
-    if children[tree.root] is None or budget <= 0:
-        return []
-    left, right = children[tree.root]
-    contexts = (0, 1) if fixed_context is None else (fixed_context,)
-    halves = [((left, True), (right, False)), ((left, False), (right, True))]
-    return halves + _paths_ahead([(tree.root, ())], children, contexts, 2, budget, batch_size)
 
 
 def _paths_ahead(
