@@ -52,7 +52,7 @@ def path_changes(area: list[float], old: Path, new: Path) -> tuple[list[tuple[in
 def _differing(area: list[float], pieces: Path, kept: bool) -> tuple[list[tuple[int, bool]], float]:
     """The pieces whose kept flag is not ``kept``, and their cost."""
     differing = [piece for piece in pieces if piece[1] != kept]
-    return differing, sum(area[node] for node, _ in differing) + BLOCK_COST * len(differing)
+    return differing, copy_cost(area, differing)
 
 
 def _overwrite(area: list[float], pieces: Path, whole: tuple[int, bool]) -> tuple[list, float]:
