@@ -337,7 +337,7 @@ def owen_values(
             paths.append((*outside, (left, False), (right, True)))
         if not batch:
             continue
-        missing = [path for path in paths if path not in ahead]
+        missing = [path for path in paths if path not in ahead] if ahead else paths
         if missing:
             contexts = (0, 1) if fixed_context is None else (fixed_context,)
             level = [(item[2], outside) for item, outside in zip(batch, outsides, strict=True)]
@@ -347,8 +347,14 @@ def owen_values(
                 else []
             )
             extra = known[: max(0, batch_size - len(missing))]
-            ahead.update(zip(missing + extra, evaluate(missing + extra), strict=True))
-        outputs = np.stack([ahead.pop(path) for path in paths])
+            evaluated = evaluate(missing + extra)
+            ahead.update(zip(extra, evaluated[len(missing) :], strict=True))
+            if missing is not paths:
+                ahead.update(zip(missing, evaluated[: len(missing)], strict=True))
+        if missing is paths:  # the usual case: nothing of this batch was evaluated ahead
+            outputs = evaluated[: len(paths)]
+        else:
+            outputs = np.stack([ahead.pop(path) for path in paths])
         n_evals += len(paths)
         order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credited)
     return (*_sum_by_node(credited, len(f00)), expanded)
