@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -88,6 +90,14 @@ def test_superpixel_tree_merges_adjacent_segments_into_connected_regions():
         if not tree.is_leaf(node):
             a, b = node_pixels(tree, tree.left[node]), node_pixels(tree, tree.right[node])
             assert not (a & b).any() and np.array_equal(a | b, region)
+
+
+def test_superpixels_survive_pixel_noise():
+    """SLIC without smoothing breaks a noisy photo into fragments that it then merges into a few
+    regions (one, at this noise level); with its 1-pixel Gaussian the segment count holds up."""
+    image = photo(96) / 255
+    noisy = image + np.random.default_rng(0).normal(0, 0.2, image.shape)
+    assert superpixel_tree(noisy, n_segments=100).n_leaves >= 0.5 * superpixel_tree(image, 100).n_leaves
 
 
 def test_segments_merge_by_colour_not_by_position():
@@ -253,6 +263,33 @@ def test_inpainting_follows_the_images_value_range():
     mean, std = image.mean(), image.std()
     standard = Image("inpaint_ns", image.shape).filler((image - mean) / std).build(keep)
     np.testing.assert_allclose(standard * std + mean, reference, atol=1e-9)
+    # floats in [0.01, 1.03] or [0, 10] are not 0..255 images: they map their own range, not rint(x)
+    for scale, shift in ((1.02 / 255, 0.01), (10 / 255, 0.0)):
+        other = Image("inpaint_ns", image.shape).filler(image * scale + shift).build(keep)
+        np.testing.assert_allclose(other, reference * scale + shift, atol=1e-9)
+
+
+def test_a_constant_image_inpaints_to_itself_without_warnings():
+    image = np.full((12, 12, 3), -0.5)
+    keep = random_box_masks(3, image.shape[:2], seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filled = Image("inpaint_telea", image.shape).filler(image).build(keep)
+    np.testing.assert_array_equal(filled, np.broadcast_to(image, filled.shape))
+
+
+def _inpaint_once() -> np.ndarray:
+    image = photo(16)
+    return Image("inpaint_telea", image.shape).filler(image).build(random_box_masks(4, (16, 16), seed=2))
+
+
+def test_inpainting_works_in_a_forked_child_after_the_parent_inpainted():
+    """The thread pool does not survive a fork: the child must not wait forever on the parent's pool."""
+    import multiprocessing
+
+    expected = _inpaint_once()  # the parent's pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        np.testing.assert_array_equal(pool.apply_async(_inpaint_once).get(timeout=120), expected)
 
 
 def test_fully_hidden_and_fully_kept_images():
@@ -317,6 +354,7 @@ def test_constant_background_and_call_forms():
         ((np.nan, (8, 8, 3)), ValueError, "finite"),
         (("blur(3,3)", (8, 8)), ValueError, "add a channel axis"),
         ((np.zeros((8, 8, 3)), (8, 8, 1)), ValueError, "background image has shape"),
+        ((np.full((8, 8, 3), np.nan),), ValueError, "background image must hold finite numbers"),
     ],
 )
 def test_bad_masker_arguments(args, error, message):
@@ -336,3 +374,16 @@ def test_bad_images_and_options():
         Image("blur(3,3)", (8, 8, 3), partition="quadtree")
     with pytest.raises(ValueError, match="one per pixel"):
         masker(np.ones(5, bool), np.zeros((8, 8, 3)))
+    with pytest.raises(TypeError, match="Boolean images are not supported"):
+        masker.filler(np.zeros((8, 8, 3), bool))
+    with pytest.raises(ValueError, match=r"mask_value -1 does not fit the images' dtype uint8"):
+        Image(-1, (8, 8, 3)).filler(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_a_constant_fill_is_rounded_like_a_background_on_integer_images():
+    image = np.zeros((4, 4, 3), np.uint8)
+    keep = np.zeros((1, 4, 4), bool)
+    constant = Image(127.5, image.shape).filler(image).build(keep)
+    background = Image(np.full(image.shape, 127.5)).filler(image).build(keep)
+    np.testing.assert_array_equal(constant, background)
+    assert constant.dtype == np.uint8 and np.all(constant == 128)

@@ -210,6 +210,64 @@ def test_an_explainer_reused_across_images_and_calls_gives_fresh_results(mask_va
         np.testing.assert_allclose(second.values, np.stack(fresh), rtol=1e-12, atol=1e-15)
 
 
+def test_a_model_that_changes_its_input_in_place_only_sometimes_is_caught():
+    """The full check of the first reuse passes (the model leaves the 2-image root batch alone); the
+    row checked after every later batch catches it before a changed image is reused."""
+    X = photos(1)
+    f = smooth_model(X.shape[1:])
+
+    def f_sometimes_in_place(x: np.ndarray) -> np.ndarray:
+        if len(x) > 2:
+            x -= 100.0
+            return f(x + 100.0)
+        return f(x)
+
+    masker = Image("blur(4,4)", X[0].shape)
+    options = {"max_evals": 200, "batch_size": 20, "silent": True}
+    expected = Explainer(f, masker)(X, **options).values
+    np.testing.assert_allclose(Explainer(f_sometimes_in_place, masker)(X, **options).values, expected)
+
+
+def test_calls_in_several_threads_at_once_give_each_their_own_results():
+    """One explainer, four threads: each call builds its batches in a buffer of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = photos(2)
+    X = np.concatenate([X, X[:, ::-1], X[:, :, ::-1]])
+    f = smooth_model(X.shape[1:])
+    explainer = Explainer(f, Image("blur(4,4)", X[0].shape))
+    options = {"max_evals": 300, "batch_size": 20, "silent": True}
+    expected = [Explainer(f, Image("blur(4,4)", X[0].shape))(X[i : i + 1], **options) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: explainer(X[i : i + 1], **options), range(4)))
+    for result, reference in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(result.values, reference.values)
+
+
+def test_as_many_images_as_channels_keep_one_output_axis():
+    """(N, k) output indexes with N == C must not read as two output axes of values (N, H, W, C, k)."""
+    for X in (photos(2, 8, 10)[[0, 1, 0]], photos(1, 8, 10)[..., :1]):
+        f = smooth_model(X.shape[1:])
+        explainer = Explainer(f, Image("blur(2,2)", X[0].shape))
+        explanation = explainer(X, max_evals=40, outputs=[0, 2], silent=True)
+        assert explanation.output_dims == (4,) and explanation[0].output_dims == (3,)
+        assert explanation[..., 1].values.shape == X.shape
+        deepshap.image_plot(explanation, show=False)
+
+
+def test_a_bfloat16_torch_model_is_read_as_float32():
+    import torch
+
+    X = photos(1, 8, 8)
+    f = smooth_model(X.shape[1:])
+    explanation = Explainer(
+        lambda x: torch.from_numpy(f(x)).to(torch.bfloat16), Image("blur(2,2)", X[0].shape)
+    )(X, max_evals=40, silent=True)
+    assert explanation.values.dtype == np.float32
+    scores = torch.from_numpy(f(X)).to(torch.bfloat16).float().numpy()
+    assert_efficient(explanation, lambda _: scores, X, rtol=1e-5)
+
+
 @pytest.mark.parametrize("fixed_context", [None, 0])
 def test_batches_known_in_advance_are_evaluated_together(fixed_context, monkeypatch):
     """The recursion's first batches take every queued node, so their images are known before the

@@ -241,10 +241,11 @@ def _output_rank(vshape: tuple[int, ...], fields: dict[str, Any]) -> int:
         m = len(shape)
         if m == 0:
             return 0
-        if m <= n and vshape[n - m :] == shape:
-            return m
+        # per sample first: (N, k) names for values (N, ..., C, k) with N == C are not two output axes
         if 2 <= m <= n + 1 and shape[0] == vshape[0] and vshape[n - m + 1 :] == shape[1:]:
             return m - 1
+        if m <= n and vshape[n - m :] == shape:
+            return m
         raise ValueError(
             f"Explanation {name} has shape {shape}, which does not match the trailing (output) axes of "
             f"values {vshape}, flat or per sample; give one name per output."

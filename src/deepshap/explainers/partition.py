@@ -20,6 +20,7 @@ instead of at random, so results are reproducible.
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = ["Explainer", "PartitionExplainer", "owen_values"]
 _AUTO_EVALS = 500
 _AUTO_BATCH_BYTES = 64 * 2**20
 _MIN_EVALS = 4  # f(fully masked), f(x) and the two halves of the root
+_BUFFER_HANDOVER = threading.Lock()  # an explainer's batch buffer goes to one call at a time
 
 
 class Explainer:
@@ -71,7 +73,8 @@ class PartitionExplainer(Explainer):
         explained outputs per image.
 
     The explainer keeps the buffer its batches of masked images are built in (``batch_size`` + 1
-    images) from image to image and from call to call, instead of allocating it for every image.
+    images) from image to image and from call to call, instead of allocating it for every image. Calls
+    running at the same time in several threads each get their own buffer.
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class PartitionExplainer(Explainer):
         self.masker = masker
         self.output_names = None if output_names is None else list(output_names)
         self.expected_value: np.ndarray | None = None
-        self._batch_buffer: np.ndarray | None = None  # reused by every image and call (batch_size images)
+        self._batch_buffer: np.ndarray | None = None  # reused by every image and call (batch_size + 1)
 
     def __call__(
         self,
@@ -104,7 +107,8 @@ class PartitionExplainer(Explainer):
         """Explain the images ``X`` ``(N, H, W, C)``; returns an :class:`~deepshap.Explanation`.
 
         ``max_evals`` model evaluations are spent per image (``"auto"``: 500), in batches of
-        ``batch_size`` masked images (``"auto"``: 50, fewer for very large images). ``outputs`` selects
+        ``batch_size`` masked images (``"auto"``: 50, fewer for very large images); images go in pairs,
+        so an odd ``max_evals`` or ``batch_size`` can be exceeded by one, as in shap. ``outputs`` selects
         what is explained: None (every output), a list of output indices (the same for every image), an
         ``(N, k)`` array of indices per image, or a lazy selector such as
         ``Explanation.argsort.flip[:4]`` applied to each image's scores. ``fixed_context`` 0 or 1 keeps
@@ -130,9 +134,11 @@ class PartitionExplainer(Explainer):
         per_image_outputs = _per_image_outputs(outputs, len(images))
         results = []
         values = None
+        with _BUFFER_HANDOVER:  # a call running alongside in another thread finds None: its own buffer
+            buffer, self._batch_buffer = self._batch_buffer, None
         for i in tqdm(range(len(images)), desc="Partition explainer", disable=silent):
-            result = self._explain_image(
-                images[i], per_image_outputs[i], max_evals, batch_size, fixed_context
+            result, buffer = self._explain_image(
+                images[i], per_image_outputs[i], max_evals, batch_size, fixed_context, buffer
             )
             if values is None:
                 shape = (len(images), *images.shape[1:], len(result.output_index))
@@ -144,6 +150,7 @@ class PartitionExplainer(Explainer):
                 )
             result.write_values(values[i], self.masker.input_shape[2])
             results.append(result.summary())
+        self._batch_buffer = buffer
         base_values = np.stack([r["base"] for r in results])
         output_index = np.stack([r["output_index"] for r in results])
         self.expected_value = base_values[0] if len(base_values) == 1 else base_values
@@ -184,7 +191,11 @@ class PartitionExplainer(Explainer):
         out = self.model(batch)
         if hasattr(out, "detach"):  # torch
             out = out.detach().cpu()
+            if out.is_floating_point() and out.element_size() < 4:  # bfloat16 has no numpy dtype
+                out = out.float()
         out = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+        if out.dtype.kind == "V":  # TensorFlow's bfloat16 (an ml_dtypes type)
+            out = out.astype(np.float32)
         if out.ndim == 1:
             out = out[:, None]
         if (
@@ -213,11 +224,13 @@ class PartitionExplainer(Explainer):
         max_evals: int,
         batch_size: int,
         fixed_context: int | None,
-    ) -> _ImageResult:
+        buffer: np.ndarray | None,
+    ) -> tuple[_ImageResult, np.ndarray]:
+        """The Owen values of one image, and the batch buffer (``buffer`` reused when it fits)."""
         tree = self.masker.tree(x)
         filler = self.masker.filler(x)
         # an Owen batch can take one pair past batch_size; the buffer goes from image to image
-        self._batch_buffer = filler.reserve(batch_size + 1, self._batch_buffer)
+        buffer = filler.reserve(batch_size + 1, buffer)
         batch, slot = filler.images(tree, [((tree.root, False),), ((tree.root, True),)])
         scores = self._call_model(batch, None)[slot]
         n_outputs = scores.shape[1]
@@ -232,7 +245,7 @@ class PartitionExplainer(Explainer):
             evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context
         )
         dtype = np.result_type(scores.dtype, np.float32)
-        return _ImageResult(tree, nodes, node_values, expanded, f00, output_index, dtype)
+        return _ImageResult(tree, nodes, node_values, expanded, f00, output_index, dtype), buffer
 
 
 @dataclass

@@ -72,6 +72,8 @@ class Image:
                 raise TypeError("Image(number) needs the image shape: Image(value, shape=(H, W, C)).")
         else:
             background = np.asarray(mask_value)
+            if background.dtype.kind not in "iuf" or not np.all(np.isfinite(background)):
+                raise ValueError("The background image must hold finite numbers (no NaN, inf or booleans).")
             shape = background.shape if shape is None else tuple(shape)
             if background.shape != tuple(shape):
                 raise ValueError(
@@ -115,7 +117,9 @@ class Image:
                 f"The image has shape {x.shape} but the masker was built for {self.input_shape}; "
                 "build the masker with maskers.Image(mask_value, X[0].shape)."
             )
-        if x.dtype.kind not in "biuf":
+        if x.dtype.kind == "b":
+            raise TypeError("Boolean images are not supported; pass X.astype(np.uint8) or X.astype(float).")
+        if x.dtype.kind not in "iuf":
             raise TypeError(f"Images must hold numbers; got dtype {x.dtype}.")
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             raise ValueError("The image contains NaN or infinite values; pass finite pixel values.")
@@ -127,7 +131,7 @@ class Image:
         if self._kind == "blur":
             return ConstantFill(x, _blur(x, self._param))
         if self._kind == "constant":
-            return ConstantFill(x, np.full_like(x, self._param))
+            return ConstantFill(x, _constant_fill(self._param, x))
         if self._kind == "background":
             return ConstantFill(x, _cast_like(self._param, x))
         return InpaintFill(x, self._param)
@@ -178,10 +182,23 @@ def _check_shape(shape: Any) -> tuple[int, int, int]:
 def _cast_like(fill: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``fill`` in ``x``'s dtype (rounded for integer images), so the model sees one dtype."""
     fill = np.asarray(fill)
-    if x.dtype.kind in "biu" and fill.dtype.kind == "f":
+    if x.dtype.kind in "iu" and fill.dtype.kind == "f":
         info = np.iinfo(x.dtype)
         fill = np.clip(np.rint(fill), info.min, info.max)
     return np.ascontiguousarray(fill, dtype=x.dtype)
+
+
+def _constant_fill(value: float, x: np.ndarray) -> np.ndarray:
+    """An image of ``value`` in ``x``'s dtype (rounded like every fill); a value the dtype cannot hold is
+    an error rather than a wrapped-around or clipped fill."""
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        if not info.min <= round(float(value)) <= info.max:
+            raise ValueError(
+                f"mask_value {value!r} does not fit the images' dtype {x.dtype} ([{info.min}, {info.max}]); "
+                "pick a value in that range or pass float images."
+            )
+    return _cast_like(np.full(x.shape, value, dtype=np.float64), x)
 
 
 def _blur(x: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
@@ -228,7 +245,8 @@ class ConstantFill(_Fill):
         self.x = x
         self.fill = fill
         self._held: list[Path | None] = []  # per buffer slot, the path of the image it holds
-        self._input_kept: bool | None = None  # does the model leave its input as it was? (checked once)
+        self._input_kept: bool | None = None  # does the model leave its input as it was?
+        self._probe: tuple[int, np.ndarray] | None = None  # one row of the last batch, as written
 
     def build(self, keep: np.ndarray) -> np.ndarray:
         """Masked images ``(B, H, W, C)`` for masks ``keep`` ``(B, H, W)`` in one vectorised pass."""
@@ -236,6 +254,7 @@ class ConstantFill(_Fill):
 
     def _new_buffer(self) -> None:
         self._held = [None] * len(self._buffer)
+        self._probe = None
 
     def images(self, tree: PartitionTree, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """Masked images for root paths of ``tree`` (see :data:`Path`): ``(batch, slot)``, where
@@ -245,11 +264,15 @@ class ConstantFill(_Fill):
         similar images (:func:`~deepshap.maskers._paths.match_paths`), and each slot is brought to its new
         image the cheapest way: rewriting only the regions that differ from what it holds, or a whole copy
         of the fill (or the image) and then the kept (hidden) regions. Reuse relies on the model leaving
-        its input as it found it, which is checked on the first reuse; a model that changes its input in
-        place gets every image rebuilt. The model must not keep its input after returning.
+        its input as it found it: this is checked in full on the first reuse and on one row of every batch
+        (a different row each time) after that; once the model is seen changing its input in place, every
+        image is rebuilt. The model must not keep its input after returning.
         """
         if self._input_kept is None and any(path is not None for path in self._held):
             self._input_kept = self._slots_intact(tree)  # the first time there is an image to check
+        elif self._input_kept and self._probe is not None:
+            row, written = self._probe
+            self._input_kept = np.array_equal(self._buffer[: len(written), row], written)
         self.reserve(len(paths))
         n = len(paths)
         held = self._held[:n] if self._input_kept is not False else [None] * n
@@ -258,6 +281,8 @@ class ConstantFill(_Fill):
             slot[i] = s
             self._write(tree, s, held[s], paths[i])
             self._held[s] = paths[i]
+        row = (self._probe[0] + 97) % self.x.shape[0] if self._probe is not None else 0
+        self._probe = (row, self._buffer[:n, row].copy())
         return self._buffer[:n], slot
 
     def _write(self, tree: PartitionTree, slot: int, before: Path | None, path: Path) -> None:
@@ -390,14 +415,16 @@ class InpaintFill(_Fill):
 
 
 def _byte_scale(x: np.ndarray) -> tuple[float, float]:
-    """``(low, step)`` with ``x ~ low + step * byte``: images in [0, 255] map as they are (so an integral
-    image inpaints exactly as shap does), images in [0, 1] are scaled by 255, other ranges (normalised
-    images) map their own [min, max] onto 0..255."""
+    """``(low, step)`` with ``x ~ low + step * byte``: float images in [0, 1] are scaled by 255, integral
+    images in [0, 255] map as they are (no rounding, and they inpaint exactly as shap does), any other
+    image (normalised, or floats in another or non-integral range) maps its own [min, max] onto 0..255."""
     low, high = float(x.min()), float(x.max())
     if low >= 0 and high <= 1 and x.dtype.kind == "f":
         return 0.0, 1.0 / 255.0
-    if low >= 0 and high <= 255:
+    if low >= 0 and high <= 255 and (x.dtype.kind in "iu" or np.array_equal(x, np.rint(x))):
         return 0.0, 1.0
+    if high == low:  # a constant image: every byte maps back to it
+        return low, 1.0
     return low, (high - low) / 255.0
 
 
@@ -409,3 +436,7 @@ def _executor() -> ThreadPoolExecutor:
     except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
         workers = os.cpu_count() or 1
     return ThreadPoolExecutor(max_workers=max(1, min(workers, 8)), thread_name_prefix="deepshap-inpaint")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child inherits the pool but not its threads: start afresh
+    os.register_at_fork(after_in_child=_executor.cache_clear)
