@@ -497,3 +497,43 @@ def test_per_sample_trees_of_different_sizes_are_sliced_by_sample():
     exp = Explanation(np.zeros((3, 4, 4, 1)), clustering=trees)
     assert exp[1].clustering.shape == (5, 4)
     assert [t.shape[0] for t in exp[[2, 0]].clustering] == [3, 2]
+
+
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_percentile_matches_numpy(axis: int | None) -> None:
+    e = coded_explanation()
+    np.testing.assert_allclose(e.percentile(90, axis).values, np.percentile(e.values, 90, axis=axis))
+    if axis == 0:
+        np.testing.assert_allclose(e.percentile(90, 0).data, np.percentile(e.data, 90, axis=0))
+    lazy = Explanation.abs.percentile(50, 0)
+    np.testing.assert_allclose(lazy.apply(e).values, np.percentile(np.abs(e.values), 50, axis=0))
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        e.percentile(150)
+
+
+def test_scaling_an_explanation_explains_the_scaled_model() -> None:
+    """c * explanation of f = explanation of c * f: values and base values scale, the data does not,
+    and the values still add up to the (scaled) output."""
+    e = coded_explanation()
+    total = e.values.sum(1) + e.base_values
+    for scaled, factor in ((e * 3.0, 3.0), (2 * e, 2.0), (e / 4, 0.25), (-e, -1.0)):
+        np.testing.assert_allclose(scaled.values, e.values * factor)
+        np.testing.assert_array_equal(scaled.data, e.data)
+        np.testing.assert_allclose(scaled.values.sum(1) + scaled.base_values, total * factor)
+        assert scaled.output_names == NAMES and scaled[..., "crane"].shape == e[..., "crane"].shape
+    with pytest.raises(TypeError, match="multiplied by a number only"):
+        e * np.ones(e.shape)
+
+
+def test_explanations_of_two_models_add_up_to_the_explanation_of_their_sum() -> None:
+    e = coded_explanation()
+    other = Explanation(e.values[::-1].copy(), base_values=e.base_values + 1, data=e.data)
+    both = e + other
+    np.testing.assert_allclose(both.values, e.values + other.values)
+    np.testing.assert_allclose(both.base_values, e.base_values + other.base_values)
+    assert both.error_std is None and both.lower_bounds is None  # they do not add up
+    np.testing.assert_allclose((e - e).values, 0.0)
+    with pytest.raises(TypeError, match="Adding a number"):
+        e + 1.0
+    with pytest.raises(ValueError, match="different inputs"):
+        e + Explanation(e.values, base_values=e.base_values, data=e.data + 1)

@@ -17,6 +17,7 @@ runs it later (the Partition explainer uses that to pick the top outputs of each
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterator
 from numbers import Integral
@@ -711,9 +712,9 @@ class Explanation:
             )
         return Explanation._build(fields, self._dims, self._output_dims, self.compute_time)
 
-    def _reduce(self, fname: str, axis: int | None) -> Explanation:
-        """Apply a numpy reduction to the values and to the fields that follow the reduced axis."""
-        func = getattr(np, fname)
+    def _reduce(self, func: Callable[..., Any], axis: int | None) -> Explanation:
+        """Apply a numpy reduction ``func(array, axis=...)`` to the values and to the fields that follow
+        the reduced axis."""
         if axis is None:
             fields = {k: v for k, v in self._fields.items() if not self._dims[k]}
             fields["values"] = np.asarray(func(self.values))
@@ -749,22 +750,88 @@ class Explanation:
     @_operation_method
     def mean(self, axis: int | None = None) -> Explanation:
         """Mean over ``axis`` (base values and data are averaged alongside)."""
-        return self._reduce("mean", axis)
+        return self._reduce(np.mean, axis)
 
     @_operation_method
     def sum(self, axis: int | None = None) -> Explanation:
         """Sum over ``axis`` (base values and data are summed alongside)."""
-        return self._reduce("sum", axis)
+        return self._reduce(np.sum, axis)
 
     @_operation_method
     def max(self, axis: int | None = None) -> Explanation:
         """Maximum over ``axis``."""
-        return self._reduce("max", axis)
+        return self._reduce(np.max, axis)
 
     @_operation_method
     def min(self, axis: int | None = None) -> Explanation:
         """Minimum over ``axis``."""
-        return self._reduce("min", axis)
+        return self._reduce(np.min, axis)
+
+    @_operation_method
+    def percentile(self, q: float, axis: int | None = None) -> Explanation:
+        """The ``q``-th percentile (0-100) over ``axis``, of the values and of the data alongside."""
+        if not 0 <= q <= 100:
+            raise ValueError(f"q must be a percentile between 0 and 100; got {q!r}.")
+        return self._reduce(functools.partial(np.percentile, q=q), axis)
+
+    # ------------------------------------------------------------------ arithmetic
+
+    def __mul__(self, factor: Any) -> Explanation:
+        """Attributions of ``factor * f``: values and base values scaled, the data unchanged."""
+        if isinstance(factor, Explanation) or np.ndim(factor) != 0:
+            raise TypeError(
+                "An Explanation can be multiplied by a number only (it then explains number * f); "
+                "to weight pixels or outputs, work on .values."
+            )
+        fields = dict(self._fields, values=self.values * factor)
+        for name in ("base_values", "lower_bounds", "upper_bounds", "main_effects", "hierarchical_values"):
+            if name in fields:
+                fields[name] = np.asarray(fields[name]) * factor
+        if "error_std" in fields:
+            fields["error_std"] = np.asarray(fields["error_std"]) * abs(factor)
+        if factor < 0 and "lower_bounds" in fields and "upper_bounds" in fields:
+            fields["lower_bounds"], fields["upper_bounds"] = fields["upper_bounds"], fields["lower_bounds"]
+        return Explanation._build(fields, self._dims, self._output_dims, self.compute_time)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor: Any) -> Explanation:
+        """Attributions of ``f / divisor`` (a number)."""
+        if isinstance(divisor, Explanation) or np.ndim(divisor) != 0:
+            raise TypeError("An Explanation can be divided by a number only.")
+        return self * (1.0 / divisor)
+
+    def __neg__(self) -> Explanation:
+        return self * -1
+
+    def __add__(self, other: Any) -> Explanation:
+        """Attributions of ``f + g`` from those of ``f`` and ``g`` on the same inputs: values and base
+        values add. A number cannot be added: the values would no longer sum to the output."""
+        if not isinstance(other, Explanation):
+            raise TypeError(
+                f"Only another Explanation of the same inputs can be added to an Explanation; got "
+                f"{type(other).__name__}. Adding a number to every value breaks their sum to f(x)."
+            )
+        if other.shape != self.shape:
+            raise ValueError(f"Explanations of shapes {self.shape} and {other.shape} cannot be added.")
+        if self.data is not None and other.data is not None and not np.array_equal(self.data, other.data):
+            raise ValueError("The Explanations are of different inputs (their data differ).")
+        fields = dict(self._fields, values=self.values + other.values)
+        for name in ("base_values", "main_effects"):
+            if name in fields and other._fields.get(name) is not None:
+                fields[name] = np.asarray(fields[name]) + np.asarray(other._fields[name])
+            else:
+                fields.pop(name, None)
+        for name in ("lower_bounds", "upper_bounds", "error_std", "hierarchical_values"):
+            fields.pop(name, None)  # they do not add up
+        dims = {name: self._dims[name] for name in fields if name != "values"}
+        return Explanation._build(fields, dict(dims, values=self._dims["values"]), self._output_dims, None)
+
+    def __sub__(self, other: Any) -> Explanation:
+        """Attributions of ``f - g`` (see :meth:`__add__`)."""
+        if not isinstance(other, Explanation):
+            raise TypeError("Only another Explanation of the same inputs can be subtracted from one.")
+        return self + (-other)
 
     @_operation_method
     def sample(self, max_samples: int, replace: bool = False, random_state: int = 0) -> Explanation:
