@@ -537,3 +537,97 @@ def test_explanations_of_two_models_add_up_to_the_explanation_of_their_sum() -> 
         e + 1.0
     with pytest.raises(ValueError, match="different inputs"):
         e + Explanation(e.values, base_values=e.base_values, data=e.data + 1)
+
+
+def test_arrays_and_masks_before_an_ellipsis() -> None:
+    e = coded_explanation()
+    np.testing.assert_array_equal(e[np.array([0, 2]), ...].values, e.values[[0, 2]])
+    mask = np.array([True, False, True, False, True])
+    np.testing.assert_array_equal(e[mask, ..., 0].values, e.values[mask][..., 0])
+    np.testing.assert_array_equal(e[mask, ..., 0].base_values, e.base_values[mask][:, 0])
+
+
+def test_two_lists_in_one_index_are_an_error_not_a_different_result() -> None:
+    with pytest.raises(IndexError, match="one axis with a list or array at a time"):
+        coded_explanation()[[0, 1], [2, 3]]
+
+
+def test_tensors_and_lists_of_names_as_indexes() -> None:
+    import torch
+
+    e = coded_explanation()
+    np.testing.assert_array_equal(e[torch.tensor(1)].values, e.values[1])
+    np.testing.assert_array_equal(e[..., torch.tensor(2)].values, e.values[..., 2])
+    picked = e[..., ["crane", "tabby"]]
+    np.testing.assert_array_equal(picked.values, e.values[..., [2, 0]])
+    assert list(picked.output_names) == ["crane", "tabby"]
+    np.testing.assert_array_equal(e[:, ["f3", "f1"]].values, e.values[:, [3, 1]])
+    with pytest.raises(IndexError, match="No axis is labelled with all of"):
+        e[..., ["crane", "lynx"]]
+
+
+def test_a_copy_is_independent_of_the_original() -> None:
+    import copy
+
+    e = coded_explanation()
+    c = copy.copy(e)
+    c.base_values = np.full((N, K), 7.0)
+    assert not np.any(e.base_values == 7.0)
+    c.values = np.zeros((N, F, K))
+    assert np.any(e.values != 0)
+    with pytest.raises(ValueError, match="output_names has shape"):
+        c.values = np.zeros((N, F))  # the names no longer fit: nothing changes
+    assert c.shape == (N, F, K)
+
+
+def test_fields_that_say_where_the_outputs_are_can_be_set_later() -> None:
+    e = Explanation(np.ones((4, 5, 3)))
+    e.base_values = np.zeros((4, 3))
+    assert e.output_dims == (2,) and e[0].base_values.shape == (3,)
+    square = Explanation(np.ones((3, 5, 3)))
+    square.output_names = ["a", "b", "c"]
+    assert square.output_dims == (2,)
+    np.testing.assert_array_equal(square[..., "b"].values, np.ones((3, 5)))
+    with pytest.raises(ValueError, match="output_names has shape"):
+        square.output_names = ["a", "b"]
+    assert list(square.output_names) == ["a", "b", "c"]  # a failed assignment changes nothing
+
+
+def test_explanations_of_different_outputs_do_not_add_and_sum_works() -> None:
+    e = coded_explanation()
+    other = Explanation(e.values, base_values=e.base_values, data=e.data, output_names=NAMES[::-1])
+    with pytest.raises(ValueError, match="different outputs"):
+        e + other
+    np.testing.assert_allclose(sum([e, e, e]).values, 3 * e.values)
+
+
+def test_percentile_of_boolean_data() -> None:
+    e = Explanation(np.arange(8.0).reshape(4, 2), data=np.array([[True, False]] * 4))
+    np.testing.assert_allclose(e.percentile(50, 0).data, [1.0, 0.0])
+
+
+def test_partition_node_values_follow_the_output_axis() -> None:
+    """Per image, the sparse (nodes, k) node values keep the outputs that slicing keeps, also when a
+    name picks a different output per image; reducing over images does not compare sparse matrices."""
+    import warnings
+
+    import deepshap
+
+    rng = np.random.default_rng(0)
+    X = rng.random((2, 6, 6, 3))
+    weights = rng.normal(size=(6 * 6 * 3, 4))
+    names = ["a", "b", "c", "d"]
+    explainer = deepshap.Explainer(
+        lambda x: np.tanh(x.reshape(len(x), -1) @ weights),
+        deepshap.maskers.Image("blur(2,2)", X[0].shape),
+        output_names=names,
+    )
+    e = explainer(X, max_evals=60, outputs=np.array([[0, 1], [1, 0]]), silent=True)
+    for i in range(2):
+        node_sums = e[..., 1].hierarchical_values[i].sum(axis=0)
+        np.testing.assert_allclose(node_sums, e.hierarchical_values[i].toarray()[:, 1].sum())
+        by_name = e[..., "a"].hierarchical_values[i].toarray()
+        np.testing.assert_allclose(by_name, e.hierarchical_values[i].toarray()[:, [0, 1][i]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e.abs.mean(0)

@@ -81,7 +81,7 @@ def test_list_per_output_seed000(tmp_path):
     titles = [ax.get_title() for ax in _panels(fig)]
     assert titles[1:11] == [f"class {j}" for j in range(10)]
     assert all(t == "" for t in titles[11:])  # shared labels only on the first row
-    (lo, hi), = _map_limits(fig, 1, 11)
+    ((lo, hi),) = _map_limits(fig, 1, 11)
     assert lo == -hi and hi > 0
     expected = np.percentile(np.abs(np.concatenate([v.ravel() for v in sv])), 99.9)
     assert hi == pytest.approx(expected)
@@ -168,8 +168,9 @@ def test_intermediate_layer_is_summed_and_stretched(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 255, size=(2, 56, 42, 3))
     layer = rng.normal(size=(2, 14, 21, 64, 3))  # an intermediate layer, trailing output axis
-    fig = image([layer[..., j] for j in range(3)], x, labels=np.array([["a", "b", "c"], ["d", "e", "f"]]),
-                show=False)
+    fig = image(
+        [layer[..., j] for j in range(3)], x, labels=np.array([["a", "b", "c"], ["d", "e", "f"]]), show=False
+    )
     _render(fig, tmp_path, "intermediate")
     panels = _panels(fig)
     shown = panels[1].images[-1].get_array()
@@ -277,8 +278,9 @@ def test_deepshap_explanation_and_its_row_slice():
     rng = np.random.default_rng(10)
     data = rng.uniform(size=(2, H, W, 3))
     names = np.array([list("abcd"), list("efgh")])
-    expl = deepshap.Explanation(rng.normal(size=(2, H, W, 3, 4)), base_values=np.zeros((2, 4)), data=data,
-                                output_names=names)
+    expl = deepshap.Explanation(
+        rng.normal(size=(2, H, W, 3, 4)), base_values=np.zeros((2, 4)), data=data, output_names=names
+    )
     assert [ax.get_title() for ax in _panels(image(expl, show=False))] == ["", *"abcd", "", *"efgh"]
     assert [ax.get_title() for ax in _panels(image(expl[1], show=False))] == ["", *"efgh"]
     bare = deepshap.Explanation(rng.normal(size=(2, H, W, 3, 4)), data=data)  # output axis known from data
@@ -311,7 +313,7 @@ def test_explicit_vmax_and_cmap():
 def test_all_zero_attributions_still_draw(tmp_path):
     fig = image(np.zeros((N, H, W, 1)), _digits(), show=False)
     _render(fig, tmp_path, "zeros")
-    (lo, hi), = _map_limits(fig, 1, 2)
+    ((lo, hi),) = _map_limits(fig, 1, 2)
     assert lo == -hi and hi > 0
 
 
@@ -349,3 +351,25 @@ def test_show_true_calls_plt_show(monkeypatch):
 def test_bad_inputs_raise_clear_errors(shap_values, pixels, kwargs, message):
     with pytest.raises(ValueError, match=message):
         image(shap_values, pixels, show=False, **kwargs)
+
+
+def test_a_unit_range_image_that_overshoots_a_little_is_not_black():
+    x = _digits() * 1.2  # [0, 1.2]: a [0, 1] image after some augmentation, not a 0..255 one
+    fig = image(_attributions(1)[0], x, show=False)
+    shown = np.asarray(_panels(fig)[0].images[0].get_array())
+    np.testing.assert_allclose(shown, x[0, ..., 0] / x.max())
+
+
+def test_true_labels_may_be_a_tensor():
+    import torch
+
+    fig = image(_attributions(1)[0], _digits(), true_labels=torch.tensor([7, 2, 1]), show=False)
+    assert [ax.get_title() for ax in _panels(fig)[::2]] == ["7", "2", "1"]
+
+
+def test_shown_figures_are_closed():
+    """On a non-interactive backend plt.show() returns at once: the figure must not pile up."""
+    plt.close("all")
+    for _ in range(3):
+        assert image(_attributions(1)[0], _digits(), show=True) is None
+    assert plt.get_fignums() == []

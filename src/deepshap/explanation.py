@@ -6,9 +6,9 @@ output axis when several outputs are explained) and the fields that line up with
 row as the Partition explainer gives when outputs are ranked), bounds, names and so on. Every field
 remembers which axes of ``values`` its leading axes follow, so indexing slices them all consistently.
 
-Indexing is numpy-like: ints, slices, ``...``, lists / integer arrays, 1-D boolean masks and output
-(or feature) names as strings. Each index acts on its own axis independently ("orthogonal" indexing,
-as shap does); this is numpy's result whenever at most one index is a list or array.
+Indexing is numpy-like: ints, slices, ``...``, lists / integer arrays, 1-D boolean masks, 0-d tensors,
+and output (or feature) names as strings or lists of them. At most one axis takes a list or array
+(numpy and shap pair several point by point; that is refused here rather than done differently).
 
 Accessed on the class, the operations build lazy :class:`OpChain` selectors instead of running:
 ``Explanation.argsort.flip[:4]`` records "argsort, flip, take the first four" and ``.apply(explanation)``
@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable, Iterator
-from numbers import Integral
+from numbers import Integral, Number
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ _ARRAY_FIELDS = (
 FIELDS = ("values", *_ARRAY_FIELDS[:3], *_NAME_FIELDS, *_ARRAY_FIELDS[3:])
 # Fields whose numbers can be combined like the values when an axis is reduced (mean, sum, max, min).
 _REDUCIBLE = frozenset({"base_values", "data", "lower_bounds", "upper_bounds"})
+_LAYOUT_FIELDS = frozenset({"values", "output_names", "output_indexes", "base_values"})
 # Fields that line up with the leading axes of values (or at least its first axis).
 _PREFIX_FIELDS = frozenset(
     {"data", "display_data", "lower_bounds", "upper_bounds", "error_std", "main_effects"}
@@ -364,14 +365,36 @@ def _take(value: Any, dims: tuple[int, ...], indexers: list[Any]) -> Any:
     return _restore(value, arr)
 
 
+def _node_outputs(value: Any, columns: Callable[[tuple[int, ...]], Any]) -> Any:
+    """The Partition explainer's per-node values (a sparse ``(nodes, k)`` matrix, or an object array of
+    them, one per sample) restricted to the outputs ``columns(position)`` selects; other forms of
+    hierarchical values are sliced by the axes they follow and are returned as they are."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        out = np.empty(value.shape, dtype=object)
+        for position, nodes in np.ndenumerate(value):
+            out[position] = nodes[:, columns(position)] if hasattr(nodes, "tocsr") else nodes
+        return out
+    return value[:, columns(())] if hasattr(value, "tocsr") else value
+
+
+def _percentile(a: np.ndarray, q: float, axis: int | None = None) -> np.ndarray:
+    """``np.percentile``, which refuses booleans: they count as 0 and 1."""
+    return np.percentile(a.astype(np.float64) if a.dtype == bool else a, q, axis=axis)
+
+
 def _identical_along(arr: np.ndarray, axis: int) -> bool:
+    """Whether every slice of ``arr`` along ``axis`` equals the first (objects other than names and
+    numbers, such as sparse matrices, only when they are the same objects)."""
     if arr.shape[axis] == 0:
         return False
-    first = np.take(arr, [0], axis=axis)
-    try:
-        return bool(np.all(arr == first))
-    except (TypeError, ValueError):
-        return False
+    if arr.dtype == object:
+        moved = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1)
+        return all(
+            a is b or (isinstance(a, (str, Number)) and isinstance(b, (str, Number)) and a == b)
+            for row in moved[1:]
+            for a, b in zip(row, moved[0], strict=True)
+        )
+    return bool(np.all(arr == np.take(arr, [0], axis=axis)))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -465,14 +488,20 @@ class Explanation:
         self._dims["values"] = tuple(range(len(vshape)))
 
     def _assign(self, name: str, value: Any) -> None:
-        """Set a field; setting values works the layout out again, another field only its own axes."""
-        if name == "values":
-            old = self._fields["values"]
-            self._fields["values"] = _convert("values", value)
+        """Set a field. Values and the fields the output axes are read from (names, indexes, base values)
+        work the whole layout out again; another field only its own axes."""
+        if name in _LAYOUT_FIELDS:
+            if name == "values" and value is None:
+                raise ValueError("An Explanation needs values.")
+            old = dict(self._fields)
+            if value is None:
+                self._fields.pop(name, None)
+            else:
+                self._fields[name] = _convert(name, value)
             try:
                 self._infer_layout()
             except ValueError:
-                self._fields["values"] = old
+                self._fields = old
                 raise
             return
         if value is None:
@@ -498,6 +527,10 @@ class Explanation:
         new._output_dims = output_dims
         new.compute_time = compute_time
         return new
+
+    def __copy__(self) -> Explanation:
+        """A shallow copy: the arrays are shared, setting a field on the copy leaves the original alone."""
+        return Explanation._build(dict(self._fields), dict(self._dims), self._output_dims, self.compute_time)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -539,12 +572,17 @@ class Explanation:
     def __getitem__(self, item: Any) -> Explanation:
         items = list(item) if isinstance(item, tuple) else [item]
         items = [self._resolve_index_object(t) for t in items]
-        per_axis = self._expand(items)
+        per_axis = self._names_to_positions(self._expand(items))
         strings = {axis: t for axis, t in enumerate(per_axis) if isinstance(t, str)}
         indexers = [
             slice(None) if isinstance(t, str) else _normalize_axis_index(t, size, axis)
             for axis, (t, size) in enumerate(zip(per_axis, self.shape, strict=True))
         ]
+        if sum(isinstance(ix, np.ndarray) for ix in indexers) > 1:
+            raise IndexError(
+                "Index one axis with a list or array at a time, e.g. e[[0, 1]][:, [2, 3]]: each list "
+                "selects along its own axis here, where numpy and shap would pair the lists point by point."
+            )
         result = self._index_axes(indexers)
         kept = [axis for axis, ix in enumerate(indexers) if not isinstance(ix, int)]
         claimed = set(strings)
@@ -557,12 +595,37 @@ class Explanation:
             result = result._select_name(axis, name)
         return result
 
+    def _names_to_positions(self, per_axis: list[Any]) -> list[Any]:
+        """Turn lists of names into positions on the axis they label (this axis, else the output axis)."""
+        per_axis = list(per_axis)
+        for axis, t in enumerate(per_axis):
+            if not isinstance(t, (list, tuple, np.ndarray)) or len(t) == 0:
+                continue
+            if not all(isinstance(v, (str, np.str_)) for v in np.ravel(np.asarray(t, dtype=object))):
+                continue
+            names = [str(v) for v in np.ravel(np.asarray(t, dtype=object))]
+            for target in (axis, *self._output_dims):
+                flat = [n for field, n in self._names_along(target) if self._dims[field] == (target,)]
+                known = [list(map(str, n)) for n in flat if all(name in list(map(str, n)) for name in names)]
+                free = isinstance(per_axis[target], slice) and per_axis[target] == slice(None)
+                if known and (target == axis or free):
+                    per_axis[axis], per_axis[target] = slice(None), [known[0].index(n) for n in names]
+                    break
+            else:
+                raise IndexError(
+                    f"No axis is labelled with all of {names}; a list of names selects on an axis with one "
+                    "name per position (names given per sample select one name at a time: e[..., 'name'])."
+                )
+        return per_axis
+
     def _resolve_index_object(self, t: Any) -> Any:
         """Run lazy selectors against this explanation and unwrap Explanations used as indexes."""
         if isinstance(t, OpChain):
             t = t.apply(self)
         if isinstance(t, Explanation):
             t = t.values
+        if not isinstance(t, (np.ndarray, list, tuple, str, slice)) and hasattr(t, "numpy"):
+            t = np.asarray(t.detach().cpu() if hasattr(t, "detach") else t)  # a torch / tf tensor
         if isinstance(t, np.ndarray) and t.ndim == 0:
             t = t.item()
         if isinstance(t, np.str_):
@@ -583,7 +646,7 @@ class Explanation:
                 f"too many indices for an Explanation of shape {self.shape}: {ndim} axes, {explicit} indexed"
             )
         if n_ellipsis:
-            at = items.index(Ellipsis)
+            at = next(i for i, t in enumerate(items) if t is Ellipsis)  # not .index: arrays compare with ==
             items = items[:at] + [slice(None)] * (ndim - explicit) + items[at + 1 :]
         return items + [slice(None)] * (ndim - len(items))
 
@@ -599,6 +662,10 @@ class Explanation:
             d = self._dims[name]
             fields[name] = _take(value, d, indexers) if d else value
             dims[name] = tuple(new_axis[a] for a in d if not removed[a])
+        if "hierarchical_values" in fields and len(self._output_dims) == 1:
+            ix = indexers[self._output_dims[0]]
+            if not (isinstance(ix, slice) and ix == slice(None)):
+                fields["hierarchical_values"] = _node_outputs(fields["hierarchical_values"], lambda _: ix)
         out = tuple(new_axis[a] for a in self._output_dims if not removed[a])
         return Explanation._build(fields, dims, out, self.compute_time)
 
@@ -665,6 +732,8 @@ class Explanation:
                     continue
                 arr = _as_indexable(value)
                 fields[name] = _restore(value, np.take(arr, cols[0] if len(cols) else 0, axis=d.index(axis)))
+            elif name == "hierarchical_values" and self._output_dims == (axis,) and d == (0,):
+                fields[name] = _node_outputs(value, lambda row: int(cols[row[0]]))
             else:
                 fields[name] = value
             dims[name] = tuple(a - (a > axis) for a in d if a != axis)
@@ -772,7 +841,7 @@ class Explanation:
         """The ``q``-th percentile (0-100) over ``axis``, of the values and of the data alongside."""
         if not 0 <= q <= 100:
             raise ValueError(f"q must be a percentile between 0 and 100; got {q!r}.")
-        return self._reduce(functools.partial(np.percentile, q=q), axis)
+        return self._reduce(functools.partial(_percentile, q=q), axis)
 
     # ------------------------------------------------------------------ arithmetic
 
@@ -814,6 +883,10 @@ class Explanation:
             )
         if other.shape != self.shape:
             raise ValueError(f"Explanations of shapes {self.shape} and {other.shape} cannot be added.")
+        for name in ("output_indexes", "output_names"):
+            mine, theirs = self._fields.get(name), other._fields.get(name)
+            if mine is not None and theirs is not None and not np.array_equal(mine, theirs):
+                raise ValueError(f"The Explanations explain different outputs (their {name} differ).")
         if self.data is not None and other.data is not None and not np.array_equal(self.data, other.data):
             raise ValueError("The Explanations are of different inputs (their data differ).")
         fields = dict(self._fields, values=self.values + other.values)
@@ -826,6 +899,12 @@ class Explanation:
             fields.pop(name, None)  # they do not add up
         dims = {name: self._dims[name] for name in fields if name != "values"}
         return Explanation._build(fields, dict(dims, values=self._dims["values"]), self._output_dims, None)
+
+    def __radd__(self, other: Any) -> Explanation:
+        """``0 + e`` is ``e``, so that ``sum([e1, e2])`` works."""
+        if isinstance(other, Number) and other == 0:
+            return self
+        return self + other
 
     def __sub__(self, other: Any) -> Explanation:
         """Attributions of ``f - g`` (see :meth:`__add__`)."""

@@ -16,7 +16,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
-from ._inputs import label_grid, prepare
+from ._inputs import label_grid, prepare, to_numpy
 
 _BLUE = (0.0, 0.543, 0.983)
 _RED = (1.0, 0.0, 0.318)
@@ -32,15 +32,16 @@ _OVERLAY_ALPHA = 0.15
 def display_scale(pixels: np.ndarray) -> np.ndarray:
     """Scale pixel values into [0, 1] for display.
 
-    uint8 and float images within [0, 255] are divided by 255, images already in [0, 1] are kept, and
-    anything else (negated images, mean/std-normalised inputs) is mapped by its range over the batch.
+    uint8 and float images within [0, 255] (reaching above 2) are divided by 255, images already in
+    [0, 1] are kept, and anything else (negated images, mean/std-normalised inputs, [0, 1] images that
+    overshoot a little) is mapped by its range over the batch.
     """
     x = pixels.astype(np.float64)
     finite = x[np.isfinite(x)]
     if finite.size == 0:
         return np.zeros_like(x)
     lo, hi = float(finite.min()), float(finite.max())
-    if pixels.dtype == np.uint8 or (lo >= 0.0 and 1.0 < hi <= 255.0):
+    if pixels.dtype == np.uint8 or (lo >= 0.0 and 2.0 < hi <= 255.0):
         x = x / 255.0
     elif not (lo >= 0.0 and hi <= 1.0):
         x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
@@ -120,7 +121,7 @@ def image(
             raise ValueError(
                 "true_labels title the image column; pass pixel_values (or an Explanation with data)."
             )
-        true_labels = list(true_labels)
+        true_labels = list(to_numpy(true_labels)) if hasattr(true_labels, "numpy") else list(true_labels)
         if len(true_labels) != n_rows:
             raise ValueError(f"true_labels needs one entry per image ({n_rows}); got {len(true_labels)}.")
 
@@ -166,5 +167,6 @@ def image(
     bar.outline.set_visible(False)
     if show:
         plt.show()
+        plt.close(fig)  # a non-interactive backend would keep every figure shown in a loop
         return None
     return fig
