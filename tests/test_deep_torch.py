@@ -611,3 +611,125 @@ def test_batch_merged_as_inner_factor_falls_back_to_one_sample_chunks() -> None:
     many = _additive(model, bg, X, batch_size=100)
     one = _additive(model, bg, X, batch_size=5)
     np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+
+
+# found in review: each failed before its fix -------------------------------------------------------
+class SkipAroundLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3, self.l4 = (
+            nn.Linear(4, 4),
+            nn.Linear(4, 4),
+            nn.Linear(4, 2),
+            nn.Linear(4, 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l3(F.relu(self.l2(F.relu(self.l1(x))))) + self.l4(x)
+
+
+def test_a_layer_that_a_skip_connection_bypasses_is_an_error() -> None:
+    """Its input alone does not determine the output: the values could not add up to f(x)."""
+    torch.manual_seed(0)
+    model = SkipAroundLayer().eval()
+    for explainer in (deepshap.DeepExplainer, deepshap.GradientExplainer):
+        with pytest.raises(ValueError, match="bypass the layer Linear"):
+            explainer((model, model.l2), _data((6, 4), 1))
+
+
+class PoolThenInPlace(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.head = nn.Linear(3 * 3 * 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(F.max_pool2d(self.conv(x), 2), inplace=True)
+        y *= 2.0
+        z, _ = F.max_pool2d(y, 1, return_indices=True)
+        return self.head(z.flatten(1))
+
+
+def test_max_pool_output_changed_in_place_and_pool_indices() -> None:
+    torch.manual_seed(0)
+    _additive(PoolThenInPlace(), _data((5, 1, 8, 8), 1), _data((2, 1, 8, 8), 2))
+
+
+class DecodeInPlace(nn.Module):
+    """A detection-head style decode: part of a tensor replaced in place after an op read it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.lin(x)
+        p[:, 3:] = p[:, 3:].sigmoid()
+        return p[:, 2:5] * 1.5
+
+
+def test_a_tensor_changed_in_place_after_an_op_read_it() -> None:
+    torch.manual_seed(0)
+    _additive(DecodeInPlace(), _data((6, 4), 1), _data((3, 4), 2))
+
+
+class FunctionalAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.register_buffer("mask", torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x.transpose(0, 1)
+        out, _ = F.multi_head_attention_forward(
+            q,
+            q,
+            q,
+            8,
+            2,
+            self.mha.in_proj_weight,
+            self.mha.in_proj_bias,
+            None,
+            None,
+            False,
+            0.0,
+            self.mha.out_proj.weight,
+            self.mha.out_proj.bias,
+            training=False,
+            attn_mask=self.mask,
+        )
+        return out.transpose(0, 1).mean(1)
+
+
+def test_a_boolean_attention_mask_in_functional_multi_head_attention() -> None:
+    torch.manual_seed(0)
+    _additive(FunctionalAttention(), _data((4, 5, 8), 1), _data((2, 5, 8), 2))
+
+
+class DropoutBatchNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin, self.bn, self.drop, self.out = (
+            nn.Linear(4, 6),
+            nn.BatchNorm1d(6),
+            nn.Dropout(0.5),
+            nn.Linear(6, 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(F.relu(self.bn(self.lin(x)))))
+
+
+def test_a_model_put_back_in_training_mode_is_explained_in_eval_mode_and_left_training() -> None:
+    torch.manual_seed(0)
+    model = DropoutBatchNorm()
+    bg, X = _data((8, 4), 1), _data((3, 4), 2)
+    deep, gradient = deepshap.DeepExplainer(model, bg), deepshap.GradientExplainer(model, bg)
+    expected = deep.shap_values(X)
+    stats = model.bn.running_mean.clone()
+    model.train()
+    np.testing.assert_allclose(np.stack(deep.shap_values(X)), np.stack(expected), rtol=1e-6)
+    a, b = gradient.shap_values(X, rseed=3), gradient.shap_values(X, rseed=3)
+    np.testing.assert_array_equal(np.stack(a), np.stack(b))
+    assert torch.equal(model.bn.running_mean, stats)  # no batch statistics were updated
+    assert model.training and model.drop.training

@@ -85,11 +85,21 @@ def _attributions(
 
 
 def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> list[tuple[Any, list[torch.Tensor]]]:
-    """Run the background rows through the model, recording the arguments of every rule call."""
-    mode = _DeepMode(records=[], n_samples=0)
-    leaves = [r.detach().clone().requires_grad_(True) for r in refs]
-    with torch.enable_grad(), mode:
-        adapter.forward([leaf.clone() for leaf in leaves])
+    """Run the background rows through the model, recording the arguments of every rule call.
+
+    Arguments are recorded as views of the live tensors; when the model later changes one of them in
+    place (``p[:, 4:] = p[:, 4:].sigmoid()``), the pass runs again keeping copies of them all.
+    """
+    def run(copy_records: bool) -> _DeepMode:
+        mode = _DeepMode(records=[], n_samples=0, copy_records=copy_records)
+        leaves = [r.detach().clone().requires_grad_(True) for r in refs]
+        with torch.enable_grad(), mode:
+            adapter.forward([leaf.clone() for leaf in leaves])
+        return mode
+
+    mode = run(copy_records=False)
+    if mode.records_changed():
+        mode = run(copy_records=True)
     return mode.records
 
 
@@ -168,11 +178,15 @@ def _is_float(t: Any) -> bool:
 class _DeepMode(TorchFunctionMode):
     """Reference pass (``n_samples == 0``): records rule arguments. Pair pass: applies the rules."""
 
-    def __init__(self, records: list[tuple[Any, list[torch.Tensor]]], n_samples: int) -> None:
+    def __init__(
+        self, records: list[tuple[Any, list[torch.Tensor]]], n_samples: int, copy_records: bool = False
+    ) -> None:
         super().__init__()
         self.records = records
         self.n_samples = n_samples
         self.position = 0
+        self.copy_records = copy_records
+        self._versions: list[list[int]] = []  # version counters of the recorded tensors when recorded
 
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
         kwargs = dict(kwargs or {})
@@ -197,8 +211,10 @@ class _DeepMode(TorchFunctionMode):
             with self:  # the primitives of the decomposition are intercepted again, each with its rule
                 return _DECOMPOSITIONS[name.rsplit(".", 1)[-1]](*args, **kwargs)
         if self.n_samples == 0:
-            inplace = _inplace(name, args, kwargs)
-            self.records.append((func, [t.detach().clone() if inplace else t.detach() for t in dependent]))
+            copy = self.copy_records or _inplace(name, args, kwargs)
+            saved = [t.detach().clone() if copy else t.detach() for t in dependent]
+            self.records.append((func, saved))
+            self._versions.append([t._version for t in saved])
             return func(*args, **kwargs)
         return self._apply_rule(func, name, rule, args, kwargs, dependent)
 
@@ -215,6 +231,14 @@ class _DeepMode(TorchFunctionMode):
         self.position += 1
         ref_of = _Refs(dependent, refs, self.n_samples)
         return _RULE_IMPLS[rule](func, name, list(args), kwargs, ref_of)
+
+    def records_changed(self) -> bool:
+        """Whether a recorded tensor was changed in place after it was recorded."""
+        return any(
+            t._version != version
+            for (_, saved), versions in zip(self.records, self._versions, strict=True)
+            for t, version in zip(saved, versions, strict=True)
+        )
 
     def check_consumed(self) -> None:
         if self.position != len(self.records):
@@ -541,7 +565,8 @@ def _max_pool(short: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     """max_pool / adaptive_max_pool (any dimension): the max rule over each window."""
     base = short.replace("_with_indices", "")
     kwargs = dict(kwargs)
-    want_indices = short.endswith("_with_indices") or bool(kwargs.pop("return_indices", False))
+    requested = bool(kwargs.pop("return_indices", False))  # popped always: it is passed below
+    want_indices = short.endswith("_with_indices") or requested
     keep = 2 if base.startswith("adaptive") else 6
     want_indices = want_indices or (len(args) > keep and bool(args[keep]))
     args = args[:keep]
@@ -695,7 +720,10 @@ def _multi_head_attention(args: list, kwargs: dict, ref_of: dict) -> tuple[torch
 
 
 def _mha_mask(b: dict, bsz: int, heads: int, tgt: int, src: int, like: torch.Tensor) -> torch.Tensor | None:
-    attn_mask = R.additive_mask(b.get("attn_mask"), False, (tgt, src), like)
+    attn_mask = b.get("attn_mask")
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        attn_mask = ~attn_mask  # multi-head attention masks True = may not attend; additive_mask keeps True
+    attn_mask = R.additive_mask(attn_mask, False, (tgt, src), like)
     if b.get("is_causal") and attn_mask is None:
         attn_mask = R.additive_mask(None, True, (tgt, src), like)
     padding = b.get("key_padding_mask")

@@ -226,7 +226,7 @@ class _RoutedMax(torch.autograd.Function):
         value, weights, index = box
         ctx.save_for_backward(weights, index)
         ctx.in_shape = xf.shape
-        return value
+        return value.clone() if value._base is not None else value  # a view could not be changed in place
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:

@@ -7,7 +7,13 @@ the layer's input with a pre-hook. Hooks live in context managers, so nothing st
 call fails.
 
 The module is put in eval mode (``module.eval()``) by the constructor and left there, like shap: an
-explanation of a model in training mode (dropout, batch statistics) would not be reproducible.
+explanation of a model in training mode (dropout, batch statistics) would not be reproducible. A module
+switched back to training afterwards runs in eval mode during each forward pass of an explainer, and is
+left in the mode it was in.
+
+A ``(module, layer)`` pair explains the output as a function of the layer's input alone, so every path
+from the model's inputs to its output must go through the layer: a skip connection around it or a
+second input is detected at construction and is an error (the attributions would not add up to f(x)).
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             probe = self._call([b[:1] for b in self.background])
             if self.layer is not None:
+                self._check_no_bypass()
                 self._one_row_carrier = self._one_row_carrier_works()
         self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
         self.single_output = self.n_outputs == 1
@@ -120,7 +127,7 @@ class TorchModel(ModelAdapter):
             found.append(_layer_input(args, module))
             raise _Captured
 
-        with torch.no_grad(), _hooked(self.layer, hook):
+        with torch.no_grad(), _hooked(self.layer, hook), _evaluating(self.module):
             try:
                 self.module(*raw)
             except _Captured:
@@ -134,7 +141,8 @@ class TorchModel(ModelAdapter):
 
     # forward and gradients ----------------------------------------------------------------------
     def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        out = self._layer_forward(inputs[0]) if self.layer is not None else self.module(*inputs)
+        with _evaluating(self.module):
+            out = self._layer_forward(inputs[0]) if self.layer is not None else self.module(*inputs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"the model returned a {type(out).__name__}; deepshap explains models returning one tensor "
@@ -151,6 +159,29 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             return self.to_numpy(self.forward(inputs))
 
+    def _check_no_bypass(self) -> None:
+        """Raise if the output depends on the model's inputs other than through the layer: with the same
+        layer input, two different carriers (raw inputs) must give the same output."""
+        raw = self._raw_background
+        if int(raw[0].shape[0]) >= 2 and any(not torch.equal(r[:1], r[1:2]) for r in raw):
+            other = [r[1:2] for r in raw]
+        elif all(r.is_floating_point() for r in raw):
+            other = [r[:1] * 0.5 + 1.0 for r in raw]
+        else:
+            return  # one background row of token ids: no second carrier to compare with
+        z = self.background[0][:1]
+        with _evaluating(self.module):
+            first = self._layer_forward(z, one_row=True)
+            second = self._layer_forward(z, one_row=True, carrier=other)
+        if not torch.allclose(first, second, rtol=1e-5, atol=1e-6):
+            raise ValueError(
+                f"The model's output depends on its input through paths that bypass the layer "
+                f"{type(self.layer).__name__} (a skip connection around it, or another input): its input "
+                "alone does not determine the output, so attributions to it would not add up to f(x). "
+                "Explain a layer that every path goes through (e.g. the block's first layer, not one inside "
+                "a residual branch), or the model's inputs."
+            )
+
     def _one_row_carrier_works(self) -> bool:
         """Whether a one-row carrier gives the same outputs as a full-batch one (see _layer_forward)."""
         z = self.background[0][:2]
@@ -163,8 +194,10 @@ class TorchModel(ModelAdapter):
             return False
         return single.shape == full.shape and bool(torch.allclose(single, full, rtol=1e-5, atol=1e-6))
 
-    def _layer_forward(self, z: torch.Tensor, one_row: bool | None = None) -> torch.Tensor:
-        """Run the model with ``z`` in place of the layer's input.
+    def _layer_forward(
+        self, z: torch.Tensor, one_row: bool | None = None, carrier: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Run the model with ``z`` in place of the layer's input (``carrier``: other raw inputs).
 
         The raw inputs only carry the forward pass up to the layer: the first background sample, run
         without autograd until the layer. It is one row when the model gives the same outputs that way
@@ -172,7 +205,7 @@ class TorchModel(ModelAdapter):
         is expanded (not copied) to the batch.
         """
         batch = 1 if (self._one_row_carrier if one_row is None else one_row) else int(z.shape[0])
-        carrier = [r[:1].expand(batch, *r.shape[1:]) for r in self._raw_background]
+        carrier = [r[:1].expand(batch, *r.shape[1:]) for r in (carrier or self._raw_background)]
         grad_wanted = torch.is_grad_enabled()
         calls = [0]
 
@@ -253,6 +286,19 @@ def _layer_input(args: tuple[Any, ...], layer: nn.Module) -> torch.Tensor:
             "argument; choose a layer whose input is one tensor."
         )
     return args[0]
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration of the block; modules that were training are put back to it."""
+    training = [m for m in module.modules() if m.training]
+    try:
+        for m in training:
+            m.training = False
+        yield
+    finally:
+        for m in training:
+            m.training = True
 
 
 @contextlib.contextmanager
