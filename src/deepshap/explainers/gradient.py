@@ -53,7 +53,8 @@ class GradientExplainer:
     ``layer`` (background and X are raw model inputs), a Keras model, or Keras tensors
     ``(model.layers[k].input, model.layers[-1].output)`` (then background and X are that layer's input).
     ``data``: the background, an array or tensor, or a list of them for several inputs. Torch models are
-    put in eval mode; Keras models run with ``training=False``.
+    put in eval mode; Keras models run with ``training=False``. ``rseed`` makes a call reproducible; with
+    ``local_smoothing`` the noise is drawn batch by batch, so it also depends on ``batch_size``.
     """
 
     def __init__(self, model: Any, data: Any, batch_size: int = 50, local_smoothing: float = 0) -> None:
