@@ -170,9 +170,12 @@ class TorchModel(ModelAdapter):
         else:
             return  # one background row of token ids: no second carrier to compare with
         z = self.background[0][:1]
-        with _evaluating(self.module):
-            first = self._layer_forward(z, one_row=True)
-            second = self._layer_forward(z, one_row=True, carrier=other)
+        try:
+            with _evaluating(self.module):
+                first = self._layer_forward(z, one_row=True)
+                second = self._layer_forward(z, one_row=True, carrier=other)
+        except Exception:  # noqa: BLE001 - a model that cannot run one row here: nothing to compare
+            return
         if not torch.allclose(first, second, rtol=1e-5, atol=1e-6):
             raise ValueError(
                 f"The model's output depends on its input through paths that bypass the layer "
