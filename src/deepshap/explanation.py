@@ -897,8 +897,7 @@ class Explanation:
                 fields.pop(name, None)
         for name in ("lower_bounds", "upper_bounds", "error_std", "hierarchical_values"):
             fields.pop(name, None)  # they do not add up
-        dims = {name: self._dims[name] for name in fields if name != "values"}
-        return Explanation._build(fields, dict(dims, values=self._dims["values"]), self._output_dims, None)
+        return Explanation._build(fields, self._dims, self._output_dims, None)
 
     def __radd__(self, other: Any) -> Explanation:
         """``0 + e`` is ``e``, so that ``sum([e1, e2])`` works."""

@@ -343,11 +343,9 @@ def owen_values(
                 credited.append(([item[2]], ((item[5] - item[4]) * item[3])[None]))
                 continue
             outside = item[6] if item[7] is None else (*item[6], item[7])
-            left, right = children[item[2]]
             batch.append(item)
             outsides.append(outside)
-            paths.append((*outside, (left, True), (right, False)))
-            paths.append((*outside, (left, False), (right, True)))
+            paths += _halves(outside, children[item[2]])
         if not batch:
             continue
         missing = [path for path in paths if path not in ahead] if ahead else paths
@@ -403,10 +401,15 @@ def _paths_ahead(
         if not queued or last >= batch_size or n_evals + last >= budget:
             return known
         for node, outside in queued:
-            left, right = children[node]
-            known += [(*outside, (left, True), (right, False)), (*outside, (left, False), (right, True))]
+            known += _halves(outside, children[node])
         n_evals += 2 * len(queued)
         level = queued
+
+
+def _halves(outside: Path, pair: tuple[int, int]) -> tuple[Path, Path]:
+    """The two images that expand a node in its context ``outside``: left half kept, then right."""
+    left, right = pair
+    return (*outside, (left, True), (right, False)), (*outside, (left, False), (right, True))
 
 
 def _expand(

@@ -304,17 +304,9 @@ class ConstantFill(_Fill):
 
     def _slots_intact(self, tree: PartitionTree) -> bool:
         """Whether the buffer slots written so far still hold the images last written there."""
-        expected = np.empty_like(self.x)
-        for slot, path in enumerate(self._held):
-            if path is None:
-                continue
-            expected[...] = self.fill
-            for node, kept in path:
-                if kept:
-                    tree.copy(expected, self.x, node)
-            if not np.array_equal(expected, self._buffer[slot]):
-                return False
-        return True
+        written = [slot for slot, path in enumerate(self._held) if path is not None]
+        expected = self.build(_path_masks(tree, [self._held[slot] for slot in written]))
+        return np.array_equal(expected, self._buffer[written])
 
 
 class InpaintFill(_Fill):
@@ -344,7 +336,7 @@ class InpaintFill(_Fill):
 
     def images(self, tree: PartitionTree, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         """Masked images ``(B, H, W, C)`` for root paths of ``tree``, in order: ``(batch, arange(B))``."""
-        keep = tree.masks([[node for node, kept in path if kept] for path in paths])
+        keep = _path_masks(tree, paths)
         return self._build_into(keep, self.reserve(len(keep))[: len(keep)]), np.arange(len(paths))
 
     def build(self, keep: np.ndarray) -> np.ndarray:
@@ -412,6 +404,11 @@ class InpaintFill(_Fill):
             filled = _cast_like(self.low + filled * self.step, self.x)
         np.copyto(region, filled, where=crop_hidden[..., None])
         return out
+
+
+def _path_masks(tree: PartitionTree, paths: list[Path]) -> np.ndarray:
+    """Keep-masks ``(B, H, W)`` of root paths: True on their kept regions."""
+    return tree.masks([[node for node, kept in path if kept] for path in paths])
 
 
 def _byte_scale(x: np.ndarray) -> tuple[float, float]:
