@@ -429,3 +429,34 @@ def test_seed_001_partition_runs_as_written(tmp_path):
     np.testing.assert_array_equal(values.output_indexes, np.argsort(-result["scores"], axis=1)[:, :4])
     assert max(result["efficiency_gaps"]) < 1e-5
     assert (tmp_path / "inpaint_telea.png").is_file() and (tmp_path / "blur.png").is_file()
+
+
+def test_images_explained_in_lanes_match_one_by_one_and_the_model_stays_on_the_callers_thread(monkeypatch):
+    """With two images in flight the model still runs on the calling thread only (so torch.no_grad()
+    around the call reaches it), and every image gets the values it gets on its own."""
+    import threading
+
+    import torch
+
+    from deepshap.explainers import partition
+
+    X = np.concatenate([photos(2), photos(2)[:, ::-1], photos(1)[:, :, ::-1]])
+    f = smooth_model(X.shape[1:])
+    callers, grad_enabled = set(), set()
+
+    def model(x: np.ndarray) -> np.ndarray:
+        callers.add(threading.get_ident())
+        grad_enabled.add(torch.is_grad_enabled())
+        return f(x)
+
+    options = {"max_evals": 150, "batch_size": 16, "outputs": deepshap.Explanation.argsort.flip[:2]}
+    explainer = Explainer(model, Image("blur(4,4)", X[0].shape))
+    with torch.no_grad():
+        together = explainer(X, silent=True, **options)
+    assert callers == {threading.get_ident()} and grad_enabled == {False}
+    monkeypatch.setattr(partition, "_LANES", 1)
+    alone = [explainer(X[i : i + 1], silent=True, **options) for i in range(len(X))]
+    np.testing.assert_array_equal(together.values, np.concatenate([e.values for e in alone]))
+    np.testing.assert_array_equal(together.base_values, np.concatenate([e.base_values for e in alone]))
+    np.testing.assert_array_equal(together.output_indexes, np.concatenate([e.output_indexes for e in alone]))
+    assert_efficient(together, f, X)

@@ -10,11 +10,12 @@ sum of the node's values equal to ``f(context + node) - f(context)``, so the val
 exactly to ``f(x) - f(fully masked x)`` whatever the budget.
 
 Compared with shap: a mask is a root path of tree regions, and masked images are block copies of those
-regions into a reused batch buffer, each image going to the slot whose last image is most like it so
-that only the regions that differ are rewritten; the blur is computed
-once per image; inpainting never touches the kept pixels; only the selected outputs are stored (values
-in the model's own precision, node values sparse); ties in the queue are broken first come first served
-instead of at random, so results are reproducible.
+regions into a reused batch buffer, each image going to the slot whose last image is most like it so that
+only the regions that differ are rewritten; two images are explained at once, one building its next batch
+while the model runs on the other's (:mod:`._lanes`); the blur is computed once per image; inpainting
+never touches the kept pixels; only the selected outputs are stored (values in the model's own precision,
+node values sparse); ties in the queue are broken first come first served instead of at random, so
+results are reproducible.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deepshap.explainers._lanes import run_in_lanes
 from deepshap.maskers import Image
 from deepshap.maskers._paths import Path
 from deepshap.maskers._trees import PartitionTree
@@ -37,7 +39,8 @@ __all__ = ["Explainer", "PartitionExplainer", "owen_values"]
 _AUTO_EVALS = 500
 _AUTO_BATCH_BYTES = 64 * 2**20
 _MIN_EVALS = 4  # f(fully masked), f(x) and the two halves of the root
-_BUFFER_HANDOVER = threading.Lock()  # an explainer's batch buffer goes to one call at a time
+_BUFFER_HANDOVER = threading.Lock()  # an explainer's batch buffers go to one call at a time
+_LANES = 2  # images explained at once: one builds its next batch while the model runs on the other's
 
 
 class Explainer:
@@ -72,9 +75,11 @@ class PartitionExplainer(Explainer):
         Names of the K model outputs, e.g. the class names; the Explanation then carries the names of the
         explained outputs per image.
 
-    The explainer keeps the buffer its batches of masked images are built in (``batch_size`` + 1
-    images) from image to image and from call to call, instead of allocating it for every image. Calls
-    running at the same time in several threads each get their own buffer.
+    With two or more images, two are explained at once in worker threads, each building its next batch
+    while the model runs on the other's; the model itself is always called from the calling thread, one
+    batch at a time. Each of the two keeps the buffer its batches of masked images are built in
+    (``batch_size`` + 1 images) from image to image and from call to call, instead of allocating one for
+    every image. Calls running at the same time in several threads each get their own buffers.
     """
 
     def __init__(
@@ -93,7 +98,7 @@ class PartitionExplainer(Explainer):
         self.masker = masker
         self.output_names = None if output_names is None else list(output_names)
         self.expected_value: np.ndarray | None = None
-        self._batch_buffer: np.ndarray | None = None  # reused by every image and call (batch_size + 1)
+        self._batch_buffers: list[np.ndarray] = []  # one per lane, reused by every image and call
 
     def __call__(
         self,
@@ -132,25 +137,39 @@ class PartitionExplainer(Explainer):
         if fixed_context not in (None, 0, 1):
             raise ValueError(f"fixed_context must be None, 0 or 1; got {fixed_context!r}.")
         per_image_outputs = _per_image_outputs(outputs, len(images))
-        results = []
-        values = None
-        with _BUFFER_HANDOVER:  # a call running alongside in another thread finds None: its own buffer
-            buffer, self._batch_buffer = self._batch_buffer, None
-        for i in tqdm(range(len(images)), desc="Partition explainer", disable=silent):
-            result, buffer = self._explain_image(
-                images[i], per_image_outputs[i], max_evals, batch_size, fixed_context, buffer
+        lanes = _LANES if len(images) > 1 else 1
+        with _BUFFER_HANDOVER:  # a call running alongside in another thread finds none: its own buffers
+            buffers, self._batch_buffers = self._batch_buffers, []
+        buffers = (buffers + [None] * lanes)[:lanes]
+
+        def explain(i: int, lane: int, call_model: Callable[..., np.ndarray]) -> _ImageResult:
+            result, buffers[lane] = self._explain_image(
+                images[i],
+                per_image_outputs[i],
+                max_evals,
+                batch_size,
+                fixed_context,
+                buffers[lane],
+                call_model,
             )
-            if values is None:
-                shape = (len(images), *images.shape[1:], len(result.output_index))
-                values = np.zeros(shape, dtype=result.dtype)
-            elif len(result.output_index) != values.shape[-1]:
-                raise ValueError(
-                    f"outputs selected {len(result.output_index)} outputs for image {i} but "
-                    f"{values.shape[-1]} for the first image; select the same number for every image."
-                )
-            result.write_values(values[i], self.masker.input_shape[2])
-            results.append(result.summary())
-        self._batch_buffer = buffer
+            return result
+
+        results: list[dict[str, Any]] = [{}] * len(images)
+        values = None
+        with tqdm(total=len(images), desc="Partition explainer", disable=silent) as progress:
+            for i, result in run_in_lanes(explain, len(images), self._call_model, lanes):
+                if values is None:
+                    shape = (len(images), *images.shape[1:], len(result.output_index))
+                    values = np.zeros(shape, dtype=result.dtype)
+                elif len(result.output_index) != values.shape[-1]:
+                    raise ValueError(
+                        f"outputs selected {len(result.output_index)} outputs for image {i} but "
+                        f"{values.shape[-1]} for another image; select the same number for every image."
+                    )
+                result.write_values(values[i], self.masker.input_shape[2])
+                results[i] = result.summary()
+                progress.update()
+        self._batch_buffers = [buffer for buffer in buffers if buffer is not None]
         base_values = np.stack([r["base"] for r in results])
         output_index = np.stack([r["output_index"] for r in results])
         self.expected_value = base_values[0] if len(base_values) == 1 else base_values
@@ -225,21 +244,25 @@ class PartitionExplainer(Explainer):
         batch_size: int,
         fixed_context: int | None,
         buffer: np.ndarray | None,
+        call_model: Callable[..., np.ndarray],
     ) -> tuple[_ImageResult, np.ndarray]:
-        """The Owen values of one image, and the batch buffer (``buffer`` reused when it fits)."""
+        """The Owen values of one image, and the batch buffer (``buffer`` reused when it fits).
+
+        ``call_model`` is :meth:`_call_model`, or its relay to the calling thread (see :mod:`._lanes`).
+        """
         tree = self.masker.tree(x)
         filler = self.masker.filler(x)
         # an Owen batch can take one pair past batch_size; the buffer goes from image to image
         buffer = filler.reserve(batch_size + 1, buffer)
         batch, slot = filler.images(tree, [((tree.root, False),), ((tree.root, True),)])
-        scores = self._call_model(batch, None)[slot]
+        scores = call_model(batch, None)[slot]
         n_outputs = scores.shape[1]
         output_index = _resolve_outputs(outputs, scores[1], self.output_names)
         f00, f11 = scores[:, output_index].astype(np.float64)
 
         def evaluate(paths: list[Path]) -> np.ndarray:
             batch, slot = filler.images(tree, paths)
-            return self._call_model(batch, n_outputs)[slot[:, None], output_index].astype(np.float64)
+            return call_model(batch, n_outputs)[slot[:, None], output_index].astype(np.float64)
 
         nodes, node_values, expanded = owen_values(
             evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context

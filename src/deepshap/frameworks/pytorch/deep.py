@@ -90,6 +90,7 @@ def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> list[tuple[Any, l
     Arguments are recorded as views of the live tensors; when the model later changes one of them in
     place (``p[:, 4:] = p[:, 4:].sigmoid()``), the pass runs again keeping copies of them all.
     """
+
     def run(copy_records: bool) -> _DeepMode:
         mode = _DeepMode(records=[], n_samples=0, copy_records=copy_records)
         leaves = [r.detach().clone().requires_grad_(True) for r in refs]

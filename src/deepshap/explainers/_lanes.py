@@ -1,0 +1,108 @@
+"""Explaining several images at once so that building one image's masked batch overlaps the model.
+
+The Partition explainer alternates between its own work (the Owen recursion and the masked images of the
+next batch) and the model. One image's next batch depends on the model's answer for its last one, so
+within an image the two cannot overlap; across images they can. :func:`run_in_lanes` runs the images'
+work in worker threads ("lanes") and relays every model call to the calling thread, which does nothing
+but run the model. The model therefore always runs on the caller's thread (so thread-local settings
+such as ``torch.no_grad()`` or a TensorFlow device scope apply, and a model that is not thread-safe is
+never run twice at once), one call at a time, while the other lane builds its next batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+Result = TypeVar("Result")
+Call = Callable[..., Any]
+
+_POLL_SECONDS = 0.05  # how often a waiting lane checks whether the run was abandoned
+
+
+class _Abandoned(Exception):
+    """Raised in a lane whose run stopped (the model or another lane failed, or the caller left)."""
+
+
+class _Reply:
+    """The answer to one relayed model call, handed from the calling thread to a lane."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def answer(self, value: Any = None, error: BaseException | None = None) -> None:
+        self._value, self._error = value, error
+        self._done.set()
+
+    def wait(self, abandoned: threading.Event) -> Any:
+        while not self._done.wait(_POLL_SECONDS):
+            if abandoned.is_set():
+                raise _Abandoned
+        if self._error is not None:
+            raise _Abandoned from self._error
+        return self._value
+
+
+def run_in_lanes(
+    work: Callable[[int, int, Call], Result], count: int, model: Call, lanes: int = 2
+) -> Iterator[tuple[int, Result]]:
+    """Yield ``(i, work(i, lane, call))`` for ``i`` in ``range(count)`` as each finishes.
+
+    ``work`` runs in ``lanes`` worker threads, lane k taking items k, k + lanes, ... in turn (so
+    per-lane state such as a buffer is never shared); each ``call(*args)`` it makes returns
+    ``model(*args)``, run on the thread iterating this generator. With one lane or one item everything
+    runs on the calling thread, in order. An error in ``model`` or in ``work`` is raised here, after the
+    lanes have stopped; leaving the loop early stops them too.
+    """
+    if lanes <= 1 or count <= 1:
+        for i in range(count):
+            yield i, work(i, 0, model)
+        return
+
+    inbox: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
+    abandoned = threading.Event()
+
+    def call(*args: Any) -> Any:
+        reply = _Reply()
+        inbox.put(("call", args, reply))
+        return reply.wait(abandoned)
+
+    def lane(index: int) -> None:
+        try:
+            for i in range(index, count, lanes):
+                inbox.put(("done", i, work(i, index, call)))
+        except _Abandoned:
+            pass
+        except BaseException as error:  # handed to the caller, who raises it
+            inbox.put(("error", error, None))
+
+    threads = [
+        threading.Thread(target=lane, args=(index,), name=f"deepshap-lane-{index}", daemon=True)
+        for index in range(min(lanes, count))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        finished = 0
+        while finished < count:
+            kind, subject, detail = inbox.get()
+            if kind == "call":  # subject: the arguments, detail: the reply
+                try:
+                    value = model(*subject)
+                except BaseException as error:
+                    detail.answer(error=error)
+                    raise
+                detail.answer(value)
+            elif kind == "error":  # subject: the lane's error
+                raise subject
+            else:  # "done"; subject: the item, detail: its result
+                finished += 1
+                yield subject, detail
+    finally:
+        abandoned.set()
+        for thread in threads:
+            thread.join()
