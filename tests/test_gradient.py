@@ -156,8 +156,13 @@ def test_reported_variance_matches_spread_across_seeds():
     assert 0.7 < ratio < 1.4, ratio
 
 
-def test_same_seed_same_values_whatever_the_batch_size(monkeypatch):
-    explainer = GradientExplainer(models.torch_mlp(), BG, batch_size=50)
+@pytest.mark.parametrize(
+    ("model", "local_smoothing"),
+    [(models.torch_mlp, 0.0), (models.torch_mlp, 0.3), (models.keras_mlp, 0.3)],
+)
+def test_same_seed_same_values_whatever_the_batch_size(model, local_smoothing, monkeypatch):
+    """Backgrounds, path positions and smoothing noise are fixed per sample and draw, not per batch."""
+    explainer = GradientExplainer(model(), BG, batch_size=50, local_smoothing=local_smoothing)
     reference = np.stack(explainer.shap_values(X, nsamples=120, rseed=11))
     other_seed = np.stack(explainer.shap_values(X, nsamples=120, rseed=12))
     assert np.abs(reference - other_seed).max() > 1e-4

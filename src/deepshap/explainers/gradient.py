@@ -53,8 +53,9 @@ class GradientExplainer:
     ``layer`` (background and X are raw model inputs), a Keras model, or Keras tensors
     ``(model.layers[k].input, model.layers[-1].output)`` (then background and X are that layer's input).
     ``data``: the background, an array or tensor, or a list of them for several inputs. Torch models are
-    put in eval mode; Keras models run with ``training=False``. ``rseed`` makes a call reproducible; with
-    ``local_smoothing`` the noise is drawn batch by batch, so it also depends on ``batch_size``.
+    put in eval mode; Keras models run with ``training=False``. ``rseed`` makes a call reproducible, whatever
+    ``batch_size``: every draw (background row, position on the path and, with ``local_smoothing``, the
+    noise) is fixed per sample and draw, not per batch.
     """
 
     def __init__(self, model: Any, data: Any, batch_size: int = 50, local_smoothing: float = 0) -> None:
@@ -181,13 +182,13 @@ class GradientExplainer:
         n_background = int(adapter.background[0].shape[0])
         picks = rng.integers(0, n_background, size=(n, nsamples))
         alphas = rng.random((n, nsamples), dtype=np.float32)
-        noise_seeds = rng.integers(0, 2**31 - 1, size=(n, nsamples))
+        noise_seeds = rng.integers(0, 2**30, size=(n, nsamples))  # + input index stays in int32
         features = sum(math.prod(int(d) for d in b.shape[1:]) for b in adapter.background)
         sums = _Sums(adapter.ops)
         for i0, i1, j0, j1 in _row_chunks(n, nsamples, self.batch_size):
             rows = np.repeat(np.arange(i0, i1), j1 - j0)
             draws = _Draws(
-                picks[i0:i1, j0:j1].ravel(), alphas[i0:i1, j0:j1].ravel(), int(noise_seeds[i0, j0])
+                picks[i0:i1, j0:j1].ravel(), alphas[i0:i1, j0:j1].ravel(), noise_seeds[i0:i1, j0:j1].ravel()
             )
             deltas, points, errors = self._interpolate(xs, rows, draws, want_variances)
             group = max(1, _MAX_GRADIENT_ELEMENTS // (len(rows) * features))
@@ -224,7 +225,8 @@ class GradientExplainer:
             if want_errors:
                 errors.append(x_rows - self._background_mean[t])
             if self.local_smoothing > 0:
-                x_rows = x_rows + ops.normal(tuple(x_rows.shape), self.local_smoothing, draws.seed + t)
+                noise_shape = tuple(x_rows.shape[1:])
+                x_rows = x_rows + ops.normal(noise_shape, self.local_smoothing, draws.noise_seeds + t)
             base = ops.take(background, pick_index)
             delta = x_rows - base
             alpha = ops.asarray(draws.alphas.reshape((-1,) + (1,) * (len(delta.shape) - 1)))
@@ -248,7 +250,7 @@ class _Result:
 class _Draws:
     picks: np.ndarray  # background row of each interpolated row
     alphas: np.ndarray  # position on the path of each row
-    seed: int  # seed of this batch's smoothing noise
+    noise_seeds: np.ndarray  # seed of each row's smoothing noise
 
 
 class _Sums:

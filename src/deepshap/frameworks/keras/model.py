@@ -42,9 +42,12 @@ class TFOps(TensorOps):
     def sum(self, tensor: tf.Tensor, axis: int) -> tf.Tensor:
         return tf.reduce_sum(tensor, axis=axis)
 
-    def normal(self, shape: Sequence[int], std: float, seed: int) -> tf.Tensor:
-        generator = tf.random.Generator.from_seed(int(seed))
-        return generator.normal(tuple(shape), stddev=std, dtype=self.dtype)
+    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> tf.Tensor:
+        rows = [
+            tf.random.stateless_normal(tuple(shape), seed=(int(seed), 0), stddev=std, dtype=self.dtype)
+            for seed in seeds
+        ]
+        return tf.stack(rows)
 
     def concat(self, tensors: Sequence[tf.Tensor], axis: int) -> tf.Tensor:
         return tf.concat(list(tensors), axis=axis)

@@ -57,10 +57,12 @@ class TorchOps(TensorOps):
     def sum(self, tensor: torch.Tensor, axis: int) -> torch.Tensor:
         return tensor.sum(dim=axis)
 
-    def normal(self, shape: Sequence[int], std: float, seed: int) -> torch.Tensor:
-        generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        noise = torch.randn(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
-        return noise * std
+    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> torch.Tensor:
+        noise = torch.empty((len(seeds), *shape), device=self.device, dtype=self.dtype)
+        generator = torch.Generator(device=self.device)
+        for row, seed in zip(noise, seeds, strict=True):
+            row.normal_(0.0, std, generator=generator.manual_seed(int(seed)))
+        return noise
 
     def concat(self, tensors: Sequence[torch.Tensor], axis: int) -> torch.Tensor:
         return torch.cat(list(tensors), dim=axis)
