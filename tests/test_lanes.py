@@ -47,7 +47,7 @@ def test_every_item_is_worked_and_the_model_runs_on_the_calling_thread_alone(lan
     results = dict(run_in_lanes(three_calls, 7, model, lanes))
     assert sorted(results) == list(range(7))
     for i, (item, lane, answers) in results.items():
-        assert item == i and lane == i % lanes
+        assert item == i and lane in range(lanes)
         assert answers == [2 * (10 * i + step) for step in range(3)]
     assert model.threads == {threading.get_ident()} and not model.overlapped
     assert not lane_threads()
@@ -85,4 +85,35 @@ def test_leaving_the_loop_early_stops_the_lanes():
     runs = run_in_lanes(three_calls, 10, Model(), lanes=2)
     next(runs)
     runs.close()
+    assert not lane_threads()
+
+
+def test_a_free_lane_takes_the_next_item_while_another_is_busy():
+    """Items go to whichever lane is free: item 0 can wait for items 1-3 without holding any of them."""
+    others_done = threading.Event()
+    done = set()
+
+    def work(i: int, lane: int, call) -> bool:
+        if i == 0:
+            return others_done.wait(timeout=10)
+        call(i, 1)
+        done.add(i)
+        if done == {1, 2, 3}:
+            others_done.set()
+        return True
+
+    assert all(result for _, result in run_in_lanes(work, 4, Model(), lanes=2))
+
+
+def test_a_lane_that_cannot_start_leaves_none_running(monkeypatch):
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name == "deepshap-lane-1":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(RuntimeError, match="can't start"):
+        list(run_in_lanes(three_calls, 4, Model(), lanes=2))
     assert not lane_threads()

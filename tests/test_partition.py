@@ -460,3 +460,21 @@ def test_images_explained_in_lanes_match_one_by_one_and_the_model_stays_on_the_c
     np.testing.assert_array_equal(together.base_values, np.concatenate([e.base_values for e in alone]))
     np.testing.assert_array_equal(together.output_indexes, np.concatenate([e.output_indexes for e in alone]))
     assert_efficient(together, f, X)
+
+
+def test_a_model_that_reuses_its_output_memory_gets_the_right_values():
+    """The scores are copied at once: with two images in flight the model runs again before a lane
+    reads its last scores, and a model returning views of one preallocated array would overwrite them."""
+    X = photos(4, 12, 12)
+    f = smooth_model(X.shape[1:])
+    reused = np.empty((64, K))
+
+    def model(x: np.ndarray) -> np.ndarray:
+        reused[: len(x)] = f(x)
+        return reused[: len(x)]
+
+    options = {"max_evals": 120, "batch_size": 16, "silent": True}
+    explanation = Explainer(model, Image("blur(3,3)", X[0].shape))(X, **options)
+    expected = Explainer(f, Image("blur(3,3)", X[0].shape))(X, **options)
+    np.testing.assert_array_equal(explanation.values, expected.values)
+    assert_efficient(explanation, f, X)

@@ -40,7 +40,7 @@ class _Reply:
 
     def wait(self, abandoned: threading.Event) -> Any:
         while not self._done.wait(_POLL_SECONDS):
-            if abandoned.is_set():
+            if abandoned.is_set():  # the caller stopped reading its inbox
                 raise _Abandoned
         if self._error is not None:
             raise _Abandoned from self._error
@@ -52,9 +52,10 @@ def run_in_lanes(
 ) -> Iterator[tuple[int, Result]]:
     """Yield ``(i, work(i, lane, call))`` for ``i`` in ``range(count)`` as each finishes.
 
-    ``work`` runs in ``lanes`` worker threads, lane k taking items k, k + lanes, ... in turn (so
-    per-lane state such as a buffer is never shared); each ``call(*args)`` it makes returns
-    ``model(*args)``, run on the thread iterating this generator. With one lane or one item everything
+    ``work`` runs in ``lanes`` worker threads, each taking the next item not yet taken when it is done
+    with one; ``lane`` says which thread runs it, so per-lane state such as a buffer is never shared.
+    Each ``call(*args)`` that ``work`` makes returns ``model(*args)``, run on the thread iterating this
+    generator. With one lane or one item everything
     runs on the calling thread, in order. An error in ``model`` or in ``work`` is raised here, after the
     lanes have stopped; leaving the loop early stops them too.
     """
@@ -65,28 +66,36 @@ def run_in_lanes(
 
     inbox: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
     abandoned = threading.Event()
+    untaken = iter(range(count))
+    taking = threading.Lock()
 
     def call(*args: Any) -> Any:
+        if abandoned.is_set():
+            raise _Abandoned
         reply = _Reply()
         inbox.put(("call", args, reply))
         return reply.wait(abandoned)
 
     def lane(index: int) -> None:
         try:
-            for i in range(index, count, lanes):
+            while not abandoned.is_set():
+                with taking:
+                    i = next(untaken, None)
+                if i is None:
+                    return
                 inbox.put(("done", i, work(i, index, call)))
         except _Abandoned:
             pass
         except BaseException as error:  # handed to the caller, who raises it
             inbox.put(("error", error, None))
 
-    threads = [
-        threading.Thread(target=lane, args=(index,), name=f"deepshap-lane-{index}", daemon=True)
-        for index in range(min(lanes, count))
-    ]
-    for thread in threads:
-        thread.start()
+    threads: list[threading.Thread] = []
     try:
+        for index in range(min(lanes, count)):
+            threads.append(
+                threading.Thread(target=lane, args=(index,), name=f"deepshap-lane-{index}", daemon=True)
+            )
+            threads[-1].start()
         finished = 0
         while finished < count:
             kind, subject, detail = inbox.get()
@@ -105,4 +114,5 @@ def run_in_lanes(
     finally:
         abandoned.set()
         for thread in threads:
-            thread.join()
+            if thread.ident is not None:  # started
+                thread.join()

@@ -182,7 +182,9 @@ class GradientExplainer:
         n_background = int(adapter.background[0].shape[0])
         picks = rng.integers(0, n_background, size=(n, nsamples))
         alphas = rng.random((n, nsamples), dtype=np.float32)
-        noise_seeds = rng.integers(0, 2**30, size=(n, nsamples))  # + input index stays in int32
+        # one seed per row and input (row seed + input index), distinct by construction
+        first_seed = int(rng.integers(0, 2**31))
+        noise_seeds = first_seed + len(xs) * np.arange(n * nsamples, dtype=np.int64).reshape(n, nsamples)
         features = sum(math.prod(int(d) for d in b.shape[1:]) for b in adapter.background)
         sums = _Sums(adapter.ops)
         for i0, i1, j0, j1 in _row_chunks(n, nsamples, self.batch_size):

@@ -79,7 +79,9 @@ class PartitionExplainer(Explainer):
     while the model runs on the other's; the model itself is always called from the calling thread, one
     batch at a time. Each of the two keeps the buffer its batches of masked images are built in
     (``batch_size`` + 1 images) from image to image and from call to call, instead of allocating one for
-    every image. Calls running at the same time in several threads each get their own buffers.
+    every image. Calls running at the same time in several threads each get their own buffers. A model
+    that starts processes with the "fork" method does so while the other image's thread runs; use
+    "spawn" there, as with any threaded program.
     """
 
     def __init__(
@@ -140,7 +142,7 @@ class PartitionExplainer(Explainer):
         lanes = _LANES if len(images) > 1 else 1
         with _BUFFER_HANDOVER:  # a call running alongside in another thread finds none: its own buffers
             buffers, self._batch_buffers = self._batch_buffers, []
-        buffers = (buffers + [None] * lanes)[:lanes]
+        buffers += [None] * (lanes - len(buffers))  # lane k builds in buffers[k]; the rest wait
 
         def explain(i: int, lane: int, call_model: Callable[..., np.ndarray]) -> _ImageResult:
             result, buffers[lane] = self._explain_image(
@@ -212,7 +214,8 @@ class PartitionExplainer(Explainer):
             out = out.detach().cpu()
             if out.is_floating_point() and out.element_size() < 4:  # bfloat16 has no numpy dtype
                 out = out.float()
-        out = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+        # a copy: the scores are read after the model's next call, which may reuse its output memory
+        out = np.array(out.numpy() if hasattr(out, "numpy") else out)
         if out.dtype.kind == "V":  # TensorFlow's bfloat16 (an ml_dtypes type)
             out = out.astype(np.float32)
         if out.ndim == 1:

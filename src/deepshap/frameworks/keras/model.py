@@ -43,14 +43,26 @@ class TFOps(TensorOps):
         return tf.reduce_sum(tensor, axis=axis)
 
     def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> tf.Tensor:
-        rows = [
-            tf.random.stateless_normal(tuple(shape), seed=(int(seed), 0), stddev=std, dtype=self.dtype)
-            for seed in seeds
-        ]
-        return tf.stack(rows)
+        return _normal_rows(
+            tf.constant(np.asarray(seeds, dtype=np.int64)),
+            tf.constant(tuple(shape), dtype=tf.int32),
+            tf.constant(std, dtype=self.dtype),
+        )
 
     def concat(self, tensors: Sequence[tf.Tensor], axis: int) -> tf.Tensor:
         return tf.concat(list(tensors), axis=axis)
+
+
+@tf.function(reduce_retracing=True)
+def _normal_rows(seeds: tf.Tensor, shape: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
+    """Per seed, stateless Gaussian noise of ``shape``, stacked; one graph for all rows (a Python loop
+    of eager calls costs ~0.5 ms a row)."""
+    pairs = tf.stack([seeds, tf.zeros_like(seeds)], axis=1)
+    return tf.map_fn(
+        lambda pair: tf.random.stateless_normal(shape, seed=pair, stddev=std, dtype=std.dtype),
+        pairs,
+        fn_output_signature=std.dtype,
+    )
 
 
 class KerasModel(ModelAdapter):
