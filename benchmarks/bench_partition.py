@@ -13,8 +13,9 @@ PyTorch, 1000 softmax outputs), the top 4 classes explained, batches of 50:
 
 The floor is the model's own time for the same number of evaluations, in batches of batch_size, on
 ready-made batches. Run alone with ``python benchmarks/bench_partition.py`` (prints wall and CPU
-timings and ratios, then memory; ``--shap-memory`` also measures shap's ~10 GB peak), or through the
-harness (``python benchmarks/run.py -k partition``).
+timings and ratios, then memory; ``--shap-memory`` also measures shap's ~10 GB peak; ``--waiting-model``
+times the blur cases on :func:`waiting_model`, a stand-in for a model on a GPU), or through the harness
+(``python benchmarks/run.py -k partition``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ def light_model() -> Callable[[np.ndarray], np.ndarray]:
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(0, 3, 1, 2)
             return net(batch / 255.0).numpy()
+
+    return f
+
+
+def waiting_model(seconds_per_image: float = 0.0002) -> Callable[[np.ndarray], np.ndarray]:
+    """A stand-in for a model on a GPU: it waits ``seconds_per_image`` per image with the CPU free (as a
+    CPU thread waits for a device), then scores a 16x16 subsample of each image linearly (1000 classes)."""
+    weights = np.random.default_rng(0).normal(size=(14 * 14 * 3, N_CLASSES)).astype(np.float32) / 100
+
+    def f(x: np.ndarray) -> np.ndarray:
+        time.sleep(seconds_per_image * len(x))
+        return x[:, ::16, ::16, :].reshape(len(x), -1) @ weights
 
     return f
 
@@ -206,14 +219,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
     parser.add_argument("--no-shap", action="store_true", help="skip shap's timings")
     parser.add_argument("--shap-memory", action="store_true", help="also measure shap's peak RSS (~10 GB)")
+    parser.add_argument(
+        "--waiting-model", action="store_true", help="explain waiting_model() (a GPU stand-in), blur only"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from harness import limit_threads, steady_allocator
 
     limit_threads(args.threads)
     steady_allocator()
-    f, X = light_model(), photos()
+    f, X = (waiting_model() if args.waiting_model else light_model()), photos()
     for name, mask_value, max_evals, target in SPEED_CASES:
+        if args.waiting_model and mask_value == "inpaint_telea":
+            continue
         runs = {
             "floor": floor_work(f, X, max_evals),
             "deepshap": explain_work("deepshap", f, X, mask_value, max_evals),
@@ -233,6 +251,8 @@ def main() -> None:
         if mask_value == "inpaint_telea":
             count, seconds = inpainting_alone(X, max_evals)
             print(f"  cv2.inpaint alone on the same {count} masks, one thread: {seconds:.3f} s", flush=True)
+    if args.waiting_model:
+        return
     memory = memory_report(with_shap=args.shap_memory)
     print("memory, outputs=None, 1000 classes, 1 photo, 100 evals: " + json.dumps(memory))
 
