@@ -156,7 +156,7 @@ class PartitionExplainer(Explainer):
             )
             return result
 
-        results: list[dict[str, Any]] = [{}] * len(images)
+        results: list[dict[str, Any]] = [{} for _ in images]  # in image order, whichever finishes first
         values = None
         with tqdm(total=len(images), desc="Partition explainer", disable=silent) as progress:
             for i, result in run_in_lanes(explain, len(images), self._call_model, lanes):
