@@ -613,6 +613,34 @@ def test_batch_merged_as_inner_factor_falls_back_to_one_sample_chunks() -> None:
     np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
 
 
+class TokenwiseMLP(nn.Module):
+    """A token-wise MLP on (batch * tokens, features) rows, pooled over the tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ELU())
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, tokens, features = x.shape
+        h = self.inner(x.reshape(n * tokens, features)).reshape(n, tokens, -1)
+        return self.out(h.mean(1))
+
+
+def test_batch_merged_as_outer_factor_is_paired_without_falling_back(monkeypatch) -> None:
+    """(batch * tokens) rows split into (samples, background rows, tokens): several samples per chunk."""
+    from deepshap.frameworks.pytorch import deep
+
+    chunks = []
+    attributions = deep._attributions
+    monkeypatch.setattr(deep, "_attributions", lambda *args: chunks.append(args[-1]) or attributions(*args))
+    model, bg, X = TokenwiseMLP().eval(), _data((6, 5, 4), 1), _data((4, 5, 4), 2)
+    many = _additive(model, bg, X, batch_size=24)
+    assert chunks == [4]  # 4 samples by 6 background rows per chunk, no fallback
+    one = _additive(model, bg, X, batch_size=6)
+    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+
+
 # found in review: each failed before its fix -------------------------------------------------------
 class SkipAroundLayer(nn.Module):
     def __init__(self) -> None:

@@ -114,7 +114,7 @@ def _pair_pass(
     """Multipliers times differences, summed over the background rows, for n samples: ``(n, *shape, R)``."""
     n, m = int(xs[0].shape[0]), int(refs[0].shape[0])
     leaves = [x.detach().repeat_interleave(m, dim=0).requires_grad_(True) for x in xs]
-    mode = _DeepMode(records=records, n_samples=n)
+    mode = _DeepMode(records=records, n_samples=n, n_rows=m)
     with torch.enable_grad():
         with mode:
             out = adapter.forward([leaf.clone() for leaf in leaves])
@@ -180,11 +180,16 @@ class _DeepMode(TorchFunctionMode):
     """Reference pass (``n_samples == 0``): records rule arguments. Pair pass: applies the rules."""
 
     def __init__(
-        self, records: list[tuple[Any, list[torch.Tensor]]], n_samples: int, copy_records: bool = False
+        self,
+        records: list[tuple[Any, list[torch.Tensor]]],
+        n_samples: int,
+        copy_records: bool = False,
+        n_rows: int = 1,
     ) -> None:
         super().__init__()
         self.records = records
         self.n_samples = n_samples
+        self.n_rows = n_rows  # background rows per sample in the pair pass
         self.position = 0
         self.copy_records = copy_records
         self._versions: list[list[int]] = []  # version counters of the recorded tensors when recorded
@@ -230,7 +235,7 @@ class _DeepMode(TorchFunctionMode):
             )
         refs = self.records[self.position][1]
         self.position += 1
-        ref_of = _Refs(dependent, refs, self.n_samples)
+        ref_of = _Refs(dependent, refs, self.n_samples, self.n_rows)
         return _RULE_IMPLS[rule](func, name, list(args), kwargs, ref_of)
 
     def records_changed(self) -> bool:
@@ -344,28 +349,34 @@ def _batch_axis(ref: torch.Tensor, like: torch.Tensor, n: int) -> int | None:
 class _Refs:
     """The references of one rule call's input-dependent arguments (keyed by the argument's id)."""
 
-    def __init__(self, dependent: list[torch.Tensor], refs: list[torch.Tensor], n: int) -> None:
+    def __init__(self, dependent: list[torch.Tensor], refs: list[torch.Tensor], n: int, m: int) -> None:
         self._items = {id(t): (t, r) for t, r in zip(dependent, refs, strict=True)}
         self._full: dict[int, torch.Tensor] = {}
         self._checked: set[int] = set()
-        self.n = n
+        self.n = n  # samples
+        self.m = m  # background rows per sample
 
     def __contains__(self, key: int) -> bool:
         return key in self._items
 
     def _axis(self, key: int) -> int | None:
-        """The batch axis, checked on the values: the sample side must not vary along the m rows.
+        """The batch axis, checked on the values: the sample side must not vary over background rows.
 
-        Shapes alone cannot tell (batch * heads) from (heads * batch); a wrong split would pair sample
-        rows with the wrong references, so it is refused here rather than left to the additivity check.
+        Along the batch axis the reference holds m background rows times an inner factor (heads in
+        (batch * heads, ...), positions in (batch * seq, ...)), so the pair tensor splits into
+        (n, m, inner). Shapes alone cannot tell (batch * heads) from (heads * batch); a wrong split would
+        pair sample rows with the wrong references, so it is refused here rather than left to the
+        additivity check.
         """
         like, ref = self._items[key]
         axis = _batch_axis(ref, like, self.n)
-        m = 1 if axis is None else ref.shape[axis]
-        if axis is not None and m > 1 and key not in self._checked:
-            split = like.detach().unflatten(axis, (self.n, m))
+        rows = 1 if axis is None else ref.shape[axis]
+        if axis is not None and rows > 1 and key not in self._checked:
+            if self.m == 1 or rows % self.m:  # an inner factor that one background row cannot check
+                raise _AmbiguousLayout(f"batch axis of a tensor of shape {tuple(like.shape)}")
+            split = like.detach().unflatten(axis, (self.n, self.m, rows // self.m))
             first = split.select(axis + 1, 0).contiguous()
-            gap = (first - split.select(axis + 1, m - 1)).abs_().max()
+            gap = (first - split.select(axis + 1, self.m - 1)).abs_().max()
             if bool(gap > 1e-3 * first.abs_().max()):
                 raise _AmbiguousLayout(f"batch axis of a tensor of shape {tuple(like.shape)}")
             self._checked.add(key)
