@@ -641,6 +641,60 @@ def test_batch_merged_as_outer_factor_is_paired_without_falling_back(monkeypatch
     np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
 
 
+class SeqFirstTokenwise(TokenwiseMLP):
+    """The same token-wise MLP on (tokens * batch, features) rows: the batch is the inner factor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, tokens, features = x.shape
+        h = self.inner(x.transpose(0, 1).reshape(tokens * n, features)).reshape(tokens, n, -1)
+        return self.out(h.mean(0))
+
+
+class HeadsFirstMaskedPooling(nn.Module):
+    """Per-head softmax over tokens on (heads * batch, tokens) rows, padding masked with -inf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.score, self.readout = nn.Linear(4, 2), nn.Linear(6, 3)
+        self.register_buffer("pad", torch.tensor([False, False, False, False, True, True]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, tokens, _ = x.shape
+        scores = self.score(x).permute(2, 0, 1).reshape(2 * n, tokens).masked_fill(self.pad, float("-inf"))
+        return self.readout(torch.softmax(scores, -1).reshape(2, n, tokens).mean(0))
+
+
+@pytest.mark.parametrize(
+    ("model", "X"),
+    [
+        # samples constant along the tokens: row 0 and row m-1 of a wrong split hold equal values
+        (SeqFirstTokenwise(), _data((2, 1, 4), 2).expand(2, 4, 4).contiguous()),
+        # -inf in the compared values made the gap NaN, which passed any split
+        (HeadsFirstMaskedPooling(), _data((3, 6, 4), 2)),
+    ],
+)
+def test_a_wrong_split_of_the_batch_is_not_taken_for_a_right_one(model, X) -> None:
+    """Where the real samples cannot tell the split, made-up ones do: the values of one sample per pass."""
+    torch.manual_seed(0)
+    bg = _data((2, *X.shape[1:]), 1)
+    many = _additive(model, bg, X, batch_size=100)
+    one = _additive(model, bg, X, batch_size=2)
+    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+
+
+class EmptySlice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(x)) + torch.relu(x[:, :0]).sum(1, keepdim=True)
+
+
+def test_a_nonlinearity_on_an_empty_slice() -> None:
+    _additive(EmptySlice(), _data((3, 4), 1), _data((3, 4), 2), batch_size=100)
+
+
 # found in review: each failed before its fix -------------------------------------------------------
 class SkipAroundLayer(nn.Module):
     def __init__(self) -> None:

@@ -73,12 +73,16 @@ def _attributions(
     background = adapter.background
     n_samples, n_bg, n_out = int(inputs[0].shape[0]), int(background[0].shape[0]), int(index.shape[1])
     phi = [torch.zeros((n_samples, *x.shape[1:], n_out), dtype=x.dtype, device=x.device) for x in inputs]
+    layout_probed = False
     for j0 in range(0, n_bg, m_chunk):
         refs = [b[j0 : j0 + m_chunk] for b in background]
         records = _reference_pass(adapter, refs)
         for i0 in range(0, n_samples, n_chunk):
             xs = [x[i0 : i0 + n_chunk] for x in inputs]
-            parts = _pair_pass(adapter, xs, refs, records, index[i0 : i0 + n_chunk])
+            parts, inner_split = _pair_pass(adapter, xs, refs, records, index[i0 : i0 + n_chunk])
+            if inner_split and not layout_probed:
+                _probe_layout(adapter, refs, records, len(xs[0]))
+                layout_probed = True
             for k, part in enumerate(parts):
                 phi[k][i0 : i0 + n_chunk] += part
     return phi
@@ -104,21 +108,35 @@ def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> list[tuple[Any, l
     return mode.records
 
 
+def _pair_forward(
+    adapter: Any,
+    xs: list[torch.Tensor],
+    refs: list[torch.Tensor],
+    records: list[tuple[Any, list[torch.Tensor]]],
+) -> tuple[torch.Tensor, list[torch.Tensor], _DeepMode]:
+    """The model on n samples times m background rows (row i*m + j: sample i, row j), rules applied:
+    the output, the input leaves and the mode (call within ``torch.enable_grad()``)."""
+    n, m = int(xs[0].shape[0]), int(refs[0].shape[0])
+    leaves = [x.detach().repeat_interleave(m, dim=0).requires_grad_(True) for x in xs]
+    mode = _DeepMode(records=records, n_samples=n, n_rows=m)
+    with mode:
+        out = adapter.forward([leaf.clone() for leaf in leaves])
+    mode.check_consumed()
+    return out, leaves, mode
+
+
 def _pair_pass(
     adapter: Any,
     xs: list[torch.Tensor],
     refs: list[torch.Tensor],
     records: list[tuple[Any, list[torch.Tensor]]],
     index: torch.Tensor,
-) -> list[torch.Tensor]:
-    """Multipliers times differences, summed over the background rows, for n samples: ``(n, *shape, R)``."""
+) -> tuple[list[torch.Tensor], bool]:
+    """Multipliers times differences, summed over the background rows, for n samples: ``(n, *shape, R)``;
+    and whether a merged batch axis was split on the values of these samples (see :func:`_probe_layout`)."""
     n, m = int(xs[0].shape[0]), int(refs[0].shape[0])
-    leaves = [x.detach().repeat_interleave(m, dim=0).requires_grad_(True) for x in xs]
-    mode = _DeepMode(records=records, n_samples=n, n_rows=m)
     with torch.enable_grad():
-        with mode:
-            out = adapter.forward([leaf.clone() for leaf in leaves])
-        mode.check_consumed()
+        out, leaves, mode = _pair_forward(adapter, xs, refs, records)
         if not out.requires_grad:
             raise ValueError("the model output does not depend on its input; nothing to explain.")
         selected = out.gather(1, index.repeat_interleave(m, dim=0))
@@ -136,7 +154,28 @@ def _pair_pass(
             for k, (g, delta) in enumerate(zip(grads, deltas, strict=True)):
                 contrib = torch.zeros_like(delta) if g is None else g * delta
                 columns[k].append(contrib.reshape(n, m, *delta.shape[1:]).sum(1))
-    return [torch.stack(cols, dim=-1) for cols in columns]
+    return [torch.stack(cols, dim=-1) for cols in columns], mode.inner_split
+
+
+def _probe_layout(
+    adapter: Any, refs: list[torch.Tensor], records: list[tuple[Any, list[torch.Tensor]]], n: int
+) -> None:
+    """Check the split of merged batch axes again on made-up samples (background rows plus noise).
+
+    Where the batch is merged with an inner factor ((batch * tokens, ...)), the split is checked on the
+    values: the sample side must repeat over the background rows. Samples that are equal to each other or
+    constant along the tokens can pass a wrong split; generic values cannot, and the layout belongs to
+    the model, not to the data. Raises :class:`_AmbiguousLayout` where the split does not hold.
+    """
+    generator = torch.Generator(device=refs[0].device).manual_seed(0)
+    xs = []
+    for ref in refs:
+        rows = ref[torch.arange(n, device=ref.device) % len(ref)]
+        scale = ref.std(0, correction=0) + 0.1 * ref.abs().mean() + 1e-3
+        noise = torch.randn(rows.shape, generator=generator, device=ref.device, dtype=ref.dtype)
+        xs.append(rows + noise * scale)
+    with torch.enable_grad():  # the rules follow the input through requires_grad; no backward pass
+        _pair_forward(adapter, xs, refs, records)
 
 
 @contextlib.contextmanager
@@ -190,6 +229,7 @@ class _DeepMode(TorchFunctionMode):
         self.records = records
         self.n_samples = n_samples
         self.n_rows = n_rows  # background rows per sample in the pair pass
+        self.inner_split = False  # a merged batch axis was split on the values (see _Refs._axis)
         self.position = 0
         self.copy_records = copy_records
         self._versions: list[list[int]] = []  # version counters of the recorded tensors when recorded
@@ -236,7 +276,9 @@ class _DeepMode(TorchFunctionMode):
         refs = self.records[self.position][1]
         self.position += 1
         ref_of = _Refs(dependent, refs, self.n_samples, self.n_rows)
-        return _RULE_IMPLS[rule](func, name, list(args), kwargs, ref_of)
+        result = _RULE_IMPLS[rule](func, name, list(args), kwargs, ref_of)
+        self.inner_split |= ref_of.inner_split
+        return result
 
     def records_changed(self) -> bool:
         """Whether a recorded tensor was changed in place after it was recorded."""
@@ -355,6 +397,7 @@ class _Refs:
         self._checked: set[int] = set()
         self.n = n  # samples
         self.m = m  # background rows per sample
+        self.inner_split = False  # an axis merging the batch with an inner factor was split
 
     def __contains__(self, key: int) -> bool:
         return key in self._items
@@ -371,14 +414,13 @@ class _Refs:
         like, ref = self._items[key]
         axis = _batch_axis(ref, like, self.n)
         rows = 1 if axis is None else ref.shape[axis]
-        if axis is not None and rows > 1 and key not in self._checked:
+        if axis is not None and rows > 1 and like.numel() and key not in self._checked:
             if self.m == 1 or rows % self.m:  # an inner factor that one background row cannot check
                 raise _AmbiguousLayout(f"batch axis of a tensor of shape {tuple(like.shape)}")
             split = like.detach().unflatten(axis, (self.n, self.m, rows // self.m))
-            first = split.select(axis + 1, 0).contiguous()
-            gap = (first - split.select(axis + 1, self.m - 1)).abs_().max()
-            if bool(gap > 1e-3 * first.abs_().max()):
+            if not _repeats(split.select(axis + 1, 0), split.select(axis + 1, self.m - 1)):
                 raise _AmbiguousLayout(f"batch axis of a tensor of shape {tuple(like.shape)}")
+            self.inner_split |= rows > self.m
             self._checked.add(key)
         return axis
 
@@ -410,6 +452,18 @@ class _Refs:
             lambda v: v.unsqueeze(axis),
             lambda v: v.flatten(axis, axis + 1),
         )
+
+
+def _repeats(first: torch.Tensor, last: torch.Tensor) -> bool:
+    """Whether two sample sides hold the same values: within 1e-3 of the largest finite magnitude, and
+    equal where not finite (masks of -inf)."""
+    gap, scale = (first - last).abs().max(), first.abs().max()
+    if bool(torch.isfinite(gap) & torch.isfinite(scale)):
+        return bool(gap <= 1e-3 * scale)
+    finite = torch.isfinite(first) & torch.isfinite(last)
+    if not bool((finite | (first == last)).all()):
+        return False
+    return not bool(finite.any()) or _repeats(first[finite], last[finite])
 
 
 def _same(t: torch.Tensor) -> torch.Tensor:
