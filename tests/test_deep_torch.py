@@ -604,13 +604,17 @@ class InnerBatch(nn.Module):
         return self.out(h.flatten(1))
 
 
+def _same_as_one_sample_per_pass(model: nn.Module, bg: torch.Tensor, X: torch.Tensor, batch: int) -> None:
+    """Additive with ``batch`` rows per pass and with one sample per pass, the same values both ways."""
+    many = _additive(model, bg, X, batch_size=batch)
+    one = _additive(model, bg, X, batch_size=len(bg))
+    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+
+
 def test_batch_merged_as_inner_factor_falls_back_to_one_sample_chunks() -> None:
     """Shapes cannot tell (tokens * batch) from (batch * tokens); the values can, and the answer is right."""
     torch.manual_seed(0)
-    model, bg, X = InnerBatch().eval(), _data((5, 3, 4), 1), _data((3, 3, 4), 2)
-    many = _additive(model, bg, X, batch_size=100)
-    one = _additive(model, bg, X, batch_size=5)
-    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+    _same_as_one_sample_per_pass(InnerBatch().eval(), _data((5, 3, 4), 1), _data((3, 3, 4), 2), 100)
 
 
 class TokenwiseMLP(nn.Module):
@@ -634,11 +638,8 @@ def test_batch_merged_as_outer_factor_is_paired_without_falling_back(monkeypatch
     chunks = []
     attributions = deep._attributions
     monkeypatch.setattr(deep, "_attributions", lambda *args: chunks.append(args[-1]) or attributions(*args))
-    model, bg, X = TokenwiseMLP().eval(), _data((6, 5, 4), 1), _data((4, 5, 4), 2)
-    many = _additive(model, bg, X, batch_size=24)
-    assert chunks == [4]  # 4 samples by 6 background rows per chunk, no fallback
-    one = _additive(model, bg, X, batch_size=6)
-    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+    _same_as_one_sample_per_pass(TokenwiseMLP().eval(), _data((6, 5, 4), 1), _data((4, 5, 4), 2), 24)
+    assert chunks == [4, 1]  # 4 samples by 6 background rows per pass, no fallback; then 1 by 6
 
 
 class SeqFirstTokenwise(TokenwiseMLP):
@@ -676,10 +677,7 @@ class HeadsFirstMaskedPooling(nn.Module):
 def test_a_wrong_split_of_the_batch_is_not_taken_for_a_right_one(model, X) -> None:
     """Where the real samples cannot tell the split, made-up ones do: the values of one sample per pass."""
     torch.manual_seed(0)
-    bg = _data((2, *X.shape[1:]), 1)
-    many = _additive(model, bg, X, batch_size=100)
-    one = _additive(model, bg, X, batch_size=2)
-    np.testing.assert_allclose(many[0], one[0], rtol=1e-5, atol=1e-7)
+    _same_as_one_sample_per_pass(model, _data((2, *X.shape[1:]), 1), X, 100)
 
 
 class EmptySlice(nn.Module):
