@@ -229,6 +229,19 @@ def test_output_axes_are_read_from_names_indexes_or_base_values() -> None:
     assert Explanation(np.zeros((2, 4)), base_values=np.zeros(2)).output_dims == ()
 
 
+def test_one_output_as_a_base_value_column_like_shaps_deep_explainer() -> None:
+    """shap's DeepExplainer gives base_values (N, 1) with values (N, F) for a one-output model."""
+    values, base = np.arange(12.0).reshape(4, 3), np.arange(4.0)[:, None]
+    e = Explanation(values, base_values=base, data=np.ones((4, 3)))
+    assert e.output_dims == ()
+    np.testing.assert_array_equal(e[2].base_values, [2.0])
+    assert e[1:3].base_values.shape == (2, 1) and e[:, 1].base_values.shape == (4, 1)
+    np.testing.assert_array_equal(e.mean(0).base_values, [1.5])
+    np.testing.assert_array_equal(e[:, 1].values, values[:, 1])
+    with pytest.raises(ValueError, match="base_values has shape"):
+        Explanation(values, base_values=np.zeros((4, 2)))
+
+
 def test_fields_and_shape_and_clone() -> None:
     e = coded_explanation()
     assert e.shape == (N, F, K) and len(e) == N

@@ -227,6 +227,8 @@ def _names_dims(
         return out
     if n and shape == (vshape[0], *out_shape):
         return (0, *out)
+    if name == "base_values" and not k and n and shape == (vshape[0], 1):  # one output as a column
+        return (0,)
     raise ValueError(
         f"Explanation {name} has shape {shape}, which lines up with neither the output axes {out_shape} "
         f"nor (samples, outputs) {(vshape[0] if n else None, *out_shape)} of values {vshape}."
@@ -261,6 +263,8 @@ def _output_rank(vshape: tuple[int, ...], fields: dict[str, Any]) -> int:
         return m - 1
     if m <= n and vshape[n - m :] == shape:
         return m
+    if n and shape == (vshape[0], 1):  # one output as a column, as shap's DeepExplainer gives it
+        return 0
     raise ValueError(
         f"Explanation base_values has shape {shape}; it must be (samples, *outputs) or (*outputs) for "
         f"values of shape {vshape}."
