@@ -14,7 +14,7 @@ PyTorch, 1000 softmax outputs), the top 4 classes explained, batches of 50:
 The floor is the model's own time for the same number of evaluations, in batches of batch_size, on
 ready-made batches. Run alone with ``python benchmarks/bench_partition.py`` (prints wall and CPU
 timings and ratios, then memory; ``--shap-memory`` also measures shap's ~10 GB peak; ``--waiting-model``
-times the blur cases on :func:`waiting_model`, a stand-in for a model on a GPU), or through the harness
+times only the blur cases, on :func:`waiting_model`, a stand-in for a model on a GPU), or through the harness
 (``python benchmarks/run.py -k partition``).
 """
 
@@ -75,7 +75,8 @@ def light_model() -> Callable[[np.ndarray], np.ndarray]:
 
 def waiting_model(seconds_per_image: float = 0.0002) -> Callable[[np.ndarray], np.ndarray]:
     """A stand-in for a model on a GPU: it waits ``seconds_per_image`` per image with the CPU free (as a
-    CPU thread waits for a device), then scores a 16x16 subsample of each image linearly (1000 classes)."""
+    CPU thread waits for a device), then scores every 16th pixel of a 224x224 image (a 14x14x3 grid)
+    linearly (1000 classes)."""
     weights = np.random.default_rng(0).normal(size=(14 * 14 * 3, N_CLASSES)).astype(np.float32) / 100
 
     def f(x: np.ndarray) -> np.ndarray:
@@ -196,9 +197,9 @@ def memory_report(with_shap: bool = False) -> dict[str, float]:
 def _best_of(works: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
     """Best wall-clock and best CPU seconds of each work over ``repeats`` turns, after a warm-up each.
 
-    The works take turns so that a slow spell of a shared machine hits them alike. CPU time is the
-    steadier measure for single-threaded work (the blur cases); inpainting runs threads, so its wall
-    time is the one that counts.
+    The works take turns so that a slow spell of a shared machine hits them alike. Wall time is the one
+    that counts: deepshap runs worker threads (two images at once, inpainting in parallel) and the
+    waiting model sleeps, so CPU time only shows how much work was done.
     """
     for work in works.values():
         work()

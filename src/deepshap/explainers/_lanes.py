@@ -56,8 +56,8 @@ def run_in_lanes(
     with one; ``lane`` says which thread runs it, so per-lane state such as a buffer is never shared.
     Each ``call(*args)`` that ``work`` makes returns ``model(*args)``, run on the thread iterating this
     generator. With one lane or one item everything runs on the calling thread, in order. An error in
-    ``model`` or in ``work`` is raised here, after the lanes have stopped; leaving the loop early stops
-    them too.
+    ``model`` or in ``work`` is raised here, after the lanes have stopped; closing the generator (or
+    dropping it) stops them too.
     """
     if lanes <= 1 or count <= 1:
         for i in range(count):

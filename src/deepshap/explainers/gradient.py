@@ -53,9 +53,9 @@ class GradientExplainer:
     ``layer`` (background and X are raw model inputs), a Keras model, or Keras tensors
     ``(model.layers[k].input, model.layers[-1].output)`` (then background and X are that layer's input).
     ``data``: the background, an array or tensor, or a list of them for several inputs. Torch models are
-    put in eval mode; Keras models run with ``training=False``. ``rseed`` makes a call reproducible, whatever
-    ``batch_size``: every draw (background row, position on the path and, with ``local_smoothing``, the
-    noise) is fixed per sample and draw, not per batch.
+    put in eval mode; Keras models run with ``training=False``. ``rseed`` makes a call reproducible,
+    whatever ``batch_size`` (up to float rounding): every draw (background row, position on the path
+    and, with ``local_smoothing``, the noise) is fixed per sample and draw, not per batch.
     """
 
     def __init__(self, model: Any, data: Any, batch_size: int = 50, local_smoothing: float = 0) -> None:

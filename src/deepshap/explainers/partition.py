@@ -77,7 +77,7 @@ class PartitionExplainer(Explainer):
 
     With two or more images, two are explained at once in worker threads, each building its next batch
     while the model runs on the other's; the model itself is always called from the calling thread, one
-    batch at a time. Each of the two keeps the buffer its batches of masked images are built in
+    batch at a time. Each of the two threads keeps the buffer its batches of masked images are built in
     (``batch_size`` + 1 images) from image to image and from call to call, instead of allocating one for
     every image. Calls running at the same time in several threads each get their own buffers. A model
     that starts processes with the "fork" method does so while the other image's thread runs; use

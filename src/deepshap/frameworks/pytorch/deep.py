@@ -47,7 +47,8 @@ class UnsupportedOperationError(TypeError):
 
 
 class _AmbiguousLayout(RuntimeError):
-    """Several samples per chunk cannot be paired with their references (the batch is an inner factor)."""
+    """Several samples per chunk cannot be paired with their references: the batch axis does not split
+    into (samples, background rows, inner factor) on the values, or one background row cannot show it."""
 
 
 def deep_attributions(
