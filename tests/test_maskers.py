@@ -221,6 +221,45 @@ def test_inpainting_in_a_crop_equals_opencv_on_the_whole_image(method):
         np.testing.assert_array_equal(filler.inpaint(keep), expected)
 
 
+@pytest.mark.parametrize(
+    "dtype, channels, scale",
+    [
+        (np.float32, 3, 1 / 255),  # OpenCV does the blanking, the byte look-up and the masked copy
+        (np.int16, 1, 1.0),
+        (np.float64, 4, 0.01),  # four channels: inpainted one by one
+        (np.int64, 3, 7.0),  # types and channel counts OpenCV's array functions may lack: numpy's
+        (np.float16, 3, 1 / 255),
+        (np.float32, 5, 1.0),
+    ],
+)
+def test_inpainting_of_every_image_type_equals_the_plain_computation(dtype, channels, scale):
+    """Kept pixels exact, hidden ones OpenCV's fill of the blanked byte image mapped back, whichever of
+    OpenCV's or numpy's array functions a type gets."""
+    from deepshap.maskers._image import _byte_scale, _cast_like
+
+    colour = photo()
+    image = np.concatenate([colour] * 2, axis=-1)[..., :channels]
+    image = (np.rint(image) * scale).astype(dtype)
+    keep = random_box_masks(6, image.shape[:2], seed=11)
+    low, step = _byte_scale(image)
+    image_bytes = np.rint((image.astype(np.float64) - low) / step).astype(np.uint8)
+    expected = []
+    for mask in keep:
+        blanked = np.where(mask[..., None], image_bytes, 0).astype(np.uint8)
+        hidden = (~mask).astype(np.uint8)
+        filled = np.stack(
+            [
+                cv2.inpaint(np.ascontiguousarray(blanked[..., c]), hidden, 3, cv2.INPAINT_TELEA)
+                for c in range(channels)
+            ],
+            axis=-1,
+        )
+        expected.append(np.where(mask[..., None], image, _cast_like(low + filled * step, image)))
+    out = Image("inpaint_telea", image.shape).filler(image).build(keep)
+    assert out.dtype == image.dtype
+    np.testing.assert_array_equal(out, np.stack(expected))
+
+
 @pytest.mark.parametrize("method", ["inpaint_telea", "inpaint_ns"])
 def test_hidden_pixels_do_not_leak_into_the_fill(method):
     """OpenCV alone lets hidden pixels near the border change the fill; deepshap's fill never sees them."""

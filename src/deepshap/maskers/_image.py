@@ -331,6 +331,10 @@ class InpaintFill(_Fill):
             if x.dtype == np.uint8
             else np.rint((x.astype(np.float64) - self.low) / self.step).astype(np.uint8)
         )
+        # byte -> image value, the same rounding as `_cast_like` (None: uint8 images are their bytes)
+        self.byte_values = (
+            None if x.dtype == np.uint8 else _cast_like(self.low + np.arange(256) * self.step, x)
+        )
         mean = x.astype(np.float64).mean(axis=(0, 1))
         self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
 
@@ -380,10 +384,9 @@ class InpaintFill(_Fill):
         height, width = hidden.shape
         y0, y1 = max(rows[0] - _CROP_MARGIN, 0), min(rows[-1] + 1 + _CROP_MARGIN, height)
         x0, x1 = max(cols[0] - _CROP_MARGIN, 0), min(cols[-1] + 1 + _CROP_MARGIN, width)
-        crop_hidden = hidden[y0:y1, x0:x1]
+        mask8 = hidden[y0:y1, x0:x1].view(np.uint8)
         # OpenCV reads some hidden pixels near the image border: blank them so they cannot leak
-        source = np.where(crop_hidden[..., None], np.uint8(0), self.bytes[y0:y1, x0:x1])
-        mask8 = crop_hidden.view(np.uint8) if crop_hidden.flags.c_contiguous else crop_hidden.astype(np.uint8)
+        source = _blank(self.bytes[y0:y1, x0:x1], keep[y0:y1, x0:x1].view(np.uint8))
         channels = source.shape[-1]
         if channels in (1, 3):
             filled = cv2.inpaint(
@@ -400,10 +403,50 @@ class InpaintFill(_Fill):
         out[...] = self.x
         region = out[y0:y1, x0:x1]
         filled = filled.reshape(region.shape)
-        if self.x.dtype != np.uint8:
-            filled = _cast_like(self.low + filled * self.step, self.x)
-        np.copyto(region, filled, where=crop_hidden[..., None])
+        if self.byte_values is not None:
+            filled = _look_up(self.byte_values, filled)
+        _copy_where(region, filled, mask8)
         return out
+
+
+_OPENCV_DTYPES = frozenset(
+    np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+)
+"""Element types that every supported OpenCV version handles in its per-pixel array functions."""
+
+
+def _opencv_can(array: np.ndarray) -> bool:
+    """Whether OpenCV's copy and look-up functions take ``array`` ``(h, w, C)`` (numpy does the rest)."""
+    return array.dtype in _OPENCV_DTYPES and array.shape[-1] <= 4
+
+
+def _blank(image: np.ndarray, kept8: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` ``(h, w, C)`` with the pixels where the ``(h, w)`` uint8 mask ``kept8`` is 0 set
+    to 0."""
+    import cv2
+
+    if _opencv_can(image):  # a masked copy into zeros, some 50x faster than np.where
+        return cv2.copyTo(image, kept8).reshape(image.shape)
+    return np.where(kept8.view(bool)[..., None], image, np.zeros((), image.dtype))
+
+
+def _look_up(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``table[indices]`` for a 256-entry table and uint8 ``indices`` ``(h, w, C)``."""
+    import cv2
+
+    if table.dtype in _OPENCV_DTYPES and indices.shape[-1] <= 4:
+        return cv2.LUT(indices, table).reshape(indices.shape)
+    return np.take(table, indices)
+
+
+def _copy_where(dst: np.ndarray, src: np.ndarray, mask8: np.ndarray) -> None:
+    """``dst[mask] = src[mask]`` for ``(h, w, C)`` arrays (``dst`` may be a view) and an ``(h, w)`` uint8
+    mask: OpenCV's masked copy where it writes into ``dst`` in place (some 30x faster), else numpy's."""
+    import cv2
+
+    if _opencv_can(dst) and np.may_share_memory(cv2.copyTo(src, mask8, dst), dst):
+        return
+    np.copyto(dst, src, where=mask8.view(bool)[..., None])
 
 
 def _path_masks(tree: PartitionTree, paths: list[Path]) -> np.ndarray:
