@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -71,6 +73,14 @@ def test_sample_images_rejects_unknown_name() -> None:
         datasets.sample_images(["lena"])
 
 
+def test_sample_images_rejects_a_bare_name_and_a_bad_size() -> None:
+    with pytest.raises(TypeError, match=r"pass \['coffee'\]"):
+        datasets.sample_images("coffee")
+    for size in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="positive int"):
+            datasets.sample_images(["coffee"], size=size)
+
+
 def test_cache_fills_imagenet_class_index_offline(cache_in: Path) -> None:
     path = datasets.cache(datasets.IMAGENET_CLASS_INDEX_URL)
     assert Path(path) == cache_in / "imagenet_class_index.json"
@@ -96,6 +106,38 @@ def test_cache_downloads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     source.write_text("changed")
     assert Path(datasets.cache(url)).read_text() == "payload", "second call must use the cache"
     assert list((tmp_path / "c").iterdir()) == [Path(path)], "no temporary files left behind"
+
+
+def test_cached_files_are_readable_as_the_umask_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not mkstemp's owner-only mode: a cache shared through DEEPSHAP_CACHE serves every user."""
+    monkeypatch.setenv("DEEPSHAP_CACHE", str(tmp_path / "c"))
+    source = tmp_path / "remote.txt"
+    source.write_text("payload")
+    previous = os.umask(0o022)
+    try:
+        path = Path(datasets.cache(source.as_uri()))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_download_cut_off_midway_is_a_cache_miss(cache_in: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class CutOff:
+        def __enter__(self) -> CutOff:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def read(self) -> bytes:
+            raise http.client.IncompleteRead(b"0123456789", 990)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *args, **kwargs: CutOff())
+    with pytest.raises(datasets.CacheMissError, match="DEEPSHAP_CACHE"):
+        datasets.cache("https://example.invalid/big.npy")
+    assert not list(cache_in.iterdir()), "nothing half-written is left in the cache"
 
 
 def test_imagenet50_offline_error_names_cache_path_and_files(cache_in: Path) -> None:

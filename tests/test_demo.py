@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from deepshap.cli import build_parser
+from deepshap.cli import build_parser, main
 from deepshap.demo import DemoSectionError, SectionResult, run_demo
 from deepshap.demo.sections import DemoState
 
@@ -94,3 +97,73 @@ def test_cli_requires_a_command_and_parses_demo_options() -> None:
     args = parser.parse_args(["demo", "--quick", "--out", "somewhere"])
     assert args.command == "demo" and args.quick and args.out == Path("somewhere")
     assert parser.parse_args(["demo"]).out == Path("demo-output")
+
+
+def test_a_section_that_returns_no_result_is_named_in_the_error(tmp_path: Path) -> None:
+    def silent_section(state: DemoState) -> SectionResult:
+        return None  # type: ignore[return-value]
+
+    with pytest.raises(DemoSectionError, match="'silent' returned NoneType instead of a SectionResult"):
+        run_demo(tmp_path, sections=[silent_section])
+
+
+def test_sections_may_be_any_callable_and_return_no_text(tmp_path: Path) -> None:
+    def titled(state: DemoState, title: str) -> SectionResult:
+        return SectionResult(title, [])
+
+    index = run_demo(tmp_path, sections=[functools.partial(titled, title="Only a title")])
+    assert "<h2>Only a title</h2>" in index.read_text()
+
+
+def test_gallery_links_images_by_url(tmp_path: Path) -> None:
+    def odd_names_section(state: DemoState) -> SectionResult:
+        return SectionResult("Odd", ["x"], ["fig #1.png", "what?.png"])
+
+    page = run_demo(tmp_path, sections=[odd_names_section]).read_text()
+    assert '<img src="fig%20%231.png"' in page and '<img src="what%3F.png"' in page
+
+
+def test_demo_leaves_the_callers_matplotlib_backend_alone(tmp_path: Path) -> None:
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")  # a backend of the caller's that is not Agg
+    try:
+        run_demo(tmp_path, sections=[lambda state: SectionResult("t", ["x"])])
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        plt.switch_backend(before)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make, which CI runs the tests with")
+def test_an_out_variable_in_the_environment_does_not_redirect_make(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OUT": str(tmp_path / "precious")}
+    for target in ("clean", "demo"):
+        commands = subprocess.run(
+            ["make", "-n", "-C", str(root), target], env=env, capture_output=True, text=True
+        )
+        assert "precious" not in commands.stdout and "demo-output" in commands.stdout, commands.stdout
+
+
+def test_cli_out_expands_home_and_rejects_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    calls: list[Path] = []
+    monkeypatch.setattr("deepshap.demo.run_demo", lambda out, quick: calls.append(out) or out / "index.html")
+    assert main(["demo", "--out=~/gallery"]) == 0
+    assert calls == [tmp_path / "gallery"] and (tmp_path / "gallery").is_dir()
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", str(tmp_path / "a_file")])
+    assert exit_info.value.code == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_importing_the_main_module_does_not_run_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import deepshap.__main__"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

@@ -2,4 +2,5 @@
 
 from deepshap.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing this module (doc tools, spawned processes) must not run the CLI
+    raise SystemExit(main())

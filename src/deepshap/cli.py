@@ -25,9 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepshap`` console script and ``python -m deepshap``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = args.out.expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out {out}: cannot create the output folder ({exc.strerror or exc}).")
+    import matplotlib
+
+    matplotlib.use("Agg")  # the demo only writes files: never open windows
     from deepshap.demo import run_demo  # imported here: `deepshap --help` must not load torch
 
-    index = run_demo(args.out, quick=args.quick)
+    index = run_demo(out, quick=args.quick)
     print(f"Gallery: {index.resolve()}")
     return 0

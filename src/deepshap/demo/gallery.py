@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,8 @@ img { max-width: 100%; border: 1px solid #eee; }
 def render_section(result: SectionResult) -> str:
     paragraphs = "\n".join(f"<p>{html.escape(line)}</p>" for line in result.text)
     images = "\n".join(
-        f'<p><img src="{html.escape(name)}" alt="{html.escape(result.title)}"></p>' for name in result.images
+        f'<p><img src="{html.escape(urllib.parse.quote(name))}" alt="{html.escape(result.title)}"></p>'
+        for name in result.images
     )
     return (
         f"<section>\n<h2>{html.escape(result.title)}</h2>\n"

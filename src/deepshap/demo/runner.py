@@ -22,16 +22,20 @@ def run_sections(state: DemoState, sections: Sequence[Section]) -> list[SectionR
     results = []
     with tqdm(sections, desc="deepshap demo", unit="section") as bar:
         for section in bar:
-            name = section.__name__.removesuffix("_section")
+            name = getattr(section, "__name__", type(section).__name__).removesuffix("_section")
             bar.set_postfix_str(name)
             start = time.perf_counter()
             try:
                 result = section(state)
             except Exception as exc:
                 raise DemoSectionError(f"demo section '{name}' failed: {type(exc).__name__}: {exc}") from exc
+            if not isinstance(result, SectionResult):
+                raise DemoSectionError(
+                    f"demo section '{name}' returned {type(result).__name__} instead of a SectionResult."
+                )
             result.seconds = time.perf_counter() - start
             results.append(result)
-            tqdm.write(f"[{result.seconds:6.1f} s] {result.title}: {result.text[-1]}")
+            tqdm.write(f"[{result.seconds:6.1f} s] {result.title}: {result.text[-1] if result.text else ''}")
     return results
 
 
@@ -50,11 +54,12 @@ def summary_lines(state: DemoState, settings: DemoSettings, quick: bool, total: 
 
 
 def run_demo(out: Path | str, quick: bool = False, sections: Sequence[Section] = SECTIONS) -> Path:
-    """Run the demo into ``out`` (created if needed) and return the path of its ``index.html``."""
-    import matplotlib
+    """Run the demo into ``out`` (created if needed) and return the path of its ``index.html``.
 
-    matplotlib.use("Agg")  # the demo only writes files; never open windows
-    out = Path(out)
+    Figures are saved to files and closed, never shown, with whatever matplotlib backend is in use (the
+    command line picks Agg); a notebook's backend and figures are left as they were.
+    """
+    out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.html").unlink(missing_ok=True)  # a failed run must not leave an old gallery looking fresh
     settings = DemoSettings.quick() if quick else DemoSettings()

@@ -198,7 +198,7 @@ def deep_section(state: DemoState) -> SectionResult:
 
 
 def partition_section(state: DemoState) -> SectionResult:
-    """Owen values of a pretrained EfficientNet-Lite0 on real photos, blurring superpixels away."""
+    """Owen values of a pretrained EfficientNet-Lite0 on real photos, blurring image regions away."""
     classify = efficientnet_classifier()
     photos, names = datasets.sample_images(state.settings.photos)
     class_names = datasets.imagenet_class_names()
@@ -222,9 +222,10 @@ def partition_section(state: DemoState) -> SectionResult:
     return SectionResult(
         "Partition explainer (EfficientNet-Lite0, blur masker)",
         [
-            f"Pretrained EfficientNet-Lite0 on {len(photos)} real photo(s) from scikit-image; "
-            f"{state.settings.partition_max_evals} model evaluations per photo, masked superpixels are "
-            "blurred with a 64x64 kernel; the four most likely classes are explained.",
+            f"Pretrained EfficientNet-Lite0 on {len(photos)} real photo(s) ({', '.join(names)}); "
+            f"{state.settings.partition_max_evals} model evaluations per photo; masked regions (shap's "
+            "axis-aligned halving of the image) are blurred with a 64x64 kernel; the four most likely "
+            "classes are explained.",
             "Top four classes with probabilities: " + "; ".join(ranked) + ".",
             f"Largest gap between summed attributions + base value and the model's probability: {gap:.2e} "
             "(Owen values are exactly efficient).",
