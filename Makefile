@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := torch,tensorflow,demo,test,bench
-OUT := demo-output  # not ?=: an OUT in the environment must not redirect the demo or `make clean`
+# `:=`, not `?=`: an OUT in the environment must not redirect the demo or `make clean`
+OUT := demo-output
 
 .PHONY: demo test bench lint clean
 
