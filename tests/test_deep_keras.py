@@ -481,20 +481,72 @@ def test_unsupported_op_raises_by_name_and_leaves_nothing_patched(op: str, expre
     np.testing.assert_array_equal(_graph_gradients(good, X), before[1])
 
 
-def test_data_dependent_condition_raises_when_input_and_reference_disagree() -> None:
+def test_where_whose_condition_flips_gives_the_rescale_rule_of_the_activation() -> None:
+    """LeakyReLU written as ``where(z > 0, z, 0.1 z)``: where the input and the reference fall on opposite
+    sides, the change goes through both branches in proportion to theirs, which for a one-variable
+    activation is the rescale rule of the whole: the same values as Keras' own LeakyReLU."""
     import keras
-    import tensorflow as tf
+    from keras import layers as L
+
+    written = _seq((6,), L.Dense(4), L.Lambda(lambda z: keras.ops.where(z > 0, z, 0.1 * z)), L.Dense(2))
+    builtin = _seq((6,), L.Dense(4), L.LeakyReLU(negative_slope=0.1), L.Dense(2))
+    builtin.set_weights(written.get_weights())
+    X, background = rng_data((3, 6), seed=30), rng_data((4, 6), seed=29)
+    hidden = np.asarray(written.layers[0](X)), np.asarray(written.layers[0](background))
+    assert ((hidden[0][:, None] > 0) != (hidden[1][None] > 0)).any(), "some conditions flip"
+    phi, fx, fb, index = _attribute(written, background, X)
+    assert _additivity_error(phi, fx, fb, index) < 1e-5
+    np.testing.assert_allclose(phi[0], _attribute(builtin, background, X)[0][0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["elu", "threshold", "soft_shrink", "hard_shrink", "sparse_plus"])
+def test_keras_activations_built_on_where_add_up(name: str) -> None:
+    from keras import layers as L
+
+    activation = {
+        "elu": L.ELU(alpha=0.5),
+        "threshold": L.ReLU(threshold=0.3),
+    }.get(name) or L.Activation(name)
+    model = _seq((6,), L.Dense(8), activation, L.Dense(3))
+    phi, fx, fb, index = _attribute(model, rng_data((5, 6), seed=32), rng_data((3, 6), seed=31))
+    assert _additivity_error(phi, fx, fb, index) < 1e-5
+
+
+def test_a_step_built_on_where_raises_naming_its_op() -> None:
+    """``where(z > 0, 1, 0)`` chooses between constants by the input: no DeepLIFT rule, and no silent
+    zero either (it used to contribute nothing)."""
+    import keras
     from keras import layers as L
 
     from deepshap.frameworks.keras import deep_rules
 
-    model = _seq((6,), L.Dense(4), L.Lambda(lambda z: keras.ops.where(z > 0, z, 0.1 * z)), L.Dense(2))
+    model = _seq((6,), L.Dense(4), L.Lambda(lambda z: z + keras.ops.where(z > 0, 1.0, 0.0)), L.Dense(2))
     X = rng_data((2, 6), seed=30)
     before = _graph_gradients(model, X)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="condition of .* differs"):
+    with pytest.raises(deep_rules.UnsupportedOperationError, match=r"SelectV2.*step function"):
         _attribute(model, rng_data((4, 6), seed=29), X)
     assert deep_rules._ACTIVE.get() is None
     np.testing.assert_array_equal(_graph_gradients(model, X), before)
+
+
+def test_a_flipping_condition_between_unchanged_values_is_an_error() -> None:
+    """The condition comes from one input, the values it picks from another that the reference shares:
+    the whole change is caused through the condition, which DeepLIFT cannot credit."""
+    import keras
+    import tensorflow as tf
+    from keras import layers as L
+
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((4,)), keras.Input((4,))
+    z, w = L.Dense(4)(a), L.Dense(4)(b)
+    model = keras.Model(
+        [a, b], L.Dense(2)(L.Lambda(lambda t: keras.ops.where(t[0] > 0, t[1], 2 * t[1]))([z, w]))
+    )
+    shared = rng_data((1, 4), seed=33)
+    X = [rng_data((2, 4), seed=34), np.repeat(shared, 2, axis=0)]
+    background = [rng_data((3, 4), seed=35), np.repeat(shared, 3, axis=0)]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="neither of the values it chooses between"):
+        _attribute(model, background, X)
 
 
 def test_recurrent_layer_raises_naming_its_op() -> None:
@@ -648,3 +700,16 @@ def test_same_values_as_the_pytorch_backend_on_the_same_model() -> None:
     theirs = shap.DeepExplainer(net, torch.from_numpy(background)).shap_values(torch.from_numpy(X))
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_nested_tf_function_call_is_named_as_such() -> None:
+    """Keras runs a grouped Conv2D as an XLA-compiled tf.function: one opaque op, named for what it is."""
+    from keras import layers as L
+
+    from deepshap.frameworks.keras import deep_rules
+
+    model = _seq((6, 6, 4), L.Conv2D(4, 3, groups=2), L.Flatten(), L.Dense(2))
+    with pytest.raises(
+        deep_rules.UnsupportedOperationError, match="PartitionedCall.*nested tf.function call"
+    ):
+        _attribute(model, rng_data((3, 6, 6, 4), seed=36), rng_data((2, 6, 6, 4), seed=37))

@@ -362,3 +362,19 @@ def test_torch_layer_pair_accepts_integer_token_inputs():
         np.testing.assert_allclose(values[k], (z - z_bg.mean(0)) * weights[k], rtol=1e-4, atol=1e-5)
     with pytest.raises(TypeError, match="float values but the background data has integer"):
         GradientExplainer((model, model[1]), tokens_bg).shap_values(tokens.astype(np.float32))
+
+
+def test_keras_token_ids_beside_a_float_input_are_named_with_the_tuple_form_hint():
+    """The float input has gradients; the int token input does not, and the error says which one."""
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(0)
+    tokens, features = keras.Input((4,), dtype="int32"), keras.Input((3,))
+    hidden = L.Concatenate()([L.Flatten()(L.Embedding(10, 2)(tokens)), L.Dense(4)(features)])
+    model = keras.Model([tokens, features], L.Dense(2)(hidden))
+    rng = np.random.default_rng(0)
+    background = [rng.integers(0, 10, (5, 4)), rng.standard_normal((5, 3)).astype(np.float32)]
+    X = [rng.integers(0, 10, (2, 4)), rng.standard_normal((2, 3)).astype(np.float32)]
+    with pytest.raises(ValueError, match=r"input\(s\) \[0\].*embedding_layer\.output"):
+        GradientExplainer(model, background).shap_values(X, nsamples=4)

@@ -158,6 +158,8 @@ def check_additive(phi: list[np.ndarray], explained: np.ndarray, base_values: np
         f"{target[i, j]:.6g} (relative error {relative[i, j]:.2e}, tolerance {ADDITIVITY_RTOL:.0e}). "
         "Usually an operation in the model has no exact DeepLIFT/Shapley rule (a custom autograd Function, "
         "an operation the backend treats as linear although it is not), the model is random (dropout or "
-        "batch norm in training mode: call model.eval()), or rows of a batch interact. Explain a model "
-        "built from supported operations, or pass check_additivity=False to skip this check."
+        "batch norm in training mode: call model.eval()), rows of a batch interact, or the model computes "
+        "in half precision (float16 / bfloat16, as with mixed precision), whose rounding alone can exceed "
+        "the tolerance. Explain a model built from supported operations, or pass check_additivity=False "
+        "to skip this check."
     )

@@ -125,6 +125,13 @@ class RuleSession:
             if op.name not in on_path:
                 continue
             rule = _rule_of(op)
+            if rule is None and op.type in _NESTED_CALLS:
+                raise UnsupportedOperationError(
+                    f"The op {op.name!r} ({op.type}) is a nested tf.function call (Keras runs grouped "
+                    "convolutions, channels-first Conv3D and XLA-compiled layers this way, as does a layer "
+                    "whose call is a tf.function); DeepExplainer cannot apply its rules inside it. Use "
+                    "GradientExplainer, or explain a model without that layer."
+                )
             if rule is None:
                 raise UnsupportedOperationError(
                     f"DeepExplainer has no DeepLIFT/Shapley rule for the TensorFlow op type {op.type!r} "
@@ -136,14 +143,19 @@ class RuleSession:
     def _check_operands(self, op: tf.Operation, rule: OpRule) -> None:
         for position, tensor in enumerate(op.inputs):
             ref = tensor.ref()
-            if (
-                ref in self.discrete
-                and rule.kind not in (DISCRETE, SHAPE)
-                and not (rule.kind == SELECT and position == 0)
-            ):
+            if rule.kind == SELECT and position == 0 and ref in self.discrete:
+                if not any(branch.ref() in self.data for branch in op.inputs[1:]):
+                    raise UnsupportedOperationError(
+                        f"The op {op.name!r} ({op.type}) chooses between values that do not depend on the "
+                        "input by a condition that does (a step function); DeepLIFT has no rule for it."
+                    )
+                continue
+            if ref in self.discrete and rule.kind not in (DISCRETE, SHAPE):
                 raise UnsupportedOperationError(
                     f"The op {op.name!r} ({op.type}) uses an integer or boolean value computed from the "
-                    "input (an index or a mask); DeepLIFT has no rule for data-dependent selection."
+                    "input (an index or a mask); DeepLIFT has no rule for data-dependent selection. For "
+                    "token ids going into an Embedding, explain the embedding's output with the tuple form "
+                    "(embedding_layer.output, model.output)."
                 )
             if ref in self.data and rule.data_inputs is not None and position not in rule.data_inputs:
                 raise UnsupportedOperationError(
@@ -198,6 +210,9 @@ class RuleSession:
 
 
 # --- graph analysis --------------------------------------------------------------------------------
+
+
+_NESTED_CALLS = ("PartitionedCall", "StatefulPartitionedCall")
 
 
 def _rule_of(op: tf.Operation) -> OpRule | None:
@@ -501,27 +516,47 @@ def _softmax(
 def _select(
     session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> list[tf.Tensor | None]:
-    """``where(c, t, e)``: linear in t and e; a data-dependent condition must agree with the reference."""
-    cond = op.inputs[0]
-    checks = []
-    if cond.ref() in session.discrete:
-        same = tf.reduce_all(tf.equal(cond, partner.inputs[0]))
-        checks.append(
-            tf.debugging.Assert(
-                same,
-                [
-                    f"DeepExplainer: the condition of {op.name} ({op.type}) differs between an input and a "
-                    "reference; DeepLIFT has no rule for a data-dependent choice between values."
-                ],
-            )
-        )
+    """``where(c, t, e)``: linear in t and e where the condition is the same for the input and the
+    reference. Where a data-dependent condition differs, the output's whole change goes through the two
+    branches in proportion to their own changes, multipliers ``dy * dt / (dt^2 + de^2)`` and
+    ``dy * de / (dt^2 + de^2)``, so that ``dt * m_t + de * m_e = dy``; for a one-variable activation
+    built on ``where`` (ELU, a thresholded ReLU, LeakyReLU written out) that is exactly the rescale rule
+    of the whole activation. A flip with neither branch changing (a step) has no rule: an error."""
+    branches = [k for k in positions if k > 0]
     result: list[tf.Tensor | None] = [None, None, None]
-    with tf.control_dependencies(checks):
-        for k in positions:
-            if k == 0:
-                continue
+    if op.inputs[0].ref() not in session.discrete:
+        for k in branches:
             result[k] = _vjp(lambda t, k=k: clone(op, _replace(list(op.inputs), k, t))[0], op.inputs[k], grad)
+        return result
+    multipliers = session.cached(op, "m", lambda: _select_multipliers(op, partner, branches))
+    for k, multiplier in zip(branches, multipliers, strict=True):
+        result[k] = _unbroadcast(grad * multiplier, op.inputs[k])
     return result
+
+
+def _select_multipliers(op: tf.Operation, partner: tf.Operation, branches: list[int]) -> list[tf.Tensor]:
+    y, y_ref = op.outputs[0], partner.outputs[0]
+    chosen = _like(op.inputs[0], y)
+    agree = tf.equal(chosen, _like(partner.inputs[0], y))
+    change = {k: _like(op.inputs[k], y) - _like(partner.inputs[k], y) for k in (1, 2)}
+    norm = change[1] * change[1] + change[2] * change[2]
+    delta = y - y_ref
+    step = tf.logical_not(agree) & tf.equal(norm, 0) & tf.not_equal(delta, 0)
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(step)),
+        [
+            f"DeepExplainer: the condition of {op.name} ({op.type}) differs between an input and a "
+            "reference while neither of the values it chooses between does (a step function); DeepLIFT "
+            "has no rule for that."
+        ],
+    )
+    with tf.control_dependencies([check]):
+        safe = tf.where(norm > 0, norm, tf.ones_like(norm))
+        multipliers = []
+        for k in branches:
+            linear = tf.cast(chosen if k == 1 else tf.logical_not(chosen), y.dtype)
+            multipliers.append(tf.where(agree, linear, delta * change[k] / safe))
+    return multipliers
 
 
 _HANDLERS: dict[str, Callable[..., list[tf.Tensor | None]]] = {

@@ -139,8 +139,13 @@ class KerasModel(ModelAdapter):
         for r0 in range(0, output_index.shape[1], _COLUMNS_PER_TRACE):
             columns = output_index[:, r0 : r0 + _COLUMNS_PER_TRACE]
             grads = self._gradients(list(inputs), tf.convert_to_tensor(columns), int(columns.shape[1]))
-            if any(g is None for g in grads):
-                raise ValueError(_NO_GRADIENT)
+            missing = [i for i, g in enumerate(grads) if g is None]
+            if missing:
+                raise ValueError(
+                    f"{_NO_GRADIENT} (no gradient reaches input(s) {missing}: unused by the explained "
+                    "outputs, or turned into integers, as token ids for an Embedding are; explain the "
+                    "embedding's output with the tuple form (embedding_layer.output, model.output))"
+                )
             groups.append(grads)
         if len(groups) == 1:
             return list(groups[0])
@@ -156,9 +161,12 @@ class KerasModel(ModelAdapter):
             columns = [tf.reduce_sum(selected[:, r]) for r in range(n_cols)]
         unconnected = tf.UnconnectedGradients.NONE
         per_column = [tape.gradient(c, inputs, unconnected_gradients=unconnected) for c in columns]
-        if any(g is None for col in per_column for g in col):
-            return [None] * len(inputs)
-        return [tf.stack([col[i] for col in per_column], axis=1) for i in range(len(inputs))]
+        return [
+            None
+            if any(col[i] is None for col in per_column)
+            else tf.stack([col[i] for col in per_column], axis=1)
+            for i in range(len(inputs))
+        ]
 
 
 _COLUMNS_PER_TRACE = 10
