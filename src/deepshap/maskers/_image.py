@@ -434,7 +434,7 @@ def _look_up(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """``table[indices]`` for a 256-entry table and uint8 ``indices`` ``(h, w, C)``."""
     import cv2
 
-    if table.dtype in _OPENCV_DTYPES and indices.shape[-1] <= 4:
+    if _opencv_can(indices) and table.dtype in _OPENCV_DTYPES:
         return cv2.LUT(indices, table).reshape(indices.shape)
     return np.take(table, indices)
 
