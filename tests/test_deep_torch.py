@@ -515,20 +515,77 @@ class Unsupported(nn.Module):
         return torch.cumprod(self.lin(x), dim=1)
 
 
-class DataDependentMask(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x > 0, x, torch.zeros_like(x)).sum(1, keepdim=True)
-
-
 def test_unsupported_operation_raises_naming_it() -> None:
     explainer = deepshap.DeepExplainer(Unsupported().eval(), _data((4, 4), 1))
     with pytest.raises(UnsupportedOperationError, match="cumprod"):
         explainer.shap_values(_data((2, 4), 2))
 
 
-def test_data_dependent_mask_raises() -> None:
-    explainer = deepshap.DeepExplainer(DataDependentMask(), _data((4, 4), 1))
-    with pytest.raises(UnsupportedOperationError, match="where"):
+class Lambda(nn.Module):
+    def __init__(self, fn) -> None:  # noqa: ANN001
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def _in_place_masked_relu(x: torch.Tensor) -> torch.Tensor:
+    h = x.clone()
+    h.masked_fill_(h < 0, 0.0)
+    return h
+
+
+@pytest.mark.parametrize(
+    ("written", "module"),
+    [
+        (lambda x: torch.where(x > 0, x, torch.zeros_like(x)), nn.ReLU()),
+        (lambda x: torch.where(x > 0, x, 0.2 * x), nn.LeakyReLU(0.2)),
+        (lambda x: x.where(x > 0, 0.7 * (torch.exp(x) - 1)), nn.ELU(0.7)),
+        (lambda x: torch.where(x > 0.3, x, 0.0), nn.Threshold(0.3, 0.0)),
+        (lambda x: x.masked_fill(x < 0, 0.0), nn.ReLU()),
+        (_in_place_masked_relu, nn.ReLU()),
+    ],
+    ids=["relu", "leaky_relu", "elu_method", "threshold_scalar", "masked_fill", "masked_fill_"],
+)
+def test_activations_written_with_where_equal_the_activation(written, module) -> None:  # noqa: ANN001
+    """A condition computed from the input: where the input and the reference take different branches,
+    the rule is the rescale rule of the whole activation, so the values equal the module's."""
+    bg, X = _data((6, 6), 1), _data((5, 6), 2)  # several samples and background rows per pass
+    (by_where,) = _additive(_mlp(Lambda(written)), bg, X)
+    (by_module,) = _additive(_mlp(module), bg, X)
+    np.testing.assert_allclose(by_where, by_module, rtol=1e-5, atol=1e-6)
+
+
+def test_where_with_a_condition_from_one_input_and_branches_from_another() -> None:
+    """A broadcast (N, 1) condition choosing between two computed branches adds up; the output's change
+    goes through the branches, so features read only by the condition get no credit (as documented)."""
+    model = Lambda(lambda x: torch.where(x[:, :1] > x[:, 1:2], x[:, 2:] * 2.0, torch.tanh(x[:, 2:])))
+    (values,) = _additive(nn.Sequential(model, nn.Linear(4, 2)), _data((4, 6), 3), _data((3, 6), 4))
+    assert np.all(values[:, :2] == 0)
+    assert np.abs(values[:, 2:]).min() > 1e-4
+
+
+def test_a_step_written_with_where_raises_naming_it() -> None:
+    step = Lambda(lambda x: torch.where(x > 0, 1.0, -1.0).sum(1, keepdim=True))
+    explainer = deepshap.DeepExplainer(step, _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="where.*step function"):
+        explainer.shap_values(_data((2, 4), 2))
+
+
+def test_a_condition_that_flips_between_unchanged_values_raises() -> None:
+    """Feature 1 is the same in the input and the reference; the condition on feature 0 flips."""
+    model = Lambda(lambda x: torch.where(x[:, :1] > 0, x[:, 1:2], 2.0 * x[:, 1:2]))
+    bg = torch.tensor([[-1.0, 0.5]])
+    explainer = deepshap.DeepExplainer(model, bg)
+    with pytest.raises(UnsupportedOperationError, match="step function"):
+        explainer.shap_values(torch.tensor([[1.0, 0.5]]))
+
+
+def test_where_returning_indices_of_input_dependent_values_raises() -> None:
+    model = Lambda(lambda x: x[torch.where(x > 0)].sum().reshape(1, 1) + 0 * x[:, :1])
+    explainer = deepshap.DeepExplainer(model, _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="data-dependent"):
         explainer.shap_values(_data((2, 4), 2))
 
 

@@ -42,6 +42,11 @@ class Rule(StrEnum):
     #: scaled dot-product and multi-head attention: projections (linear), q k^T (bilinear), softmax
     #: (as above), weights times values (bilinear).
     ATTENTION = "attention"
+    #: ``where(c, t, e)`` (and ``masked_fill``): linear in ``t`` and ``e`` where the condition is the same for
+    #: the sample and the reference; where a condition computed from the input differs, the output's
+    #: change goes through both branches in proportion to their own changes (``dt * m_t + de * m_e = dy``),
+    #: which for a one-variable activation written with ``where`` is the rescale rule of the activation.
+    SELECT = "select"
     #: Other composites (glu, var/std, vector norms, normalize, instance norm): rewritten into the
     #: primitives above while the interception runs, so each primitive gets its own rule.
     DECOMPOSE = "decompose"

@@ -33,7 +33,7 @@ vstack dstack flatten unflatten reshape squeeze unsqueeze transpose swapaxes swa
 movedim split tensor_split chunk unbind narrow select index_select gather take_along_dim flip fliplr
 flipud roll rot90 tile repeat_interleave t diagonal diag_embed tril triu trace conv1d conv2d conv3d
 conv_transpose1d conv_transpose2d conv_transpose3d squeeze_copy unsqueeze_copy broadcast_to
-atleast_1d atleast_2d atleast_3d ravel where masked_fill index_add index_copy scatter scatter_add
+atleast_1d atleast_2d atleast_3d ravel index_add index_copy scatter scatter_add
 real clone detach_copy avg_pool1d adaptive_avg_pool1d pixel_shuffle pixel_unshuffle channel_shuffle
 native_channel_shuffle zeros_like ones_like empty_like full_like true_divide
 """
@@ -43,8 +43,8 @@ positive sum mean nansum cumsum flatten unflatten reshape reshape_as view view_a
 unsqueeze unsqueeze_ transpose transpose_ swapaxes permute movedim split split_with_sizes
 tensor_split chunk unbind narrow select index_select gather flip roll tile repeat repeat_interleave
 expand expand_as t T mT diagonal tril triu contiguous clone float double half bfloat16 to type
-type_as cpu cuda __getitem__ __setitem__ copy_ fill_ zero_ masked_fill masked_fill_ index_add
-index_add_ index_copy index_copy_ scatter scatter_ scatter_add scatter_add_ where unfold ravel
+type_as cpu cuda __getitem__ __setitem__ copy_ fill_ zero_ index_add
+index_add_ index_copy index_copy_ scatter scatter_ scatter_add scatter_add_ unfold ravel
 requires_grad_ true_divide new_zeros new_ones new_empty new_full new_tensor
 """
 _LINEAR_F = """
@@ -111,6 +111,7 @@ RULES.update(dict.fromkeys(["torch.layer_norm", "torch.group_norm", "torch.rms_n
 RULES.update(
     dict.fromkeys(_names((_F,), "scaled_dot_product_attention multi_head_attention_forward"), Rule.ATTENTION)
 )
+RULES.update(dict.fromkeys(_names(("torch.", _T), "where masked_fill") + [_T + "masked_fill_"], Rule.SELECT))
 RULES.update(dict.fromkeys(_names(("torch.", _T), "var std norm"), Rule.DECOMPOSE))
 RULES.update(dict.fromkeys(_names((_F,), "glu normalize instance_norm"), Rule.DECOMPOSE))
 RULES.update(dict.fromkeys(["torch.linalg.vector_norm", "torch.functional.norm"], Rule.DECOMPOSE))

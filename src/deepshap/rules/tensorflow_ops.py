@@ -7,11 +7,9 @@ listed raises an error naming it: there is no silent fallback to plain gradients
 Rule kinds
 ----------
 The framework-neutral kinds of :class:`deepshap.rules.Rule` (``LINEAR``, ``RESCALE``, ``SHAPLEY_PAIR``,
-``BILINEAR``, ``MAX``, ``SOFTMAX``), and four structural kinds that only a graph of TensorFlow ops needs:
+``BILINEAR``, ``MAX``, ``SOFTMAX``, ``SELECT`` for ``where``), and three structural kinds that only a graph of
+TensorFlow ops needs:
 
-``select``
-    ``where(c, t, e)``: linear in ``t`` and ``e``. A condition computed from the data must be the same for
-    the input and the reference (checked when the attributions are computed).
 ``identity``
     A value identity whose TensorFlow gradient is zero or custom (``StopGradient``, the ``IdentityN`` of
     ``tf.custom_gradient``): the gradient passes through, so the ops that computed the value get their
@@ -37,7 +35,7 @@ from deepshap.rules import Rule
 
 __all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "OVERRIDDEN_KINDS", "SELECT", "SHAPE", "OpRule", "rule_for"]
 
-SELECT = "select"
+SELECT = Rule.SELECT
 IDENTITY = "identity"
 SHAPE = "shape"
 DISCRETE = "discrete"

@@ -245,7 +245,19 @@ class _DeepMode(TorchFunctionMode):
         rule = RULES.get(name)
         if rule is None:
             return _unknown(func, name, args, kwargs)
-        if any(not _is_float(t) for t in dependent):
+        condition = None
+        if rule is Rule.SELECT:
+            operands = _select_operands(name, args, kwargs)
+            if operands is None or not _depends(operands[0]):  # a constant condition: linear
+                rule = Rule.LINEAR
+            else:
+                condition = operands[0]
+                if not (_depends(operands[1]) or _depends(operands[2])):
+                    raise UnsupportedOperationError(
+                        f"{name} chooses between values that do not depend on the input, on a condition "
+                        "that does (a step function); DeepLIFT has no rule for it."
+                    )
+        if any(not _is_float(t) and t is not condition for t in dependent):
             raise UnsupportedOperationError(
                 f"{name} uses a mask or index computed from the input (a data-dependent selection); "
                 "DeepLIFT has no rule for it. Compute masks from constants, or explain the model's "
@@ -458,6 +470,8 @@ class _Refs:
 def _repeats(first: torch.Tensor, last: torch.Tensor) -> bool:
     """Whether two sample sides hold the same values: within 1e-3 of the largest finite magnitude, and
     equal where not finite (masks of -inf)."""
+    if not first.is_floating_point():  # a condition computed from the input
+        return torch.equal(first, last)
     gap, scale = (first - last).abs().max(), first.abs().max()
     close, finite = torch.stack([gap <= 1e-3 * scale, torch.isfinite(gap) & torch.isfinite(scale)]).tolist()
     if finite:  # one read of the device per check: this runs on every rule call of a pass
@@ -553,6 +567,33 @@ def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: d
         return _finish(a, merge(R.rescale(unary, to_split(x), ref_split(raw))), inplace)
     out = R.shapley_pair(lambda u, v: func(u, v, *rest, **kwargs), _pair_of(a, ref_of), _pair_of(b, ref_of))
     return _finish(a, out.x, inplace)
+
+
+def _select_operands(name: str, args: Sequence[Any], kwargs: dict) -> tuple[Any, Any, Any] | None:
+    """``(condition, chosen, other)`` of a three-operand ``where`` or of ``masked_fill`` (the fill value is
+    chosen where the mask is True); None for ``torch.where(condition)``, which returns indices."""
+    short = name.rsplit(".", 1)[-1]
+    if short.startswith("masked_fill"):
+        bound = dict(zip(("input", "mask", "value"), args, strict=False)) | kwargs
+        return bound.get("mask"), bound.get("value"), bound.get("input")
+    method = name.startswith("torch.Tensor.")
+    keys = ("input", "condition", "other") if method else ("condition", "input", "other")
+    bound = dict(zip(keys, args, strict=False)) | kwargs
+    if "input" not in bound or "other" not in bound:
+        return None
+    return bound["condition"], bound["input"], bound["other"]
+
+
+def _select_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
+    func, args, kwargs, inplace = _out_of_place(func, name, args, kwargs)
+    condition, chosen, other = _select_operands(name, args, kwargs)  # type: ignore[misc]
+    out, step = R.select(condition, ref_of[id(condition)], _pair_of(chosen, ref_of), _pair_of(other, ref_of))
+    if step:
+        raise UnsupportedOperationError(
+            f"the condition of {name} differs between an input and a reference where neither of the values "
+            "it chooses between does (a step function); DeepLIFT has no rule for that."
+        )
+    return _finish(args[0], out.x, inplace)
 
 
 def _bilinear_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
@@ -814,6 +855,7 @@ _RULE_IMPLS = {
     Rule.SOFTMAX: _softmax_rule,
     Rule.NORM: _norm_rule,
     Rule.ATTENTION: _attention_rule,
+    Rule.SELECT: _select_rule,
 }
 
 

@@ -165,6 +165,35 @@ def divide(a: Pair, b: Pair) -> Pair:
     return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
 
 
+def select(
+    condition: torch.Tensor, condition_ref: torch.Tensor, chosen: Pair, other: Pair
+) -> tuple[Pair, bool]:
+    """``where(condition, chosen, other)`` with a condition computed from the input.
+
+    Where the sample and its reference take the same branch the output is linear in that branch. Where
+    they take different ones, the output's change ``dy`` goes through both branches in proportion to
+    their own changes ``dt`` and ``de``: multipliers ``dy * dt / (dt^2 + de^2)`` and
+    ``dy * de / (dt^2 + de^2)``, so that ``dt * m_t + de * m_e = dy``. For a one-variable activation
+    written with ``where`` (ELU, LeakyReLU, a thresholded ReLU) that is the rescale rule of the whole
+    activation. Also returns whether the output changes somewhere that the condition flips while neither
+    branch changes (a step, which has no rule).
+    """
+    tx, tr, ex, er = _value(chosen.x), chosen.r, _value(other.x), other.r
+    like = next(t for t in (tx, ex) if isinstance(t, torch.Tensor))
+    tx, tr, ex, er = (torch.as_tensor(t, dtype=like.dtype, device=like.device) for t in (tx, tr, ex, er))
+    with torch.no_grad():
+        value, ref = torch.where(condition, tx, ex), torch.where(condition_ref, tr, er)
+        agree = torch.eq(condition, condition_ref)
+        delta = value - ref
+        d_chosen, d_other = (tx - tr).expand_as(value), (ex - er).expand_as(value)
+        norm = d_chosen * d_chosen + d_other * d_other
+        step = bool((~agree & (norm == 0) & (delta != 0)).any())
+        share = delta / torch.where(norm > 0, norm, torch.ones_like(norm))
+        m_chosen = torch.where(agree, condition.to(value.dtype), share * d_chosen)
+        m_other = torch.where(agree, (~condition).to(value.dtype), share * d_other)
+    return _product_rule(value, ref, [(chosen.x, m_chosen), (other.x, m_other)]), step
+
+
 def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pair:
     """Any element-wise binary ``fn``: the exact two-player Shapley split of its output difference."""
     ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
