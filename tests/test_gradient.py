@@ -234,6 +234,7 @@ def test_call_returns_explanation_with_base_values():
     explanation = explainer(X, nsamples=10, rseed=0)
     assert isinstance(explanation, deepshap.Explanation)
     assert explanation.values.shape == (3, 6, 3)
+    assert explanation.values.dtype == np.float32  # a float32 model's precision (float64 stays float64)
     np.testing.assert_allclose(explanation.base_values, np.tile(explainer.expected_value, (3, 1)), rtol=1e-6)
     np.testing.assert_allclose(explainer.expected_value, _keras_outputs(model, BG).mean(0), rtol=1e-5)
     np.testing.assert_array_equal(explanation.data, X)

@@ -315,7 +315,9 @@ def _gradient_sums(
 def _estimate(
     sums: dict[str, list[np.ndarray]], t: int, mean_delta: np.ndarray, nsamples: int, want_variances: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The control-variate estimate and its variance for input t, as ``(N, *shape, R)`` arrays."""
+    """The control-variate estimate and its variance for input t, as ``(N, *shape, R)`` arrays in the
+    model's precision (float32 at least), computed in float64."""
+    dtype = np.result_type(sums["dg"][t].dtype, np.float32)
     n = float(nsamples)
     mean_g = sums["g"][t].astype(np.float64) / n
     error_mean = sums["d"][t].astype(np.float64) / n - mean_delta
@@ -324,8 +326,8 @@ def _estimate(
     if want_variances:
         squares = sums["dg2"][t] - 2 * mean_g * sums["dge"][t] + mean_g**2 * sums["e2"][t][:, None]
         spread = np.maximum(squares - n * phi**2, 0.0) / max(n - 1.0, 1.0)
-        variance = np.moveaxis(spread / n, 1, -1).astype(np.float32)
-    return np.moveaxis(phi, 1, -1).astype(np.float32), variance
+        variance = np.moveaxis(spread / n, 1, -1).astype(dtype)
+    return np.moveaxis(phi, 1, -1).astype(dtype), variance
 
 
 def _positive_int(value: Any, name: str) -> int:
