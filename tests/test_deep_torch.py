@@ -709,16 +709,17 @@ class SeqFirstTokenwise(TokenwiseMLP):
 
 
 class HeadsFirstMaskedPooling(nn.Module):
-    """Per-head softmax over tokens on (heads * batch, tokens) rows, padding masked with -inf."""
+    """Per-head softmax over tokens on (heads * batch, tokens) rows, padding masked with ``fill``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fill: float = float("-inf")) -> None:
         super().__init__()
+        self.fill = fill
         self.score, self.readout = nn.Linear(4, 2), nn.Linear(6, 3)
         self.register_buffer("pad", torch.tensor([False, False, False, False, True, True]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, tokens, _ = x.shape
-        scores = self.score(x).permute(2, 0, 1).reshape(2 * n, tokens).masked_fill(self.pad, float("-inf"))
+        scores = self.score(x).permute(2, 0, 1).reshape(2 * n, tokens).masked_fill(self.pad, self.fill)
         return self.readout(torch.softmax(scores, -1).reshape(2, n, tokens).mean(0))
 
 
@@ -729,7 +730,10 @@ class HeadsFirstMaskedPooling(nn.Module):
         (SeqFirstTokenwise(), _data((2, 1, 4), 2).expand(2, 4, 4).contiguous()),
         # -inf in the compared values made the gap NaN, which passed any split
         (HeadsFirstMaskedPooling(), _data((3, 6, 4), 2)),
+        # a finite mask (-1e9) set the tolerance of the whole comparison, which passed a wrong split
+        (HeadsFirstMaskedPooling(-1e9), _data((3, 6, 4), 2)),
     ],
+    ids=["constant_along_tokens", "minus_inf_mask", "minus_1e9_mask"],
 )
 def test_a_wrong_split_of_the_batch_is_not_taken_for_a_right_one(model, X) -> None:
     """Where the real samples cannot tell the split, made-up ones do: the values of one sample per pass."""
