@@ -545,8 +545,23 @@ def _in_place_masked_relu(x: torch.Tensor) -> torch.Tensor:
         (lambda x: torch.where(x > 0.3, x, 0.0), nn.Threshold(0.3, 0.0)),
         (lambda x: x.masked_fill(x < 0, 0.0), nn.ReLU()),
         (_in_place_masked_relu, nn.ReLU()),
+        (lambda x: torch.where(x < 0, torch.tensor(0), x), nn.ReLU()),  # an int 0-dim branch
+        (lambda x: x.masked_fill(x < 0, torch.tensor(0.0, dtype=torch.float64)), nn.ReLU()),
+        (lambda x: torch.where((x > 0).unsqueeze(-1).squeeze(-1).clone(), x, 0.2 * x), nn.LeakyReLU(0.2)),
+        (lambda x: torch.where(F.relu(x).to(torch.bool), x, 0.2 * x), nn.LeakyReLU(0.2)),
     ],
-    ids=["relu", "leaky_relu", "elu_method", "threshold_scalar", "masked_fill", "masked_fill_"],
+    ids=[
+        "relu",
+        "leaky_relu",
+        "elu_method",
+        "threshold_scalar",
+        "masked_fill",
+        "masked_fill_",
+        "int_branch",
+        "float64_fill",
+        "reshaped_condition",
+        "condition_by_to_bool",
+    ],
 )
 def test_activations_written_with_where_equal_the_activation(written, module) -> None:  # noqa: ANN001
     """A condition computed from the input: where the input and the reference take different branches,
@@ -580,6 +595,36 @@ def test_a_condition_that_flips_between_unchanged_values_raises() -> None:
     explainer = deepshap.DeepExplainer(model, bg)
     with pytest.raises(UnsupportedOperationError, match="step function"):
         explainer.shap_values(torch.tensor([[1.0, 0.5]]))
+
+
+def test_a_mask_of_minus_inf_chosen_by_the_input_raises() -> None:
+    model = Lambda(lambda x: torch.softmax(x.masked_fill(x < -0.5, float("-inf")), -1))
+    explainer = deepshap.DeepExplainer(model, _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="masked_fill.*too large to split"):
+        explainer.shap_values(_data((3, 4), 2))
+
+
+def test_where_multipliers_neither_overflow_nor_underflow_in_half_precision() -> None:
+    """dt^2 + de^2 overflows float16 at 300 and underflows at 3e-4: the rescale multiplier must survive."""
+    from deepshap.frameworks.pytorch import deep_rules
+
+    for x_value, r_value in [(200.0, -100.0), (2e-4, -1e-4)]:
+        x = torch.tensor([x_value], dtype=torch.float16, requires_grad=True)
+        r = torch.tensor([r_value], dtype=torch.float16)
+        out, step = deep_rules.select(
+            x.detach() > 0, r > 0, deep_rules.Pair(x, r), deep_rules.Pair(0.2 * x, 0.2 * r)
+        )
+        (multiplier,) = torch.autograd.grad(out.x.sum(), x)
+        assert not step
+        assert multiplier.item() == pytest.approx((x_value - 0.2 * r_value) / (x_value - r_value), rel=2e-3)
+
+
+def test_an_index_cast_from_the_input_raises() -> None:
+    """``to(torch.long)`` of the input is an index computed from it, not a constant."""
+    model = Lambda(lambda x: x.gather(1, x.abs().clamp(max=3).to(torch.long)))
+    explainer = deepshap.DeepExplainer(model, _data((4, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match="data-dependent"):
+        explainer.shap_values(_data((2, 4), 2))
 
 
 def test_where_returning_indices_of_input_dependent_values_raises() -> None:
@@ -709,17 +754,19 @@ class SeqFirstTokenwise(TokenwiseMLP):
 
 
 class HeadsFirstMaskedPooling(nn.Module):
-    """Per-head softmax over tokens on (heads * batch, tokens) rows, padding masked with ``fill``."""
+    """Per-head softmax over tokens on (heads * batch, tokens) rows, padding masked with ``fill``; the
+    scores are shifted by ``offset``, which the softmax ignores."""
 
-    def __init__(self, fill: float = float("-inf")) -> None:
+    def __init__(self, fill: float = float("-inf"), offset: float = 0.0) -> None:
         super().__init__()
-        self.fill = fill
+        self.fill, self.offset = fill, offset
         self.score, self.readout = nn.Linear(4, 2), nn.Linear(6, 3)
         self.register_buffer("pad", torch.tensor([False, False, False, False, True, True]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, tokens, _ = x.shape
-        scores = self.score(x).permute(2, 0, 1).reshape(2 * n, tokens).masked_fill(self.pad, self.fill)
+        scores = self.score(x).permute(2, 0, 1).reshape(2 * n, tokens) + self.offset
+        scores = scores.masked_fill(self.pad, self.fill)
         return self.readout(torch.softmax(scores, -1).reshape(2, n, tokens).mean(0))
 
 
@@ -732,8 +779,10 @@ class HeadsFirstMaskedPooling(nn.Module):
         (HeadsFirstMaskedPooling(), _data((3, 6, 4), 2)),
         # a finite mask (-1e9) set the tolerance of the whole comparison, which passed a wrong split
         (HeadsFirstMaskedPooling(-1e9), _data((3, 6, 4), 2)),
+        # so did a large offset shared by all the values (1e4 + scores)
+        (HeadsFirstMaskedPooling(offset=1e4), _data((3, 6, 4), 2)),
     ],
-    ids=["constant_along_tokens", "minus_inf_mask", "minus_1e9_mask"],
+    ids=["constant_along_tokens", "minus_inf_mask", "minus_1e9_mask", "offset_1e4"],
 )
 def test_a_wrong_split_of_the_batch_is_not_taken_for_a_right_one(model, X) -> None:
     """Where the real samples cannot tell the split, made-up ones do: the values of one sample per pass."""

@@ -521,7 +521,8 @@ def _select(
     branches in proportion to their own changes, multipliers ``dy * dt / (dt^2 + de^2)`` and
     ``dy * de / (dt^2 + de^2)``, so that ``dt * m_t + de * m_e = dy``; for a one-variable activation
     built on ``where`` (ELU, a thresholded ReLU, LeakyReLU written out) that is exactly the rescale rule
-    of the whole activation. A flip with neither branch changing (a step) has no rule: an error."""
+    of the whole activation. A flip with neither branch changing (a step), or with an output change too
+    large to split, has no rule: an error."""
     branches = [k for k in positions if k > 0]
     result: list[tf.Tensor | None] = [None, None, None]
     if op.inputs[0].ref() not in session.discrete:
@@ -538,25 +539,35 @@ def _select_multipliers(op: tf.Operation, partner: tf.Operation, branches: list[
     y, y_ref = op.outputs[0], partner.outputs[0]
     chosen = _like(op.inputs[0], y)
     agree = tf.equal(chosen, _like(partner.inputs[0], y))
-    change = {k: _like(op.inputs[k], y) - _like(partner.inputs[k], y) for k in (1, 2)}
-    norm = change[1] * change[1] + change[2] * change[2]
+    change = {k: _change(_like(op.inputs[k], y), _like(partner.inputs[k], y)) for k in (1, 2)}
+    # |(dt, de)| scaled by the larger one, so that dt^2 + de^2 neither overflows nor underflows
+    largest = tf.maximum(tf.abs(change[1]), tf.abs(change[2]))
+    scale = tf.where(largest > 0, largest, tf.ones_like(largest))
+    length = largest * tf.sqrt(tf.square(change[1] / scale) + tf.square(change[2] / scale))
+    unit = tf.where(length > 0, length, tf.ones_like(length))
     delta = y - y_ref
-    step = tf.logical_not(agree) & tf.equal(norm, 0) & tf.not_equal(delta, 0)
+    share = delta / unit
+    no_split = tf.equal(length, 0) | tf.logical_not(tf.math.is_finite(share))
+    step = tf.logical_not(agree) & tf.not_equal(delta, 0) & no_split
     check = tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(step)),
         [
             f"DeepExplainer: the condition of {op.name} ({op.type}) differs between an input and a "
-            "reference while neither of the values it chooses between does (a step function); DeepLIFT "
-            "has no rule for that."
+            "reference while neither of the values it chooses between does (a step function), or the "
+            "output's change is too large to split (a fill of -inf); DeepLIFT has no rule for that."
         ],
     )
     with tf.control_dependencies([check]):
-        safe = tf.where(norm > 0, norm, tf.ones_like(norm))
         multipliers = []
         for k in branches:
             linear = tf.cast(chosen if k == 1 else tf.logical_not(chosen), y.dtype)
-            multipliers.append(tf.where(agree, linear, delta * change[k] / safe))
+            multipliers.append(tf.where(agree, linear, share * (change[k] / unit)))
     return multipliers
+
+
+def _change(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``a - b``, with equal values (equal infinities too) no change."""
+    return tf.where(tf.equal(a, b), tf.zeros_like(a), a - b)
 
 
 _HANDLERS: dict[str, Callable[..., list[tf.Tensor | None]]] = {

@@ -257,7 +257,10 @@ class _DeepMode(TorchFunctionMode):
                         f"{name} chooses between values that do not depend on the input, on a condition "
                         "that does (a step function); DeepLIFT has no rule for it."
                     )
-        if any(not _is_float(t) and t is not condition for t in dependent):
+        discrete = [t for t in dependent if not _is_float(t) and t is not condition]
+        if discrete and len(discrete) == len(dependent) and rule is Rule.LINEAR:
+            return _unknown(func, name, args, kwargs)  # a view or copy of a mask: a mask again
+        if discrete:
             raise UnsupportedOperationError(
                 f"{name} uses a mask or index computed from the input (a data-dependent selection); "
                 "DeepLIFT has no rule for it. Compute masks from constants, or explain the model's "
@@ -265,7 +268,8 @@ class _DeepMode(TorchFunctionMode):
             )
         if rule is Rule.LINEAR or (rule is Rule.BILINEAR and _linear_call(name, args, kwargs)):
             _check_linear(name, args, kwargs)
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            return out if name.rsplit(".", 1)[-1] in _VALUE_FREE else _tag_discrete(out)
         if rule is Rule.DECOMPOSE:
             with self:  # the primitives of the decomposition are intercepted again, each with its rule
                 return _DECOMPOSITIONS[name.rsplit(".", 1)[-1]](*args, **kwargs)
@@ -321,6 +325,21 @@ def _unknown(func: Any, name: str, args: Sequence[Any], kwargs: dict) -> Any:
         )
     for t in outputs:
         if isinstance(t, torch.Tensor):
+            setattr(t, _TAG, True)
+    return out
+
+
+# linear operations whose result does not depend on the values of their input, only on its shape
+_VALUE_FREE = frozenset(
+    "zeros_like ones_like empty_like full_like new_zeros new_ones new_empty new_full new_tensor".split()
+)
+
+
+def _tag_discrete(out: Any) -> Any:
+    """Mark the integer or boolean results of an operation on the input (``x.to(torch.bool)``) as computed
+    from it, so that using them as a mask or an index gets its rule or an error, never a constant's."""
+    for t in [out] if isinstance(out, torch.Tensor) else tree_flatten(out)[0]:
+        if isinstance(t, torch.Tensor) and not _is_float(t):
             setattr(t, _TAG, True)
     return out
 
@@ -468,16 +487,21 @@ class _Refs:
 
 
 def _repeats(first: torch.Tensor, last: torch.Tensor) -> bool:
-    """Whether two sample sides hold the same values: where they differ, by at most 1e-3 of the largest
-    magnitude among the entries that differ. Entries equal on both sides (a mask of -inf or -1e9) set no
-    scale, so a large mask cannot hide a wrong pairing; non-finite entries must be equal."""
+    """Whether two sample sides hold the same values. Equal is the usual case; otherwise the entries that
+    differ may differ by at most 1e-3 of the spread of their values (not of their magnitude, so that
+    neither a large mask such as -1e9 nor a large offset hides a wrong pairing), and non-finite entries
+    must be equal. A false "no" only costs speed (one sample per pass)."""
+    if torch.equal(first, last):
+        return True
     if not first.is_floating_point():  # a condition computed from the input
-        return torch.equal(first, last)
+        return False
     differ = first != last
     gap = torch.where(differ, first - last, 0).abs().max()
-    scale = torch.where(differ, torch.maximum(first.abs(), last.abs()), 0).max()
+    high = torch.where(differ, torch.maximum(first, last), -math.inf).max()
+    low = torch.where(differ, torch.minimum(first, last), math.inf).min()
+    spread = high - low
     # one read of the device per check: this runs on every rule call of a pass
-    close, finite = torch.stack([gap <= 1e-3 * scale, torch.isfinite(gap) & torch.isfinite(scale)]).tolist()
+    close, finite = torch.stack([gap <= 1e-3 * spread, torch.isfinite(gap) & torch.isfinite(spread)]).tolist()
     return close and finite
 
 
@@ -590,7 +614,8 @@ def _select_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -
     if step:
         raise UnsupportedOperationError(
             f"the condition of {name} differs between an input and a reference where neither of the values "
-            "it chooses between does (a step function); DeepLIFT has no rule for that."
+            "it chooses between changes (a step function), or where the output's change is too large to "
+            "split (a fill of -inf or of the dtype's minimum); DeepLIFT has no rule for that."
         )
     return _finish(args[0], out.x, inplace)
 

@@ -175,23 +175,30 @@ def select(
     their own changes ``dt`` and ``de``: multipliers ``dy * dt / (dt^2 + de^2)`` and
     ``dy * de / (dt^2 + de^2)``, so that ``dt * m_t + de * m_e = dy``. For a one-variable activation
     written with ``where`` (ELU, LeakyReLU, a thresholded ReLU) that is the rescale rule of the whole
-    activation. Also returns whether the output changes somewhere that the condition flips while neither
-    branch changes (a step, which has no rule).
+    activation. Also returns whether a flip has no such split: neither branch changes while the output
+    does (a step), or the output's change is too large to split (a fill of -inf or of the dtype's minimum).
     """
     tx, tr, ex, er = _value(chosen.x), chosen.r, _value(other.x), other.r
-    like = next(t for t in (tx, ex) if isinstance(t, torch.Tensor))
-    tx, tr, ex, er = (torch.as_tensor(t, dtype=like.dtype, device=like.device) for t in (tx, tr, ex, er))
     with torch.no_grad():
-        value, ref = torch.where(condition, tx, ex), torch.where(condition_ref, tr, er)
+        value, ref = torch.where(condition, tx, ex), torch.where(condition_ref, tr, er)  # torch's promotion
+        branches = (tx, tr, ex, er)
+        tx, tr, ex, er = (torch.as_tensor(t, dtype=value.dtype, device=value.device) for t in branches)
         agree = torch.eq(condition, condition_ref)
         delta = value - ref
-        d_chosen, d_other = (tx - tr).expand_as(value), (ex - er).expand_as(value)
-        norm = d_chosen * d_chosen + d_other * d_other
-        step = bool((~agree & (norm == 0) & (delta != 0)).any())
-        share = delta / torch.where(norm > 0, norm, torch.ones_like(norm))
-        m_chosen = torch.where(agree, condition.to(value.dtype), share * d_chosen)
-        m_other = torch.where(agree, (~condition).to(value.dtype), share * d_other)
+        d_chosen, d_other = _change(tx, tr).expand_as(value), _change(ex, er).expand_as(value)
+        length = torch.hypot(d_chosen, d_other)  # no overflow or underflow of dt^2 + de^2
+        unit = torch.where(length > 0, length, torch.ones_like(length))
+        share = delta / unit
+        no_split = (length == 0) | ~torch.isfinite(share) | ~torch.isfinite(length)
+        step = bool((~agree & (delta != 0) & no_split).any())
+        m_chosen = torch.where(agree, condition.to(value.dtype), share * (d_chosen / unit))
+        m_other = torch.where(agree, (~condition).to(value.dtype), share * (d_other / unit))
     return _product_rule(value, ref, [(chosen.x, m_chosen), (other.x, m_other)]), step
+
+
+def _change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a - b``, with equal values (equal infinities too) no change."""
+    return torch.where(a == b, torch.zeros_like(a), a - b)
 
 
 def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pair:
