@@ -779,8 +779,11 @@ class HeadsFirstMaskedPooling(nn.Module):
         (HeadsFirstMaskedPooling(), _data((3, 6, 4), 2)),
         # a finite mask (-1e9) set the tolerance of the whole comparison, which passed a wrong split
         (HeadsFirstMaskedPooling(-1e9), _data((3, 6, 4), 2)),
-        # so did a large offset shared by all the values (1e4 + scores)
-        (HeadsFirstMaskedPooling(offset=1e4), _data((3, 6, 4), 2)),
+        # so did a large offset shared by all the values (1e4 + scores; float64 keeps the scores exact)
+        (
+            nn.Sequential(Lambda(torch.Tensor.double), HeadsFirstMaskedPooling(offset=1e4).double()),
+            _data((3, 6, 4), 2),
+        ),
     ],
     ids=["constant_along_tokens", "minus_inf_mask", "minus_1e9_mask", "offset_1e4"],
 )
