@@ -268,8 +268,7 @@ class _DeepMode(TorchFunctionMode):
             )
         if rule is Rule.LINEAR or (rule is Rule.BILINEAR and _linear_call(name, args, kwargs)):
             _check_linear(name, args, kwargs)
-            out = func(*args, **kwargs)
-            return out if name.rsplit(".", 1)[-1] in _VALUE_FREE else _tag_discrete(out)
+            return _tag_discrete(func(*args, **kwargs), name)
         if rule is Rule.DECOMPOSE:
             with self:  # the primitives of the decomposition are intercepted again, each with its rule
                 return _DECOMPOSITIONS[name.rsplit(".", 1)[-1]](*args, **kwargs)
@@ -335,11 +334,12 @@ _VALUE_FREE = frozenset(
 )
 
 
-def _tag_discrete(out: Any) -> Any:
-    """Mark the integer or boolean results of an operation on the input (``x.to(torch.bool)``) as computed
-    from it, so that using them as a mask or an index gets its rule or an error, never a constant's."""
+def _tag_discrete(out: Any, name: str) -> Any:
+    """Mark the integer or boolean results of linear operation ``name`` on the input (``x.to(torch.bool)``)
+    as computed from it, so that using them as a mask or an index gets its rule or an error, never a
+    constant's. Floating results (the usual case) are left as they are, at the cost of a dtype check."""
     for t in [out] if isinstance(out, torch.Tensor) else tree_flatten(out)[0]:
-        if isinstance(t, torch.Tensor) and not _is_float(t):
+        if isinstance(t, torch.Tensor) and not _is_float(t) and name.rsplit(".", 1)[-1] not in _VALUE_FREE:
             setattr(t, _TAG, True)
     return out
 
