@@ -52,7 +52,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
 
 
 def test_failing_section_stops_the_demo_and_leaves_no_gallery(tmp_path: Path) -> None:
-    (tmp_path / "index.html").write_text("stale gallery from an earlier run")
+    (tmp_path / "index.html").write_text("<title>deepshap demo</title> a stale gallery of an earlier run")
     ran: list[str] = []
 
     def first_section(state: DemoState) -> SectionResult:
@@ -160,6 +160,31 @@ def test_cli_out_expands_home_and_rejects_a_file(
         main(["demo", "--out", str(tmp_path / "a_file")])
     assert exit_info.value.code == 2
     assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_demo_replaces_its_own_gallery_but_not_a_page_of_the_users(tmp_path: Path) -> None:
+    first = run_demo(tmp_path, sections=[lambda state: SectionResult("First", ["x"])])
+    second = run_demo(tmp_path, sections=[lambda state: SectionResult("Second", ["x"])])
+    assert second == first and "Second" in second.read_text() and "First" not in second.read_text()
+
+    users = tmp_path / "site"
+    users.mkdir()
+    (users / "index.html").write_text("<html><title>my site</title></html>")
+    ran: list[str] = []
+    with pytest.raises(FileExistsError, match="is not a deepshap demo gallery"):
+        run_demo(users, sections=[lambda state: ran.append("ran") or SectionResult("t", ["x"])])
+    assert ran == [] and (users / "index.html").read_text() == "<html><title>my site</title></html>"
+
+
+def test_cli_reports_a_users_index_html_in_the_output_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "index.html").write_text("<p>mine</p>")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "is not a deepshap demo gallery" in capsys.readouterr().err
+    assert (tmp_path / "index.html").read_text() == "<p>mine</p>"
 
 
 def test_importing_the_main_module_does_not_run_the_cli() -> None:

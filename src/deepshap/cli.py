@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")  # the demo only writes files: never open windows
     from deepshap.demo import run_demo  # imported here: `deepshap --help` must not load torch
 
-    index = run_demo(out, quick=args.quick)
+    try:
+        index = run_demo(out, quick=args.quick)
+    except FileExistsError as exc:
+        parser.error(f"--out {out}: {exc}")
     print(f"Gallery: {index.resolve()}")
     return 0

@@ -15,6 +15,13 @@ section { border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1.5em; }
 .time { color: #777; font-size: 0.9em; }
 img { max-width: 100%; border: 1px solid #eee; }
 """
+TITLE = "<title>deepshap demo</title>"
+
+
+def is_gallery(index: Path) -> bool:
+    """Whether ``index`` is a page this demo wrote (so replacing it loses nothing of the user's)."""
+    with open(index, encoding="utf-8", errors="replace") as page:
+        return TITLE in page.read(4096)
 
 
 def render_section(result: SectionResult) -> str:
@@ -35,7 +42,7 @@ def write_gallery(out: Path, summary: Sequence[str], results: Sequence[SectionRe
     body = "\n".join(render_section(result) for result in results)
     page = (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>deepshap demo</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"{TITLE}\n<style>{STYLE}</style>\n</head>\n<body>\n"
         f"<h1>deepshap demo</h1>\n{header}\n{body}\n</body>\n</html>\n"
     )
     index = out / "index.html"

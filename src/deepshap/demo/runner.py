@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from deepshap.demo.gallery import write_gallery
+from deepshap.demo.gallery import is_gallery, write_gallery
 from deepshap.demo.sections import SECTIONS, DemoSettings, DemoState, Section, SectionResult
 
 
@@ -57,11 +57,18 @@ def run_demo(out: Path | str, quick: bool = False, sections: Sequence[Section] =
     """Run the demo into ``out`` (created if needed) and return the path of its ``index.html``.
 
     Figures are saved to files and closed, never shown, with whatever matplotlib backend is in use (the
-    command line picks Agg); a notebook's backend and figures are left as they were.
+    command line picks Agg); a notebook's backend and figures are left as they were. An ``index.html``
+    in ``out`` that the demo did not write is never replaced: that is a :class:`FileExistsError`.
     """
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "index.html").unlink(missing_ok=True)  # a failed run must not leave an old gallery looking fresh
+    index = out / "index.html"
+    if index.is_file() and not is_gallery(index):
+        raise FileExistsError(
+            f"{index} exists and is not a deepshap demo gallery; the demo would replace it. Choose "
+            "another output folder (the demo writes index.html and its pictures there)."
+        )
+    index.unlink(missing_ok=True)  # a failed run must not leave an old gallery looking fresh
     settings = DemoSettings.quick() if quick else DemoSettings()
     state = DemoState(settings, out)
     start = time.perf_counter()
