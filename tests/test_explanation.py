@@ -644,3 +644,88 @@ def test_partition_node_values_follow_the_output_axis() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         e.abs.mean(0)
+
+
+def per_sample_ranked(n_images: int) -> Explanation:
+    """Images (n, 8, 8, 3) with 3 outputs each, named per image as the Partition explainer names them."""
+    rng = np.random.default_rng(n_images)
+    names = np.array([["c2", "c4", "c5"], ["c2", "c3", "c4"], ["c1", "c2", "c3"]])[:n_images]
+    return Explanation(
+        rng.normal(size=(n_images, 8, 8, 3, 3)), rng.normal(size=(n_images, 3)), output_names=names
+    )
+
+
+@pytest.mark.parametrize("n_images", [2, 3])  # 3: as many images as channels, where shapes alone mislead
+def test_setting_a_field_of_the_shape_it_had_keeps_the_layout(n_images: int) -> None:
+    one = per_sample_ranked(n_images)[..., 0]
+    assert one.output_dims == () and one.shape == (n_images, 8, 8, 3)
+    one.values = one.values * 2
+    one.base_values = one.base_values + 1
+    assert one.output_dims == ()
+    assert one[0].output_names == "c2" and one[0].base_values.shape == ()
+    assert Explanation(one).output_dims == () and Explanation(one)[1].output_names == "c2"
+
+
+def test_one_name_per_image_without_an_output_axis_is_read_as_such() -> None:
+    values = np.zeros((2, 8, 8, 3))
+    built = Explanation(values, base_values=np.zeros(2), output_names=["cat", "dog"])
+    assert built.output_dims == () and built[1].output_names == "dog"
+
+
+def test_a_copy_keeps_the_source_layout_and_takes_the_fields_given() -> None:
+    ten = Explanation(np.ones((2, 10, 10, 1, 10)), base_values=np.arange(20.0).reshape(2, 10))
+    first = ten[0]  # (10, 10, 1, 10): as many rows as outputs
+    copied = Explanation(first)
+    assert copied.output_dims == first.output_dims == (3,)
+    assert copied[:5].base_values.shape == (10,)
+    renamed = Explanation(first, output_names=[f"o{k}" for k in range(10)])
+    assert renamed[..., "o3"].base_values == 3.0 and first.output_names is None
+
+
+def test_data_that_does_not_line_up_with_the_values_is_an_error() -> None:
+    values = np.zeros((2, 8, 8, 3, 4))
+    with pytest.raises(ValueError, match="does not line up with values"):
+        Explanation(values, base_values=np.zeros((2, 4)), data=np.zeros((2, 3, 8, 8)))  # channels first
+    e = Explanation(values, base_values=np.zeros((2, 4)), data=np.zeros((2, 8, 8, 3)))
+    with pytest.raises(ValueError, match="does not line up with values"):
+        e.data = np.zeros((2, 7, 8, 3))
+    assert e.data.shape == (2, 8, 8, 3)
+    with pytest.raises(TypeError, match="needs values"):
+        Explanation(None)
+
+
+@pytest.mark.parametrize("reduce", ["mean", "sum", "max", "min"])
+def test_reducing_over_several_axes_matches_numpy_and_shap(reduce: str) -> None:
+    shap = pytest.importorskip("shap")
+    rng = np.random.default_rng(0)
+    values, base, data = rng.normal(size=(2, 8, 8, 3, 4)), rng.normal(size=(2, 4)), rng.random((2, 8, 8, 3))
+    ours = getattr(Explanation(values, base, data, output_names=list("abcd")).abs, reduce)((1, 2, 3))
+    theirs = getattr(shap.Explanation(values, base, data, output_names=list("abcd")).abs, reduce)((1, 2, 3))
+    np.testing.assert_allclose(ours.values, getattr(np, reduce)(np.abs(values), axis=(1, 2, 3)))
+    np.testing.assert_allclose(ours.values, theirs.values)
+    np.testing.assert_array_equal(ours.base_values, base)
+    np.testing.assert_allclose(ours.data, getattr(np, reduce)(data, axis=(1, 2, 3)))
+    assert ours.output_dims == (1,) and list(ours.output_names) == list("abcd")
+
+
+def test_reducing_over_a_tuple_of_axes_names_the_problem() -> None:
+    e = coded_explanation()
+    with pytest.raises(ValueError, match="takes one axis"):
+        e.percentile(50, (1, 2))
+    with pytest.raises(ValueError, match="names an axis twice"):
+        e.mean((1, -2))
+    with pytest.raises(ValueError, match="is not an axis"):
+        e.sum((0, 3))
+    np.testing.assert_array_equal(e.percentile(50, (1,)).values, np.percentile(e.values, 50, axis=1))
+    top = e[..., e.abs.mean((0, 1)).argsort.flip[:2].values]
+    np.testing.assert_array_equal(top.output_names, ["crane", "espresso"])
+
+
+def test_an_int_and_a_list_that_numpy_would_reorder_are_an_error() -> None:
+    e = coded_explanation()
+    for index in ((1, ..., [2, 0]), (1, slice(None), [2, 0])):  # numpy puts the list's axis first
+        with pytest.raises(IndexError, match=r"in two steps instead, e.g. e\[1\]\[\.\.\., \[3, 0\]\]"):
+            e[index]
+    np.testing.assert_array_equal(e[1][..., [2, 0]].values, e.values[1][..., [2, 0]])
+    np.testing.assert_array_equal(e[[0, 2], :, 1].values, e.values[[0, 2], :, 1])  # numpy agrees here
+    np.testing.assert_array_equal(e[:, 1, [2, 0]].values, e.values[:, 1, [2, 0]])  # side by side

@@ -250,6 +250,8 @@ def _output_rank(vshape: tuple[int, ...], fields: dict[str, Any]) -> int:
             return m - 1
         if m <= n and vshape[n - m :] == shape:
             return m
+        if m == 1 and n and shape[0] == vshape[0]:  # one output picked per sample: no output axis left
+            return 0
         raise ValueError(
             f"Explanation {name} has shape {shape}, which does not match the trailing (output) axes of "
             f"values {vshape}, flat or per sample; give one name per output."
@@ -302,7 +304,7 @@ def _field_dims(name: str, value: Any, vshape: tuple[int, ...], out: tuple[int, 
         return (0,) if per_sample and len(vshape) and shape[0] == vshape[0] else ()
     if vshape[:m] == shape:
         return tuple(range(m))
-    if len(vshape) and shape[0] == vshape[0]:
+    if len(vshape) and shape[0] == vshape[0] and name not in _PREFIX_FIELDS:
         return (0,)
     if name in _PREFIX_FIELDS:
         raise ValueError(
@@ -356,6 +358,16 @@ def _normalize_axis_index(ix: Any, size: int, axis: int) -> Any:
     if arr.min() < -size or arr.max() >= size:
         raise IndexError(f"index {arr.tolist()} is out of bounds for axis {axis} with size {size}")
     return arr.astype(np.int64) % size
+
+
+def _numpy_moves_the_list_axis(indexers: list[Any]) -> bool:
+    """Whether numpy would put the axis of a list index first, where an Explanation keeps it in place:
+    an int and a list separated by a slice, with a slice before the list (``e[1, ..., [3, 0]]``)."""
+    picked = [axis for axis, ix in enumerate(indexers) if isinstance(ix, (int, np.ndarray))]
+    lists = [axis for axis in picked if isinstance(indexers[axis], np.ndarray)]
+    if not lists or picked[-1] - picked[0] < len(picked):  # no list, or ints and list side by side
+        return False
+    return any(isinstance(ix, slice) for ix in indexers[: lists[0]])
 
 
 def _take(value: Any, dims: tuple[int, ...], indexers: list[Any]) -> Any:
@@ -467,11 +479,16 @@ class Explanation:
             "hierarchical_values": hierarchical_values,
             "clustering": clustering,
         }
-        if isinstance(values, Explanation):
-            source = values
-            given = {name: source._fields.get(name) if v is None else v for name, v in given.items()}
-            values = source.values
-            compute_time = source.compute_time if compute_time is None else compute_time
+        if isinstance(values, Explanation):  # a copy in the source's layout, then the fields given
+            copy = values.__copy__()
+            self._fields, self._dims, self._output_dims = copy._fields, copy._dims, copy._output_dims
+            self.compute_time = values.compute_time if compute_time is None else compute_time
+            for name, value in given.items():
+                if value is not None:
+                    self._assign(name, value)
+            return
+        if values is None:
+            raise TypeError("An Explanation needs values: an array of attributions, or an Explanation.")
         fields = {"values": _convert("values", values)}
         fields.update({name: _convert(name, v) for name, v in given.items() if v is not None})
         self._fields: dict[str, Any] = fields
@@ -492,11 +509,16 @@ class Explanation:
         self._dims["values"] = tuple(range(len(vshape)))
 
     def _assign(self, name: str, value: Any) -> None:
-        """Set a field. Values and the fields the output axes are read from (names, indexes, base values)
-        work the whole layout out again; another field only its own axes."""
+        """Set a field. A field of the shape it had keeps its axes; values, or a field the output axes are
+        read from (names, indexes, base values), of a new shape work the whole layout out again; another
+        field only its own axes."""
         if name in _LAYOUT_FIELDS:
             if name == "values" and value is None:
                 raise ValueError("An Explanation needs values.")
+            current = self._fields.get(name)
+            if value is not None and current is not None and _shape_of(value, name) == np.shape(current):
+                self._fields[name] = _convert(name, value)  # same shape: the axes stay as they are
+                return
             old = dict(self._fields)
             if value is None:
                 self._fields.pop(name, None)
@@ -586,6 +608,11 @@ class Explanation:
             raise IndexError(
                 "Index one axis with a list or array at a time, e.g. e[[0, 1]][:, [2, 3]]: each list "
                 "selects along its own axis here, where numpy and shap would pair the lists point by point."
+            )
+        if _numpy_moves_the_list_axis(indexers):
+            raise IndexError(
+                "An int and a list separated by a slice or '...' (e.g. e[1, ..., [3, 0]]): numpy and shap "
+                "move the list's axis to the front there. Index in two steps instead, e.g. e[1][..., [3, 0]]."
             )
         result = self._index_axes(indexers)
         kept = [axis for axis, ix in enumerate(indexers) if not isinstance(ix, int)]
@@ -785,16 +812,27 @@ class Explanation:
             )
         return Explanation._build(fields, self._dims, self._output_dims, self.compute_time)
 
-    def _reduce(self, func: Callable[..., Any], axis: int | None) -> Explanation:
+    def _reduce(
+        self, func: Callable[..., Any], axis: int | tuple[int, ...] | None, one_at_a_time: bool = True
+    ) -> Explanation:
         """Apply a numpy reduction ``func(array, axis=...)`` to the values and to the fields that follow
-        the reduced axis."""
+        the reduced axis. A tuple of axes is reduced one axis after another, which gives the same result
+        for the reductions where ``one_at_a_time`` holds (mean, sum, max, min over equal-sized groups)."""
+        if isinstance(axis, tuple):
+            axes = [self._check_axis(a) for a in axis]
+            if len(set(axes)) != len(axes):
+                raise ValueError(f"axis {axis!r} names an axis twice.")
+            if len(axes) > 1 and not one_at_a_time:
+                raise ValueError(f"axis {axis!r}: this reduction takes one axis (or None for all of them).")
+            result = self
+            for a in sorted(axes, reverse=True):  # the last first, so the others keep their numbers
+                result = result._reduce(func, a)
+            return result
         if axis is None:
             fields = {k: v for k, v in self._fields.items() if not self._dims[k]}
             fields["values"] = np.asarray(func(self.values))
             return Explanation._build(fields, dict(self._dims, values=()), (), self.compute_time)
-        if not isinstance(axis, Integral) or not -len(self.shape) <= axis < len(self.shape):
-            raise ValueError(f"axis {axis!r} is not an axis of an Explanation of shape {self.shape}.")
-        axis = int(axis) % len(self.shape)
+        axis = self._check_axis(axis)
         values = np.asarray(func(self.values, axis=axis))
         fields, dims = {"values": values}, {"values": tuple(range(values.ndim))}
         for name, value in self._fields.items():
@@ -810,6 +848,19 @@ class Explanation:
         out = tuple(a - (a > axis) for a in self._output_dims if a != axis)
         return Explanation._build(fields, dims, out, self.compute_time)
 
+    def _check_axis(self, axis: Any) -> int:
+        """``axis`` as a non-negative axis number of the values, or a ValueError that says why not."""
+        if (
+            isinstance(axis, bool)
+            or not isinstance(axis, Integral)
+            or not -len(self.shape) <= axis < len(self.shape)
+        ):
+            raise ValueError(
+                f"axis {axis!r} is not an axis of an Explanation of shape {self.shape}: pass an int, a "
+                "tuple of ints or None."
+            )
+        return int(axis) % len(self.shape)
+
     @staticmethod
     def _reduce_field(name: str, value: Any, at: int, func: Callable[..., Any]) -> Any:
         """Reduce numbers alongside the values; keep other fields only if the same along the axis."""
@@ -821,31 +872,31 @@ class Explanation:
         return None
 
     @_operation_method
-    def mean(self, axis: int | None = None) -> Explanation:
+    def mean(self, axis: int | tuple[int, ...] | None = None) -> Explanation:
         """Mean over ``axis`` (base values and data are averaged alongside)."""
         return self._reduce(np.mean, axis)
 
     @_operation_method
-    def sum(self, axis: int | None = None) -> Explanation:
+    def sum(self, axis: int | tuple[int, ...] | None = None) -> Explanation:
         """Sum over ``axis`` (base values and data are summed alongside)."""
         return self._reduce(np.sum, axis)
 
     @_operation_method
-    def max(self, axis: int | None = None) -> Explanation:
+    def max(self, axis: int | tuple[int, ...] | None = None) -> Explanation:
         """Maximum over ``axis``."""
         return self._reduce(np.max, axis)
 
     @_operation_method
-    def min(self, axis: int | None = None) -> Explanation:
+    def min(self, axis: int | tuple[int, ...] | None = None) -> Explanation:
         """Minimum over ``axis``."""
         return self._reduce(np.min, axis)
 
     @_operation_method
-    def percentile(self, q: float, axis: int | None = None) -> Explanation:
+    def percentile(self, q: float, axis: int | tuple[int, ...] | None = None) -> Explanation:
         """The ``q``-th percentile (0-100) over ``axis``, of the values and of the data alongside."""
         if not 0 <= q <= 100:
             raise ValueError(f"q must be a percentile between 0 and 100; got {q!r}.")
-        return self._reduce(functools.partial(_percentile, q=q), axis)
+        return self._reduce(functools.partial(_percentile, q=q), axis, one_at_a_time=False)
 
     # ------------------------------------------------------------------ arithmetic
 
