@@ -419,6 +419,29 @@ def test_bad_images_and_options():
         Image(-1, (8, 8, 3)).filler(np.zeros((8, 8, 3), np.uint8))
 
 
+def test_a_background_the_images_dtype_cannot_hold_is_an_error():
+    image = np.full((4, 4, 3), 9, np.uint8)
+    with pytest.raises(ValueError, match=r"\[-300.0, -300.0\], which do not fit the images' dtype uint8"):
+        Image(np.full(image.shape, -300.0)).filler(image)
+    edge = Image(np.full(image.shape, 255.4)).filler(image).build(np.zeros((1, 4, 4), bool))
+    assert np.all(edge == 255)  # rounds into the range: not an error
+
+
+def test_a_channels_first_shape_is_warned_about():
+    with pytest.warns(UserWarning, match=r"looks channels-first.*X.transpose\(0, 2, 3, 1\)"):
+        Image("blur(3,3)", (3, 32, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Image("blur(3,3)", (32, 32, 3))
+        Image("blur(3,3)", (3, 32, 4))  # 4 channels: nothing says it is wrong
+
+
+def test_superpixels_that_find_one_region_are_an_error():
+    with pytest.raises(ValueError, match="single superpixel.*n_segments=2"):
+        superpixel_tree(photo(32), n_segments=2)
+    assert superpixel_tree(photo(32), n_segments=20).n_leaves >= 5
+
+
 def test_a_constant_fill_is_rounded_like_a_background_on_integer_images():
     image = np.zeros((4, 4, 3), np.uint8)
     keep = np.zeros((1, 4, 4), bool)

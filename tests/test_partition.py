@@ -309,6 +309,29 @@ def test_fixed_context_keeps_efficiency(fixed_context):
     assert_efficient(explanation, f, X)
 
 
+@pytest.mark.parametrize("fixed_context", [0, 1])
+def test_a_numpy_integer_fixed_context_is_the_same_as_the_int(fixed_context):
+    X = photos(1)
+    f = smooth_model(X.shape[1:])
+    explainer = Explainer(f, Image("blur(4,4)", X[0].shape))
+    plain = explainer(X, max_evals=60, fixed_context=fixed_context, silent=True).values
+    numpy_int = explainer(X, max_evals=60, fixed_context=np.arange(2)[fixed_context], silent=True).values
+    np.testing.assert_array_equal(numpy_int, plain)
+
+
+def test_torch_images_that_require_grad_and_grayscale_without_a_channel_axis():
+    import torch
+
+    X = photos(2)
+    f = smooth_model(X.shape[1:])
+    explainer = Explainer(f, Image("blur(4,4)", X[0].shape))
+    from_tensor = explainer(torch.tensor(X, requires_grad=True), max_evals=30, silent=True)
+    np.testing.assert_array_equal(from_tensor.values, explainer(X, max_evals=30, silent=True).values)
+    gray = X[..., 0]
+    with pytest.raises(ValueError, match=r"without a channel axis.*X\[\.\.\., None\]"):
+        Explainer(smooth_model(gray.shape[1:]), Image(0.0, (*gray.shape[1:], 1)))(gray, silent=True)
+
+
 def test_a_float32_torch_model_gets_float32_values():
     import torch
 

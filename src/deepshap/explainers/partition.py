@@ -15,7 +15,8 @@ only the regions that differ are rewritten; two images are explained at once, on
 while the model runs on the other's (:mod:`._lanes`); the blur is computed once per image; inpainting
 never touches the kept pixels; only the selected outputs are stored (values in the model's own precision,
 node values sparse); ties in the queue are broken first come first served instead of at random, so
-results are reproducible.
+results are reproducible; the leaves of the axis tree are pixels with their channels together, where
+shap's split each pixel into its channels (the values agree until the budget reaches single pixels).
 """
 
 from __future__ import annotations
@@ -121,12 +122,13 @@ class PartitionExplainer(Explainer):
         ``Explanation.argsort.flip[:4]`` applied to each image's scores. ``fixed_context`` 0 or 1 keeps
         the context of every expansion empty or full (half the evaluations per level, not Owen values).
 
-        The Explanation has ``values`` ``(N, H, W, C, k)`` (float32 for a float32 model, else float64),
-        ``base_values`` ``(N, k)`` (the model on the fully masked image), ``data``, ``output_indexes``
-        ``(N, k)``, ``output_names`` ``(N, k)`` when names were given, ``clustering`` ``(N, L-1, 4)``
-        (the tree as a scipy linkage; per image in an object array when superpixel trees differ in size)
-        and ``hierarchical_values``: per image a ``scipy.sparse`` ``(2L-1, k)`` array of the values left
-        on each tree node (most nodes are never expanded, so a dense array would be mostly zeros).
+        The Explanation has ``values`` ``(N, H, W, C, k)`` (float32 for a model scoring in float32 or
+        narrower floats, else float64), ``base_values`` ``(N, k)`` (the model on the fully masked image),
+        ``data``, ``output_indexes`` ``(N, k)``, ``output_names`` ``(N, k)`` when names were given,
+        ``clustering`` ``(N, L-1, 4)`` (the tree as a scipy linkage; per image in an object array when
+        superpixel trees differ in size) and ``hierarchical_values``: per image a ``scipy.sparse``
+        ``(2L-1, k)`` array of the values left on each tree node (most nodes are never expanded, so a
+        dense array would be mostly zeros).
         """
         from tqdm.auto import tqdm
 
@@ -138,6 +140,7 @@ class PartitionExplainer(Explainer):
         batch_size = _check_batch_size(batch_size, images[0].nbytes)
         if fixed_context not in (None, 0, 1):
             raise ValueError(f"fixed_context must be None, 0 or 1; got {fixed_context!r}.")
+        fixed_context = None if fixed_context is None else int(fixed_context)  # np.int64(1) -> 1
         per_image_outputs = _per_image_outputs(outputs, len(images))
         lanes = _LANES if len(images) > 1 else 1
         with _BUFFER_HANDOVER:  # a call running alongside in another thread finds none: its own buffers
@@ -194,11 +197,18 @@ class PartitionExplainer(Explainer):
     # ------------------------------------------------------------------------------------------------
 
     def _check_images(self, X: Any) -> np.ndarray:
+        if hasattr(X, "detach"):  # a torch tensor, perhaps one that requires grad
+            X = X.detach().cpu()
         images = np.asarray(X)
         shape = self.masker.input_shape
         if images.shape == shape:
             raise ValueError(
                 f"X is one image {images.shape}; the explainer takes a batch (N, *{shape}): pass X[None]."
+            )
+        if images.ndim == 3 and shape[2] == 1 and images.shape[1:] == shape[:2]:
+            raise ValueError(
+                f"X has shape {images.shape}, grayscale images without a channel axis; the masker takes "
+                f"{shape}: pass X[..., None]."
             )
         if images.ndim != 4 or images.shape[1:] != shape or len(images) == 0:
             raise ValueError(

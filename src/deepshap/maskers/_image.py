@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -82,6 +83,13 @@ class Image:
                 )
             self._kind, self._param = "background", background
         self.input_shape = _check_shape(shape)
+        if self.input_shape[0] in (1, 3, 4) and self.input_shape[2] > 4:
+            warnings.warn(
+                f"The Image masker's shape {self.input_shape} looks channels-first (C, H, W); it takes "
+                "(height, width, channels). Move the channels last: X.transpose(0, 2, 3, 1), and a model "
+                "that wants channels first can transpose its batch back.",
+                stacklevel=2,
+            )
         if partition not in PARTITIONS:
             raise ValueError(f"partition must be one of {PARTITIONS}; got {partition!r}.")
         if int(n_segments) < 2:
@@ -133,7 +141,7 @@ class Image:
         if self._kind == "constant":
             return ConstantFill(x, _constant_fill(self._param, x))
         if self._kind == "background":
-            return ConstantFill(x, _cast_like(self._param, x))
+            return ConstantFill(x, _background_fill(self._param, x))
         return InpaintFill(x, self._param)
 
     def __call__(self, mask: Any, x: Any) -> tuple[np.ndarray]:
@@ -186,6 +194,21 @@ def _cast_like(fill: np.ndarray, x: np.ndarray) -> np.ndarray:
         info = np.iinfo(x.dtype)
         fill = np.clip(np.rint(fill), info.min, info.max)
     return np.ascontiguousarray(fill, dtype=x.dtype)
+
+
+def _background_fill(background: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The background in ``x``'s dtype (rounded like every fill); values the dtype cannot hold are an
+    error rather than a clipped fill."""
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        low, high = np.rint(background.min()), np.rint(background.max())
+        if low < info.min or high > info.max:
+            raise ValueError(
+                f"The background image holds values in [{background.min()}, {background.max()}], which do "
+                f"not fit the images' dtype {x.dtype} ([{info.min}, {info.max}]); clip it to that range or "
+                "pass float images."
+            )
+    return _cast_like(background, x)
 
 
 def _constant_fill(value: float, x: np.ndarray) -> np.ndarray:

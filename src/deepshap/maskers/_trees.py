@@ -222,6 +222,12 @@ def superpixel_tree(image: np.ndarray, n_segments: int = 100, compactness: float
         unit, n_segments=n_segments, compactness=compactness, sigma=1.0, start_label=0, channel_axis=-1
     )
     labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
+    if labels.max() == 0 and labels.size > 1:
+        raise ValueError(
+            f"SLIC found a single superpixel in this {image.shape[0]}x{image.shape[1]} image with "
+            f"n_segments={n_segments} (a target, not a count), so every pixel would get the same value; "
+            "ask for more segments (50 to 200 suit most photos) or use partition='axis'."
+        )
     features = _colour_features(unit)
     return tree_from_segments(labels, features)
 
