@@ -278,26 +278,43 @@ def test_product_of_two_branches_is_the_two_player_shapley_split() -> None:
     np.testing.assert_allclose(phi[0], expected / 4, rtol=1e-4, atol=1e-5)
 
 
-def test_softmax_rule_equals_its_exact_decomposition() -> None:
-    """The Softmax op is explained exactly as exp(z) / sum(exp(z)) written out with primitive ops."""
-    import keras
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_softmax_gets_the_values_of_the_pytorch_rule(log: bool) -> None:
+    """Keras' Softmax / LogSoftmax op and torch's softmax / log_softmax share one rule: same values."""
+    import torch
     from keras import layers as L
 
-    model = _softmax()
-    logits = L.Dense(4)
-    written_out = keras.Sequential(
-        [
-            keras.Input((6,)),
-            model.layers[0],
-            logits,
-            L.Lambda(lambda z: keras.ops.exp(z) / keras.ops.sum(keras.ops.exp(z), axis=-1, keepdims=True)),
-        ]
-    )
-    logits.set_weights(model.layers[1].get_weights())
-    X, background = rng_data((3, 6), seed=7), rng_data((5, 6), seed=8)
-    phi, *_ = _attribute(model, background, X)
-    phi_written, *_ = _attribute(written_out, background, X)
-    np.testing.assert_allclose(phi[0], phi_written[0], rtol=1e-4, atol=1e-6)
+    import deepshap
+
+    activation = "log_softmax" if log else "softmax"
+    model = _seq((6,), L.Dense(8, activation="relu"), L.Dense(4), L.Activation(activation))
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    net.append(torch.nn.LogSoftmax(1) if log else torch.nn.Softmax(1))
+    with torch.no_grad():
+        for linear, dense in ((net[0], model.layers[0]), (net[2], model.layers[1])):
+            weight, bias = dense.get_weights()
+            linear.weight.copy_(torch.from_numpy(weight.T)), linear.bias.copy_(torch.from_numpy(bias))
+    X, background = rng_data((3, 6), seed=7) * 6, rng_data((5, 6), seed=8)  # far-apart logits
+    phi, fx, fb, index = _attribute(model, background, X)
+    explainer = deepshap.DeepExplainer(net.double().eval(), torch.from_numpy(background).double())
+    theirs = np.stack(explainer.shap_values(torch.from_numpy(X).double()), axis=-1)
+    np.testing.assert_allclose(phi[0], theirs, rtol=1e-4, atol=1e-5)
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
+
+
+@pytest.mark.parametrize("gap", [20.0, 100.0, 1000.0])
+def test_softmax_of_logits_far_from_the_references_adds_up(gap: float) -> None:
+    """A confident sample: its top logit exceeds every reference logit by ``gap`` (a quotient of the
+    two sides' sums lost the whole change at 20 and gave NaN from about 90)."""
+    from keras import layers as L
+
+    model = _seq((3,), L.Dense(3, use_bias=False), L.Activation("softmax"))
+    model.layers[0].set_weights([np.eye(3, dtype=np.float32)])
+    background = np.array([[0.0, 0.3, -0.2], [0.1, 0.0, 0.0]], dtype=np.float32)
+    X = np.array([[gap, 0.5, 0.0]], dtype=np.float32)
+    phi, fx, fb, index = _attribute(model, background, X)
+    assert np.isfinite(phi[0]).all()
+    assert _additivity_error(phi, fx, fb, index) <= RTOL
 
 
 def test_log_softmax_and_max_reduction_are_additive() -> None:

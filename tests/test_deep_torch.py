@@ -339,6 +339,31 @@ def test_softmax_and_log_softmax_outputs(log: bool) -> None:
     _additive(SoftmaxHead(log), _data((12, 6), 1), _data((3, 6), 2))
 
 
+class ScaledLogits(nn.Module):
+    """Identity logits through softmax, log_softmax or logsumexp."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.kind == "logsumexp":
+            return torch.logsumexp(z, 1, keepdim=True)
+        return torch.softmax(z, 1) if self.kind == "softmax" else torch.log_softmax(z, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("gap", [20.0, 100.0, 1000.0])
+def test_softmax_of_logits_far_from_the_references_adds_up(gap: float, kind: str, dtype: torch.dtype) -> None:
+    """A confident sample: its top logit exceeds every reference logit by ``gap``. A quotient of the two
+    sides' sums of exponentials lost the whole change at 20 (float32) and gave NaN from about 90."""
+    background = torch.tensor([[0.0, 0.3, -0.2], [0.1, 0.0, 0.0]], dtype=dtype)
+    X = torch.tensor([[gap, 0.5, 0.0], [0.2, gap / 2, -gap]], dtype=dtype)
+    values = _additive(ScaledLogits(kind), background, X)
+    assert np.isfinite(values[0]).all()
+
+
 def test_two_input_model() -> None:
     torch.manual_seed(0)
     bg = [_data((8, 5), 1), _data((8, 2, 6), 2)]

@@ -312,6 +312,15 @@ def _like(tensor: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return tensor + tf.zeros_like(target)
 
 
+_REL_TINY = 1e-6  # sums this close (relative to their size) use log's slope at their midpoint
+_SMALLEST_NORMAL = {  # torch.finfo(dtype).tiny, as the PyTorch rules use
+    tf.float64: 2.2250738585072014e-308,
+    tf.float32: 1.1754943508222875e-38,
+    tf.bfloat16: 1.1754943508222875e-38,
+    tf.float16: 6.103515625e-05,
+}
+
+
 def _tiny(dtype: tf.DType) -> float:
     """Differences below this use the derivative at the midpoint instead of the secant."""
     return {tf.float64: 1e-10, tf.float16: 1e-3, tf.bfloat16: 1e-2}.get(dtype, 1e-6)
@@ -489,28 +498,43 @@ def _max_pool(
 def _softmax(
     session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> list[tf.Tensor | None]:
-    """Softmax / log-softmax over the last axis, rewritten into exp, sum, div and log with rules.
+    """Softmax / log-softmax over the last axis as ``exp(x - logsumexp(x))``, the PyTorch path's rule.
 
-    Input and reference are shifted by the same constant (the larger of their maxima), so the rewrite is
-    exactly ``exp(x) / sum(exp(x))`` for the rules (they are invariant to a common shift) and cannot overflow.
+    The logsumexp's multipliers are those of exp, sum and log chained, ``(lse_x - lse_r) / (A - B) *
+    (a_i - b_i) / (x_i - r_i)`` with ``a = exp(x - c)``, ``A = sum(a)`` and ``c`` the larger logsumexp, so
+    every term lies in [0, 1] and each side's logsumexp is its own stable one: logits any distance apart
+    give finite multipliers that add up to the output's change. Softmax adds the rescale rule of exp on
+    the log-softmax. The multipliers are computed once per op and shared by every output's pass.
     """
-    log = op.type == "LogSoftmax"
-    x, x_ref = op.inputs[0], partner.inputs[0]
-    shift = tf.stop_gradient(
-        tf.maximum(tf.reduce_max(x, axis=-1, keepdims=True), tf.reduce_max(x_ref, axis=-1, keepdims=True))
-    )
 
-    def rewritten(values: list[tf.Tensor]) -> tf.Tensor:
-        z = values[0] - shift
-        total = tf.reduce_sum(tf.exp(z), axis=-1, keepdims=True)
-        return z - tf.math.log(total) if log else tf.exp(z) / total
+    def multipliers() -> tuple[tf.Tensor, tf.Tensor | None]:
+        x, x_ref = op.inputs[0], partner.inputs[0]
+        lse_x = tf.reduce_logsumexp(x, axis=-1, keepdims=True)
+        lse_r = tf.reduce_logsumexp(x_ref, axis=-1, keepdims=True)
+        c = tf.maximum(lse_x, lse_r)
+        c = tf.where(tf.math.is_finite(c), c, tf.zeros_like(c))
+        a, b = tf.exp(x - c), tf.exp(x_ref - c)
+        change = tf.reduce_sum(a - b, axis=-1, keepdims=True)
+        total = tf.reduce_sum(a + b, axis=-1, keepdims=True)
+        close = tf.logical_not(tf.abs(change) > _REL_TINY * total)
+        m_log = tf.where(close, 2 / total, (lse_x - lse_r) / tf.where(close, tf.ones_like(c), change))
+        m_lse = m_log * _exp_secant(a, b, x - x_ref)
+        if op.type == "LogSoftmax":
+            return m_lse, None
+        log_x, log_r = x - lse_x, x_ref - lse_r
+        p_x = tf.exp(log_x)
+        return m_lse, _exp_secant(p_x, tf.exp(log_r), log_x - log_r)
 
-    def rewrite() -> tuple[tf.Tensor, tf.Tensor]:
-        start = tf.identity(x)
-        return start, session.trace_pair(rewritten, [start], [x_ref])
+    m_lse, m_out = session.cached(op, "softmax", multipliers)
+    through = grad if m_out is None else grad * m_out
+    return [through - m_lse * tf.reduce_sum(through, axis=-1, keepdims=True)]
 
-    start, out = session.cached(op, "rewritten", rewrite)  # built once, shared by every output's VJP
-    return [tf.gradients(out, start, grad_ys=grad)[0]]
+
+def _exp_secant(y: tf.Tensor, y_ref: tf.Tensor, delta: tf.Tensor) -> tf.Tensor:
+    """The rescale multiplier of exp, ``(y - y_ref) / delta``; ``y`` (exp's own slope) where ``delta`` is 0,
+    subnormal, or NaN from equal infinities."""
+    moved = tf.abs(delta) >= _SMALLEST_NORMAL[delta.dtype]
+    return tf.where(moved, (y - y_ref) / tf.where(moved, delta, tf.ones_like(delta)), y)
 
 
 def _select(

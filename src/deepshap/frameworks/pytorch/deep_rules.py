@@ -98,7 +98,7 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
         y = fn(xd)
         d = xd - r
         slope = torch.sub(y, fn(r)).div_(d)
-        undefined = torch.lt(d.abs_(), torch.finfo(d.dtype).tiny)
+        undefined = ~torch.ge(d.abs_(), torch.finfo(d.dtype).tiny)  # NaN: equal infinities
         del d
         if bool(undefined.any()):
             grad = derivative(fn, xd).expand_as(slope)
@@ -302,24 +302,45 @@ def route_max(
 
 # composite rules ---------------------------------------------------------------------------------
 def softmax_family(kind: str, p: Pair, dim: int, keepdim: bool = False) -> Pair:
-    """softmax / log_softmax / logsumexp along ``dim`` as exp, sum, division and log.
+    """softmax / log_softmax / logsumexp along ``dim``, all from one logsumexp rule (:func:`logsumexp`):
+    ``log_softmax = x - logsumexp(x)`` (linear) and ``softmax = exp(log_softmax)`` (rescale rule).
 
-    One shift ``c`` (the larger of both sides' maxima) is shared by sample and reference: the function is
-    unchanged and the multipliers do not depend on ``c``, but nothing overflows.
+    Every value is computed on its own side with a stable formula, so sample and reference logits any
+    distance apart give finite multipliers whose contributions add up to the output's change (a quotient
+    ``exp(x) / sum(exp(x))`` loses the change to cancellation once the two sides' sums differ by e^20).
     """
+    lse = logsumexp(p, dim)
+    if kind == "logsumexp":
+        return lse if keepdim else lse.map(lambda t: t.squeeze(dim))
+    log_softmax = Pair(p.x - lse.x, p.r - lse.r)
+    return log_softmax if kind == "log_softmax" else rescale_pair(torch.exp, log_softmax)
+
+
+def logsumexp(p: Pair, dim: int) -> Pair:
+    """``log(sum(exp(x)))`` along ``dim`` (kept as size 1), the rules of exp, sum and log chained.
+
+    Chained, the multiplier of ``x_i`` is ``(lse_x - lse_r) / (A - B) * (a_i - b_i) / (x_i - r_i)`` with
+    ``a = exp(x - c)``, ``A = sum(a)`` (``b``, ``B`` for the reference) for any shift ``c``, which cancels.
+    With ``c`` the larger of the two logsumexps, every ``a_i`` and ``b_i`` lies in [0, 1] and the larger
+    of ``A``, ``B`` is 1, and ``lse_x - lse_r`` comes from each side's own logsumexp, so an underflowing
+    side leaves the multipliers finite. Where ``A`` and ``B`` nearly agree, ``2 / (A + B)`` (log's slope at
+    their midpoint) stands in for the quotient.
+    """
+    x, r = p.x.detach(), p.r
     with torch.no_grad():
-        c = torch.maximum(p.x.detach().amax(dim, keepdim=True), p.r.amax(dim, keepdim=True))
+        lse_x, lse_r = torch.logsumexp(x, dim, keepdim=True), torch.logsumexp(r, dim, keepdim=True)
+        c = torch.maximum(lse_x, lse_r)
         c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
-    shifted = p.map(lambda t: t - c)
-    e = rescale_pair(torch.exp, shifted)
-    s = e.map(lambda t: t.sum(dim, keepdim=True))
-    if kind == "softmax":
-        return divide(e, s)
-    log_s = rescale_pair(torch.log, s)
-    if kind == "log_softmax":
-        return Pair(shifted.x - log_s.x, shifted.r - log_s.r)
-    out = log_s.map(lambda t: t + c)
-    return out if keepdim else out.map(lambda t: t.squeeze(dim))
+        a, b = torch.exp(x - c), torch.exp(r - c)
+        d = x - r
+        moved = d.abs() >= torch.finfo(d.dtype).tiny  # False where equal, equal infinities (NaN) included
+        m_exp = torch.where(moved, (a - b) / torch.where(moved, d, torch.ones_like(d)), a)
+        change, total = (a - b).sum(dim, keepdim=True), (a + b).sum(dim, keepdim=True)
+        close = ~(change.abs() > REL_TINY * total)
+        quotient = (lse_x - lse_r) / torch.where(close, torch.ones_like(c), change)
+        m_log = torch.where(close, 2 / total, quotient)
+        multiplier = m_log * m_exp
+    return Pair(with_multipliers(lse_x, [p.x], [multiplier]), lse_r)
 
 
 def normalize(p: Pair, dims: Sequence[int], eps: float, center: bool = True) -> Pair:
