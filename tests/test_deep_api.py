@@ -119,3 +119,32 @@ def test_ranked_explanation_records_output_indexes() -> None:
     np.testing.assert_allclose(
         explanation.values.sum(1) + explanation.base_values, np.take_along_axis(out, top, 1), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize("squeezed", [False, True], ids=["(B, 1) output", "(B,) output"])
+def test_a_single_output_models_expected_value_indexes_like_shaps(framework: str, squeezed: bool) -> None:
+    import deepshap
+
+    rng = np.random.default_rng(0)
+    background, X = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32)
+    if framework == "torch":
+        import torch
+
+        linear = torch.nn.Linear(4, 1)
+        model = torch.nn.Sequential(linear, torch.nn.Flatten(0)) if squeezed else torch.nn.Sequential(linear)
+        explainer = deepshap.DeepExplainer(model.eval(), torch.from_numpy(background))
+        outputs = model(torch.from_numpy(X)).detach().numpy().reshape(-1)
+        mean = model(torch.from_numpy(background)).detach().numpy().mean()
+    else:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        layers = [keras.Input((4,)), keras.layers.Dense(1)]
+        model = keras.Sequential(layers + ([keras.layers.Reshape(())] if squeezed else []))
+        explainer = deepshap.DeepExplainer(model, background)
+        outputs, mean = np.asarray(model(X)).reshape(-1), np.asarray(model(background)).mean()
+    assert explainer.expected_value.shape == (1,)
+    np.testing.assert_allclose(explainer.expected_value[0], mean, rtol=1e-5)
+    values = explainer.shap_values(X)
+    np.testing.assert_allclose(values.sum(1) + explainer.expected_value[0], outputs, rtol=1e-4, atol=1e-5)

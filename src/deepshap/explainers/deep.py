@@ -55,6 +55,9 @@ class DeepExplainer:
     layer's input), a Keras model or a Keras ``(inputs, outputs)`` pair. ``data``: the background, numpy or
     framework tensors, a list for several inputs. ``batch_size``: the number of (sample, background) pairs
     processed at once; memory grows with it, not with the background size.
+
+    ``expected_value`` is the mean model output over the background, ``(K,)``: one entry per output, as
+    in shap, so a single-output model has a ``(1,)`` array.
     """
 
     def __init__(self, model: Any, data: Any, batch_size: int = 256) -> None:
@@ -66,10 +69,8 @@ class DeepExplainer:
         self.batch_size = int(batch_size)
         self._backend = importlib.import_module(_BACKENDS[self.adapter.framework])
         self._background_mean = self._model_outputs(self.adapter.background).mean(axis=0)
-        if self.adapter.single_output:
-            self.expected_value: Any = float(self._background_mean[0])
-        else:
-            self.expected_value = self._background_mean.copy()
+        # one entry per output, a single-output model included: shap users write expected_value[0]
+        self.expected_value: np.ndarray = self._background_mean.copy()
 
     # public API -----------------------------------------------------------------------------------
     def shap_values(
