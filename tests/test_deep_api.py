@@ -148,3 +148,18 @@ def test_a_single_output_models_expected_value_indexes_like_shaps(framework: str
     np.testing.assert_allclose(explainer.expected_value[0], mean, rtol=1e-5)
     values = explainer.shap_values(X)
     np.testing.assert_allclose(values.sum(1) + explainer.expected_value[0], outputs, rtol=1e-4, atol=1e-5)
+
+
+def test_torch_inference_mode_is_named_in_the_error() -> None:
+    import torch
+
+    import deepshap
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)).eval()
+    background, X = torch.randn(10, 4), torch.randn(3, 4)
+    for explainer_class in (deepshap.DeepExplainer, deepshap.GradientExplainer):
+        explainer = explainer_class(model, background)
+        with torch.inference_mode(), pytest.raises(RuntimeError, match=r"outside it \(inside torch.no_grad"):
+            explainer.shap_values(X)
+        with torch.no_grad():  # autograd is turned back on inside: this works
+            assert len(explainer.shap_values(X)) == 2

@@ -34,6 +34,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
+from deepshap.frameworks.pytorch.model import require_autograd
 from deepshap.rules import Rule
 from deepshap.rules.pytorch_ops import INPLACE_ARG, INPLACE_METHODS, RULES
 
@@ -55,6 +56,7 @@ def deep_attributions(
     adapter: Any, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int
 ) -> list[np.ndarray]:
     """Mean over background rows of multipliers * (x - b): one ``(N, *shape, R)`` array per input."""
+    require_autograd("DeepExplainer")
     n_bg = int(adapter.background[0].shape[0])
     m_chunk = min(n_bg, max(1, batch_size))
     n_chunk = max(1, batch_size // m_chunk)

@@ -233,6 +233,7 @@ class TorchModel(ModelAdapter):
         return out
 
     def output_gradients(self, inputs: list[torch.Tensor], output_index: np.ndarray) -> list[torch.Tensor]:
+        require_autograd("GradientExplainer")
         index = torch.as_tensor(np.asarray(output_index, dtype=np.int64), device=self.device)
         leaves = [x.detach().requires_grad_(True) for x in inputs]
         with torch.enable_grad():
@@ -252,6 +253,16 @@ class TorchModel(ModelAdapter):
                 raise ValueError(f"{_NO_GRADIENT} (input {i} is not used by the explained outputs)")
             per_input.append(torch.stack([col[i] for col in columns], dim=1))
         return per_input
+
+
+def require_autograd(explainer: str) -> None:
+    """Raise a clear error inside ``torch.inference_mode()``, where autograd cannot be turned back on
+    (the explainers enable it themselves under ``torch.no_grad()``)."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            f"{explainer} needs autograd, which torch.inference_mode() turns off for the whole block; "
+            "call the explainer outside it (inside torch.no_grad() is fine)."
+        )
 
 
 _NO_GRADIENT = (
