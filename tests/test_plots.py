@@ -190,6 +190,29 @@ def test_intermediate_layer_channels_first():
     np.testing.assert_allclose(shown[::4, ::4], layer[0].sum(0))
 
 
+@pytest.mark.parametrize("channels_first", [False, True], ids=["keras (N,3,3,64)", "torch (N,64,3,3)"])
+def test_a_3x3_layer_is_not_read_as_three_colour_channels(channels_first):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(2, 24, 24, 3))
+    layer = np.zeros((2, 3, 3, 64))
+    layer[:, 0, 0, :] = 1.0  # only the top-left cell
+    fig = image(np.moveaxis(layer, -1, 1) if channels_first else layer, x, show=False)
+    shown = _panels(fig)[1].images[-1].get_array()
+    expected = np.zeros((24, 24))
+    expected[:8, :8] = 64.0  # the cell stretched to an 8x8 square
+    np.testing.assert_allclose(shown, expected)
+
+
+def test_channels_first_pixels_with_four_channels_on_a_non_square_image():
+    rng = np.random.default_rng(6)
+    x = rng.uniform(size=(2, 4, 24, 20))  # (N, C, H, W): RGBA or multispectral
+    sv = rng.normal(size=(2, 4, 24, 20))
+    fig = image([sv], x, show=False)
+    shown = _panels(fig)[1].images[-1].get_array()
+    assert shown.shape == (24, 20)
+    np.testing.assert_allclose(shown, sv[0].sum(0))
+
+
 def test_negated_image_seed002(tmp_path):
     x = _digits()
     fig = image(_attributions(2), -x, show=False)
@@ -367,9 +390,11 @@ def test_true_labels_may_be_a_tensor():
     assert [ax.get_title() for ax in _panels(fig)[::2]] == ["7", "2", "1"]
 
 
-def test_shown_figures_are_closed():
-    """On a non-interactive backend plt.show() returns at once: the figure must not pile up."""
+def test_a_shown_figure_stays_current_for_savefig(tmp_path):
+    """As in shap: after image_plot(..., show=True) on a non-interactive backend a script can save it."""
     plt.close("all")
-    for _ in range(3):
-        assert image(_attributions(1)[0], _digits(), show=True) is None
-    assert plt.get_fignums() == []
+    assert image(_attributions(1)[0], _digits(), show=True) is None
+    assert len(plt.get_fignums()) == 1 and len(plt.gcf().axes) > 1
+    plt.savefig(tmp_path / "plot.png")
+    saved = plt.imread(tmp_path / "plot.png")
+    assert saved[..., :3].std() > 0.05  # the drawing, not a blank canvas

@@ -52,19 +52,29 @@ def is_explanation(x: Any) -> bool:
 def _is_channels_first(shape: tuple[int, ...], image_hw: tuple[int, int] | None = None) -> bool:
     """Guess whether a 4-D ``shape`` is (N, C, H, W) rather than (N, H, W, C).
 
-    Colour-like channel counts (1 or 3) decide first. For many channels (an intermediate layer), the layout
-    whose spatial aspect ratio is closer to the image's wins; failing that, a square spatial pair decides.
+    Given the image's (H, W), the spatial pair that equals it decides, then the one whose aspect ratio is
+    closer to the image's (a 3x3 layer of 64 channels is not 3 colour channels). Failing that, a
+    colour-like channel count (1 or 3) decides, then a small axis (at most 4) below both others, then a
+    square spatial pair.
     """
-    if shape[-1] in _COLOUR_CHANNELS:
-        return False
-    if shape[1] in _COLOUR_CHANNELS:
-        return True
     if image_hw is not None:
-        target = np.log(image_hw[0] / image_hw[1])
+        hw = tuple(image_hw)
+        first, last = tuple(shape[2:4]) == hw, tuple(shape[1:3]) == hw
+        if first != last:
+            return first
+        target = np.log(hw[0] / hw[1])
         first_err = abs(np.log(shape[2] / shape[3]) - target)
         last_err = abs(np.log(shape[1] / shape[2]) - target)
         if first_err != last_err:
             return bool(first_err < last_err)
+    if shape[-1] in _COLOUR_CHANNELS:
+        return False
+    if shape[1] in _COLOUR_CHANNELS:
+        return True
+    small_first = shape[1] <= 4 and shape[1] < min(shape[2], shape[3])
+    small_last = shape[3] <= 4 and shape[3] < min(shape[1], shape[2])
+    if small_first != small_last:
+        return small_first
     return shape[2] == shape[3] and shape[1] != shape[2]
 
 

@@ -110,7 +110,8 @@ def image(
     output, or one array (a trailing output axis gives one column per output). Arrays may be numpy, torch
     or tf, channels-last or channels-first; attributions of an intermediate layer are summed over channels
     and stretched to the image. ``labels``: k output names, or an (N, k) array of names per image.
-    ``true_labels``: one title per image for the image column. Returns the Figure when ``show`` is False.
+    ``true_labels``: one title per image for the image column. Returns the Figure when ``show`` is False;
+    with ``show`` True the figure is shown and stays the current figure, as in shap.
     """
     inputs = prepare(shap_values, pixel_values, labels)
     n_rows, n_outputs = inputs.maps[0].shape[0], len(inputs.maps)
@@ -166,7 +167,6 @@ def image(
     )
     bar.outline.set_visible(False)
     if show:
-        plt.show()
-        plt.close(fig)  # a non-interactive backend would keep every figure shown in a loop
+        plt.show()  # the figure stays open, as in shap: a script may plt.savefig() it afterwards
         return None
     return fig
