@@ -213,6 +213,21 @@ def test_channels_first_pixels_with_four_channels_on_a_non_square_image():
     np.testing.assert_allclose(shown, sv[0].sum(0))
 
 
+def test_a_stale_output_axis_of_a_sliced_shap_explanation_is_not_trusted():
+    @dataclass
+    class Sliced:  # shap's Explanation after sv[..., 0]: 4-D values that still claim output axis 4
+        values: np.ndarray
+        data: np.ndarray
+        output_dims: tuple = (4,)
+
+    rng = np.random.default_rng(7)
+    sliced = Sliced(rng.normal(size=(2, 8, 8, 3)), rng.uniform(size=(2, 8, 8, 3)))
+    fig = image(sliced, show=False)
+    panels = _panels(fig)
+    assert len(panels) == 4  # per image: the image and one map, not one map per colour channel
+    np.testing.assert_allclose(panels[1].images[-1].get_array(), sliced.values[0].sum(-1))
+
+
 def test_negated_image_seed002(tmp_path):
     x = _digits()
     fig = image(_attributions(2), -x, show=False)

@@ -125,8 +125,10 @@ def _explanation_parts(expl: Any, pixel_values: Any, labels: Any) -> tuple[list,
             f"the Explanation has {len(output_dims)} output axes; image_plot draws one: select along the "
             "others first, e.g. expl[..., 0]."
         )
-    # a declared output axis is trusted; otherwise the shape against `data` decides
-    outputs = _split_outputs(values, data, True if output_dims else None)
+    # a declared trailing output axis is trusted (shap can leave a stale one on a sliced Explanation);
+    # otherwise the shape against `data` decides
+    declared = output_dims == (values.ndim - 1,)
+    outputs = _split_outputs(values, data, True if declared else None)
     if pixel_values is None:
         pixel_values = data
     if labels is None:
