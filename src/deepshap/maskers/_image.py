@@ -199,29 +199,33 @@ def _cast_like(fill: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _background_fill(background: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The background in ``x``'s dtype (rounded like every fill); values the dtype cannot hold are an
     error rather than a clipped fill."""
-    if x.dtype.kind in "iu":
-        info = np.iinfo(x.dtype)
-        low, high = np.rint(background.min()), np.rint(background.max())
-        if low < info.min or high > info.max:
-            raise ValueError(
-                f"The background image holds values in [{background.min()}, {background.max()}], which do "
-                f"not fit the images' dtype {x.dtype} ([{info.min}, {info.max}]); clip it to that range or "
-                "pass float images."
-            )
+    low, high = background.min(), background.max()
+    _check_fits(
+        low,
+        high,
+        x,
+        f"The background image holds values in [{low}, {high}], which do not",
+        "clip it to that range",
+    )
     return _cast_like(background, x)
 
 
 def _constant_fill(value: float, x: np.ndarray) -> np.ndarray:
     """An image of ``value`` in ``x``'s dtype (rounded like every fill); a value the dtype cannot hold is
     an error rather than a wrapped-around or clipped fill."""
+    _check_fits(value, value, x, f"mask_value {value!r} does not", "pick a value in that range")
+    return _cast_like(np.full(x.shape, value, dtype=np.float64), x)
+
+
+def _check_fits(low: float, high: float, x: np.ndarray, subject: str, advice: str) -> None:
+    """Raise unless fill values in [low, high], rounded, fit ``x``'s integer dtype (floats take any)."""
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
-        if not info.min <= round(float(value)) <= info.max:
+        if round(float(low)) < info.min or round(float(high)) > info.max:
             raise ValueError(
-                f"mask_value {value!r} does not fit the images' dtype {x.dtype} ([{info.min}, {info.max}]); "
-                "pick a value in that range or pass float images."
+                f"{subject} fit the images' dtype {x.dtype} ([{info.min}, {info.max}]); {advice} or pass "
+                "float images."
             )
-    return _cast_like(np.full(x.shape, value, dtype=np.float64), x)
 
 
 def _blur(x: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
