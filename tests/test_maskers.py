@@ -92,6 +92,31 @@ def test_superpixel_tree_merges_adjacent_segments_into_connected_regions():
             assert not (a & b).any() and np.array_equal(a | b, region)
 
 
+def test_the_superpixel_linkage_counts_segments():
+    from scipy.cluster.hierarchy import is_valid_linkage, to_tree
+
+    tree = superpixel_tree(photo(64), n_segments=40)
+    linkage = tree.clustering()
+    assert is_valid_linkage(linkage)
+    assert to_tree(linkage).get_count() == tree.n_leaves
+    assert linkage[-1, 2] == 64 * 64  # the height is the node's pixel count
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_superpixels_follow_the_picture_whatever_the_channel_count(channels):
+    """A bright disk on a dark ground, with a little noise: segments stay on one side of its edge. With
+    SLIC's compactness on the wrong scale (all but 3 channels) they formed a grid across it."""
+    yy, xx = np.mgrid[:64, :64]
+    disk = (yy - 30.5) ** 2 + (xx - 35.5) ** 2 < 19**2
+    image = np.where(disk, 0.8, 0.2) + np.random.default_rng(0).normal(0, 0.02, disk.shape)
+    tree = superpixel_tree(np.repeat(image[..., None], channels, axis=-1), n_segments=30)
+    straddling = 0
+    for leaf in range(tree.n_leaves):
+        inside = disk.ravel()[node_pixels(tree, leaf)]
+        straddling += min(inside.sum(), (~inside).sum())
+    assert straddling <= 0.03 * disk.size  # 87 pixels of 4096 for 3 channels, about 300 on a grid
+
+
 def test_superpixels_survive_pixel_noise():
     """SLIC without smoothing breaks a noisy photo into fragments that it then merges into a few
     regions (one, at this noise level); with its 1-pixel Gaussian the segment count holds up."""
@@ -113,6 +138,13 @@ def test_segments_merge_by_colour_not_by_position():
 
 
 # ---------------------------------------------------------------------------------------------- fills
+def test_blur_of_more_channels_than_opencv_takes_at_once():
+    image = np.random.default_rng(0).random((9, 7, 300)).astype(np.float32)
+    fill = Image("blur(3,3)", image.shape).filler(image).fill
+    expected = np.stack([cv2.blur(np.ascontiguousarray(image[..., c]), (3, 3)) for c in range(300)], -1)
+    np.testing.assert_array_equal(fill, expected)
+
+
 def test_blur_is_computed_once_and_kept_pixels_are_exact():
     image = photo()
     masker = Image("blur(9,5)", image.shape)
@@ -209,6 +241,20 @@ def test_a_model_that_changes_its_input_in_place_still_gets_the_right_images(res
         batch -= 100.0  # what `preprocess_input(x)` without a copy does
 
 
+@pytest.mark.parametrize("height", [97, 194, 50])
+def test_the_row_checked_after_each_batch_moves_on_whatever_the_height(height):
+    """One row of the last batch is compared before its images are reused, a different row each batch:
+    a step of 97 rows stood still on images 97 or 194 rows high."""
+    image = np.random.default_rng(0).random((height, 4, 3))
+    masker = Image("blur(3,3)", image.shape)
+    tree, filler = masker.tree(image), masker.filler(image)
+    rng, rows = np.random.default_rng(1), set()
+    for _ in range(6):
+        filler.images(tree, random_paths(tree, 4, rng))
+        rows.add(filler._probe[0])
+    assert len(rows) == 6
+
+
 @pytest.mark.parametrize("method", ["inpaint_telea", "inpaint_ns"])
 def test_inpainting_in_a_crop_equals_opencv_on_the_whole_image(method):
     """The same fill as OpenCV on the whole image (with the hidden pixels blanked, see the next test)."""
@@ -221,12 +267,44 @@ def test_inpainting_in_a_crop_equals_opencv_on_the_whole_image(method):
         np.testing.assert_array_equal(filler.inpaint(keep), expected)
 
 
+def plain_inpainting(image: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The masked image computed plainly: channel by channel, bytes of the whole image (8-bit images) or
+    of the crop the hidden pixels and their margin span, mapped from its kept pixels' range."""
+    from deepshap.maskers._image import _CROP_MARGIN, _byte_scale, _cast_like
+
+    step = _byte_scale(image)
+    values = image.astype(np.float64)
+    if step is None:  # the crop around the hidden pixels, its bytes from its kept pixels' range
+        rows, cols = np.flatnonzero((~keep).any(1)), np.flatnonzero((~keep).any(0))
+        y0, x0 = max(rows[0] - _CROP_MARGIN, 0), max(cols[0] - _CROP_MARGIN, 0)
+        y1, x1 = rows[-1] + 1 + _CROP_MARGIN, cols[-1] + 1 + _CROP_MARGIN
+        values, keep = values[y0:y1, x0:x1], keep[y0:y1, x0:x1]
+        low, high = values[keep].min(), values[keep].max()
+        step = (high - low) / 255
+    else:
+        low, y0, x0 = 0.0, 0, 0
+    image_bytes = np.rint((values.clip(low, low + 255 * step) - low) / step).astype(np.uint8)
+    blanked = np.where(keep[..., None], image_bytes, 0).astype(np.uint8)
+    hidden = (~keep).astype(np.uint8)
+    filled = np.stack(
+        [
+            cv2.inpaint(np.ascontiguousarray(blanked[..., c]), hidden, 3, cv2.INPAINT_TELEA)
+            for c in range(image.shape[-1])
+        ],
+        axis=-1,
+    )
+    out = image.copy()
+    region = out[y0 : y0 + keep.shape[0], x0 : x0 + keep.shape[1]]
+    region[...] = np.where(keep[..., None], region, _cast_like(low + filled * step, image))
+    return out
+
+
 @pytest.mark.parametrize(
     "dtype, channels, scale",
     [
         (np.float32, 3, 1 / 255),  # OpenCV does the blanking, the byte look-up and the masked copy
         (np.int16, 1, 1.0),
-        (np.float64, 4, 0.01),  # four channels: inpainted one by one
+        (np.float64, 4, 0.01),  # four channels: inpainted one by one; not 8-bit: from the kept range
         (np.int64, 3, 7.0),  # types and channel counts OpenCV's array functions may lack: numpy's
         (np.float16, 3, 1 / 255),
         (np.float32, 5, 1.0),
@@ -235,29 +313,13 @@ def test_inpainting_in_a_crop_equals_opencv_on_the_whole_image(method):
 def test_inpainting_of_every_image_type_equals_the_plain_computation(dtype, channels, scale):
     """Kept pixels exact, hidden ones OpenCV's fill of the blanked byte image mapped back, whichever of
     OpenCV's or numpy's array functions a type gets."""
-    from deepshap.maskers._image import _byte_scale, _cast_like
-
     colour = photo()
     image = np.concatenate([colour] * 2, axis=-1)[..., :channels]
     image = (np.rint(image) * scale).astype(dtype)
     keep = random_box_masks(6, image.shape[:2], seed=11)
-    low, step = _byte_scale(image)
-    image_bytes = np.rint((image.astype(np.float64) - low) / step).astype(np.uint8)
-    expected = []
-    for mask in keep:
-        blanked = np.where(mask[..., None], image_bytes, 0).astype(np.uint8)
-        hidden = (~mask).astype(np.uint8)
-        filled = np.stack(
-            [
-                cv2.inpaint(np.ascontiguousarray(blanked[..., c]), hidden, 3, cv2.INPAINT_TELEA)
-                for c in range(channels)
-            ],
-            axis=-1,
-        )
-        expected.append(np.where(mask[..., None], image, _cast_like(low + filled * step, image)))
     out = Image("inpaint_telea", image.shape).filler(image).build(keep)
     assert out.dtype == image.dtype
-    np.testing.assert_array_equal(out, np.stack(expected))
+    np.testing.assert_array_equal(out, np.stack([plain_inpainting(image, mask) for mask in keep]))
 
 
 @pytest.mark.parametrize("method", ["inpaint_telea", "inpaint_ns"])
@@ -291,21 +353,43 @@ def test_inpainting_keeps_exact_pixels_and_uses_only_kept_ones():
     np.testing.assert_array_equal(masker.filler(scrambled).build(keep[:1]), out[:1])
 
 
+def test_a_dark_float_image_is_inpainted_on_its_own_range():
+    """A float image in [0, 0.003] is not cut to bytes 0 and 1 by the [0, 1] -> 0..255 scaling (its fill
+    had 4 levels, up to 4x the image's maximum); an 8-bit image divided by 255 still is."""
+    from deepshap.maskers._image import _byte_scale
+
+    eight_bit = np.rint(photo()).clip(0, 255)
+    dark = photo() / 255.0 * 0.003
+    assert _byte_scale(eight_bit / 255.0) == 1.0 / 255.0
+    assert _byte_scale((eight_bit / 255.0).astype(np.float16)) == 1.0 / 255.0
+    assert _byte_scale(dark) is None
+    keep = random_box_masks(3, dark.shape[:2], seed=4)
+    hidden = Image("inpaint_telea", dark.shape).filler(dark).build(keep)[~keep]
+    spread = dark.max() - dark.min()
+    assert len(np.unique(hidden)) > 50
+    assert dark.min() - 0.05 * spread <= hidden.min() and hidden.max() <= dark.max() + 0.05 * spread
+    # the same picture at 1000x the scale gets the same fill, scaled
+    scaled = Image("inpaint_telea", dark.shape).filler(dark * 1000).build(keep)[~keep]
+    np.testing.assert_allclose(scaled, hidden * 1000, rtol=1e-9, atol=1e-9)
+
+
 def test_inpainting_follows_the_images_value_range():
-    """The same picture in [0, 1], in [0, 255] and standardised gets the same fill, rescaled."""
+    """The same picture in [0, 1] and in [0, 255] gets the same fill, rescaled; standardised or in another
+    range, it is mapped onto bytes from the kept pixels' own range (not rint(x)), so its fill is the same
+    up to that rounding (NS passes a byte's difference on more than Telea)."""
     image = np.rint(photo()).clip(0, 255)
-    image[0, 0] = [0, 255, 0]  # the full 8-bit range, so that every scaling is the same byte image
     keep = random_box_masks(3, image.shape[:2], seed=7)
-    reference = Image("inpaint_ns", image.shape).filler(image).build(keep)
-    unit = Image("inpaint_ns", image.shape).filler(image / 255).build(keep)
-    np.testing.assert_allclose(unit * 255, reference, atol=1e-9)
+    hidden = np.broadcast_to(~keep[..., None], (*keep.shape, 3))
     mean, std = image.mean(), image.std()
-    standard = Image("inpaint_ns", image.shape).filler((image - mean) / std).build(keep)
-    np.testing.assert_allclose(standard * std + mean, reference, atol=1e-9)
-    # floats in [0.01, 1.03] or [0, 10] are not 0..255 images: they map their own range, not rint(x)
-    for scale, shift in ((1.02 / 255, 0.01), (10 / 255, 0.0)):
-        other = Image("inpaint_ns", image.shape).filler(image * scale + shift).build(keep)
-        np.testing.assert_allclose(other, reference * scale + shift, atol=1e-9)
+    for method, most in (("inpaint_telea", 4.0), ("inpaint_ns", 10.0)):
+        reference = Image(method, image.shape).filler(image).build(keep)
+        unit = Image(method, image.shape).filler(image / 255).build(keep)
+        np.testing.assert_allclose(unit * 255, reference, atol=1e-9)
+        for scale, shift in ((1 / std, -mean / std), (1.02 / 255, 0.01), (10 / 255, 0.0)):
+            other = Image(method, image.shape).filler(image * scale + shift).build(keep)
+            gap = np.abs((other - shift) / scale - reference)[hidden]
+            assert gap.mean() < 1.0 and gap.max() < most, (method, scale, gap.mean(), gap.max())
+            np.testing.assert_array_equal(other[~hidden], (image * scale + shift)[None].repeat(3, 0)[~hidden])
 
 
 def test_a_constant_image_inpaints_to_itself_without_warnings():
@@ -394,6 +478,10 @@ def test_constant_background_and_call_forms():
         (("blur(3,3)", (8, 8)), ValueError, "add a channel axis"),
         ((np.zeros((8, 8, 3)), (8, 8, 1)), ValueError, "background image has shape"),
         ((np.full((8, 8, 3), np.nan),), ValueError, "background image must hold finite numbers"),
+        ((None, (8, 8, 3)), TypeError, "must be a string, a number or a background image; got None"),
+        ((True, (8, 8, 3)), TypeError, "must be a string, a number or a background image; got True"),
+        ((1 + 2j, (8, 8, 3)), TypeError, "must be a string, a number or a background image"),
+        (("blur(3,3)", (6.7, 8, 3)), ValueError, r"three whole numbers; got \(6.7, 8, 3\)"),
     ],
 )
 def test_bad_masker_arguments(args, error, message):
@@ -417,6 +505,35 @@ def test_bad_images_and_options():
         masker.filler(np.zeros((8, 8, 3), bool))
     with pytest.raises(ValueError, match=r"mask_value -1 does not fit the images' dtype uint8"):
         Image(-1, (8, 8, 3)).filler(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_mask_strings_may_carry_spaces():
+    image = photo(16)
+    keep = random_box_masks(2, image.shape[:2], seed=1)
+    spaced = Image(" inpaint_telea ", image.shape).filler(image).build(keep)
+    np.testing.assert_array_equal(spaced, Image("inpaint_telea", image.shape).filler(image).build(keep))
+
+
+def test_a_fill_a_float_dtype_cannot_hold_is_an_error():
+    image = np.zeros((4, 4, 3), np.float16)
+    with pytest.raises(ValueError, match=r"mask_value 100000.0 does not fit the images' dtype float16"):
+        Image(1e5, image.shape).filler(image)
+    with pytest.raises(ValueError, match="which do not fit the images' dtype float16"):
+        Image(np.full(image.shape, -7e4)).filler(image)
+    assert np.all(Image(6e4, image.shape).filler(image).fill == np.float16(6e4))  # within float16's range
+
+
+def test_a_background_in_another_value_range_is_warned_about():
+    photo_u8 = np.rint(photo(8)).astype(np.uint8)
+    with pytest.warns(UserWarning, match=r"values in \[0, 1\] while the image's are integers up to"):
+        Image(photo_u8 / 255.0).filler(photo_u8)
+    with pytest.warns(UserWarning, match=r"values up to 2\d\d while the image's are in \[0, 1\]"):
+        Image(photo_u8).filler(photo_u8 / 255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Image(np.zeros(photo_u8.shape)).filler(photo_u8)  # black: the same in any range
+        Image(photo_u8 / 255.0).filler(photo_u8 / 255.0)
+        Image(photo_u8.astype(float)).filler(photo_u8)
 
 
 def test_a_background_the_images_dtype_cannot_hold_is_an_error():

@@ -423,6 +423,13 @@ def test_bad_model_outputs_get_clear_errors(model, message):
         Explainer(model, Image("blur(2,2)", X[0].shape))(X, silent=True)
 
 
+def test_a_model_returning_a_mapping_is_told_to_return_its_scores():
+    X = photos(1, 8, 8)
+    model = lambda x: {"logits": np.zeros((len(x), 3)), "hidden": None}  # noqa: E731
+    with pytest.raises(TypeError, match=r"mapping with keys \['logits', 'hidden'\].*outputs.logits"):
+        Explainer(model, Image("blur(2,2)", X[0].shape))(X, silent=True)
+
+
 def test_outputs_that_change_size_are_an_error():
     X = photos(1, 8, 8)
     calls = []

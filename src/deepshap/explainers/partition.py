@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,12 @@ class PartitionExplainer(Explainer):
     every image. Calls running at the same time in several threads each get their own buffers. A model
     that starts processes with the "fork" method does so while the other image's thread runs; use
     "spawn" there, as with any threaded program.
+
+    The batches the model gets are views of those buffers, rewritten for the next call. The model may
+    change a batch in place as a whole (``x -= mean``: this is detected and every image is then built
+    afresh), but it must copy the batch (``x.copy()``) if it keeps it after returning (a cache of the
+    last input) or changes only part of the images in place from its second call on: neither can be
+    detected, and the values would silently be those of other images.
     """
 
     def __init__(
@@ -220,6 +226,11 @@ class PartitionExplainer(Explainer):
     def _call_model(self, batch: np.ndarray, n_outputs: int | None) -> np.ndarray:
         """The model's scores for a batch as ``(B, K)`` numpy, checked for shape and finiteness."""
         out = self.model(batch)
+        if isinstance(out, Mapping):  # a dict, or a Hugging Face ModelOutput
+            raise TypeError(
+                f"The model returned a mapping with keys {list(out)[:5]}; it must return the scores as an "
+                "array or tensor (B, K), e.g. outputs['logits'] or outputs.logits."
+            )
         if hasattr(out, "detach"):  # torch
             out = out.detach().cpu()
             if out.is_floating_point() and out.element_size() < 4:  # bfloat16 has no numpy dtype

@@ -24,6 +24,7 @@ INPAINT_METHODS = {"inpaint_telea": "INPAINT_TELEA", "inpaint_ns": "INPAINT_NS"}
 INPAINT_RADIUS = 3
 # cv2.inpaint reads only pixels within radius + 1 of the hidden region; a wider crop is bit-identical.
 _CROP_MARGIN = INPAINT_RADIUS + 3
+_OPENCV_MAX_CHANNELS = 128  # CV_CN_MAX in OpenCV 5 (512 in OpenCV 4)
 _BLUR = re.compile(r"^blur\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 PARTITIONS = ("axis", "superpixels")
 _MASK_VALUE_HELP = (
@@ -66,6 +67,10 @@ class Image:
                     "for example Image(mask_value, X[0].shape)."
                 )
         elif np.ndim(mask_value) == 0:
+            if mask_value is None or np.asarray(mask_value).dtype.kind not in "iuf":
+                raise TypeError(
+                    f"mask_value must be a string, a number or a background image; got {mask_value!r}."
+                )
             if not np.isfinite(mask_value):
                 raise ValueError(f"mask_value must be finite; got {mask_value!r}.")
             self._kind, self._param = "constant", mask_value
@@ -166,8 +171,8 @@ class Image:
 
 
 def _parse_mask_string(mask_value: str) -> tuple[str, Any]:
-    if mask_value in INPAINT_METHODS:
-        return "inpaint", mask_value
+    if mask_value.strip() in INPAINT_METHODS:
+        return "inpaint", mask_value.strip()
     match = _BLUR.match(mask_value.strip())
     if match is None:
         raise ValueError(f"Unknown mask_value {mask_value!r}; {_MASK_VALUE_HELP}.")
@@ -178,11 +183,12 @@ def _parse_mask_string(mask_value: str) -> tuple[str, Any]:
 
 
 def _check_shape(shape: Any) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
+    given = tuple(shape)
+    shape = tuple(int(s) for s in given)
+    if len(shape) != 3 or min(shape) < 1 or shape != given:
         raise ValueError(
-            f"The Image masker needs the shape of one image as (height, width, channels); got {shape}. "
-            "For grayscale images add a channel axis: X[..., None]."
+            "The Image masker needs the shape of one image as (height, width, channels), three whole "
+            f"numbers; got {given}. For grayscale images add a channel axis: X[..., None]."
         )
     return shape  # type: ignore[return-value]
 
@@ -207,6 +213,18 @@ def _background_fill(background: np.ndarray, x: np.ndarray) -> np.ndarray:
         f"The background image holds values in [{low}, {high}], which do not",
         "clip it to that range",
     )
+    image_low, image_high = float(x.min()), float(x.max())
+    if x.dtype.kind in "iu" and background.dtype.kind == "f" and 0 < high <= 1 < image_high:
+        mismatch = f"in [0, 1] while the image's are integers up to {image_high:g}"
+    elif x.dtype.kind == "f" and 0 <= image_low and image_high <= 1 < high:
+        mismatch = f"up to {high:g} while the image's are in [0, 1]"
+    else:
+        return _cast_like(background, x)
+    warnings.warn(
+        f"The background image holds values {mismatch}; it is used as it is, which is probably not the "
+        "picture meant: give the background in the images' own range.",
+        stacklevel=2,
+    )
     return _cast_like(background, x)
 
 
@@ -218,7 +236,8 @@ def _constant_fill(value: float, x: np.ndarray) -> np.ndarray:
 
 
 def _check_fits(low: float, high: float, x: np.ndarray, subject: str, advice: str) -> None:
-    """Raise unless fill values in [low, high], rounded, fit ``x``'s integer dtype (floats take any)."""
+    """Raise unless fill values in [low, high], rounded, fit ``x``'s dtype: within an integer dtype's
+    range, finite in a float dtype (1e5 is infinite in float16)."""
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
         if round(float(low)) < info.min or round(float(high)) > info.max:
@@ -226,6 +245,15 @@ def _check_fits(low: float, high: float, x: np.ndarray, subject: str, advice: st
                 f"{subject} fit the images' dtype {x.dtype} ([{info.min}, {info.max}]); {advice} or pass "
                 "float images."
             )
+        return
+    with np.errstate(over="ignore"):
+        cast = np.array([low, high], dtype=np.float64).astype(x.dtype)
+    if not np.all(np.isfinite(cast)):
+        largest = np.finfo(x.dtype).max
+        raise ValueError(
+            f"{subject} fit the images' dtype {x.dtype} (largest {largest}); {advice} or pass images of "
+            "a wider float dtype."
+        )
 
 
 def _blur(x: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
@@ -234,7 +262,16 @@ def _blur(x: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
 
     native = x.dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64)
     source = x if native else x.astype(np.float64)
-    blurred = cv2.blur(np.ascontiguousarray(source), kernel).reshape(x.shape)
+    channels = x.shape[-1]
+    blurred = np.concatenate(  # OpenCV takes at most _OPENCV_MAX_CHANNELS channels at once
+        [
+            cv2.blur(np.ascontiguousarray(source[..., c : c + _OPENCV_MAX_CHANNELS]), kernel).reshape(
+                *x.shape[:2], -1
+            )
+            for c in range(0, channels, _OPENCV_MAX_CHANNELS)
+        ],
+        axis=-1,
+    )
     return _cast_like(blurred, x)
 
 
@@ -293,7 +330,8 @@ class ConstantFill(_Fill):
         of the fill (or the image) and then the kept (hidden) regions. Reuse relies on the model leaving
         its input as it found it: this is checked in full on the first reuse and on one row of every batch
         (a different row each time) after that; once the model is seen changing its input in place, every
-        image is rebuilt. The model must not keep its input after returning.
+        image is rebuilt. A change to part of the images from the second call on can go unseen, and the
+        model must not keep its input after returning (see :class:`~deepshap.PartitionExplainer`).
         """
         if self._input_kept is None and any(path is not None for path in self._held):
             self._input_kept = self._slots_intact(tree)  # the first time there is an image to check
@@ -308,7 +346,9 @@ class ConstantFill(_Fill):
             slot[i] = s
             self._write(tree, s, held[s], paths[i])
             self._held[s] = paths[i]
-        row = (self._probe[0] + 97) % self.x.shape[0] if self._probe is not None else 0
+        height = self.x.shape[0]
+        step = 97 if height % 97 else 1  # a step prime to the height visits every row in turn
+        row = (self._probe[0] + step) % height if self._probe is not None else 0
         self._probe = (row, self._buffer[:n, row].copy())
         return self._buffer[:n], slot
 
@@ -339,12 +379,13 @@ class ConstantFill(_Fill):
 class InpaintFill(_Fill):
     """Masking by OpenCV inpainting, computed per distinct mask from the kept pixels only.
 
-    OpenCV inpaints 8-bit images, so the image is mapped onto 0..255 from its own value range (see
-    :func:`_byte_scale`) for inpainting and the filled pixels are mapped back; kept pixels are copied
-    from the image itself, never from the 8-bit copy, and hidden pixels are blanked before inpainting
-    (OpenCV would otherwise let some of them leak into the fill near the image border). Each mask is
-    inpainted within the bounding box of its hidden pixels (plus the margin the method reads), and the
-    masks of a batch run in parallel threads.
+    OpenCV inpaints 8-bit images, so the image is mapped onto 0..255 for inpainting and the filled pixels
+    are mapped back: 8-bit images (also as floats in [0, 255], or divided by 255) as they are, exactly as
+    shap inpaints them, any other image from the value range of the kept pixels around each mask (see
+    :func:`_byte_scale`); kept pixels are copied from the image itself, never from the 8-bit copy, and
+    hidden pixels are blanked before inpainting (OpenCV would otherwise let some of them leak into the
+    fill near the image border). Each mask is inpainted within the bounding box of its hidden pixels
+    (plus the margin the method reads), and the masks of a batch run in parallel threads.
     """
 
     def __init__(self, x: np.ndarray, method: str) -> None:
@@ -352,16 +393,13 @@ class InpaintFill(_Fill):
 
         self.x = x
         self.flag = getattr(cv2, INPAINT_METHODS[method])
-        self.low, self.step = _byte_scale(x)
-        self.bytes = (
-            x
-            if x.dtype == np.uint8
-            else np.rint((x.astype(np.float64) - self.low) / self.step).astype(np.uint8)
-        )
-        # byte -> image value, the same rounding as `_cast_like` (None: uint8 images are their bytes)
-        self.byte_values = (
-            None if x.dtype == np.uint8 else _cast_like(self.low + np.arange(256) * self.step, x)
-        )
+        # 8-bit images are mapped once; `bytes` None: per mask, from the kept pixels' range
+        self.bytes: np.ndarray | None = None
+        self.byte_values: np.ndarray | None = None  # byte -> image value; None: uint8 images are bytes
+        scale = _byte_scale(x)
+        if scale is not None:
+            self.bytes = x if x.dtype == np.uint8 else np.rint(x.astype(np.float64) / scale).astype(np.uint8)
+            self.byte_values = None if x.dtype == np.uint8 else _cast_like(np.arange(256) * scale, x)
         mean = x.astype(np.float64).mean(axis=(0, 1))
         self.all_hidden = _cast_like(np.broadcast_to(mean, x.shape), x)
 
@@ -412,8 +450,13 @@ class InpaintFill(_Fill):
         y0, y1 = max(rows[0] - _CROP_MARGIN, 0), min(rows[-1] + 1 + _CROP_MARGIN, height)
         x0, x1 = max(cols[0] - _CROP_MARGIN, 0), min(cols[-1] + 1 + _CROP_MARGIN, width)
         mask8 = hidden[y0:y1, x0:x1].view(np.uint8)
+        kept8 = keep[y0:y1, x0:x1].view(np.uint8)
+        if self.bytes is not None:
+            image_bytes, byte_values = self.bytes[y0:y1, x0:x1], self.byte_values
+        else:
+            image_bytes, byte_values = _kept_range_bytes(self.x[y0:y1, x0:x1], kept8.view(bool), self.x)
         # OpenCV reads some hidden pixels near the image border: blank them so they cannot leak
-        source = _blank(self.bytes[y0:y1, x0:x1], keep[y0:y1, x0:x1].view(np.uint8))
+        source = _blank(image_bytes, kept8)
         channels = source.shape[-1]
         if channels in (1, 3):
             filled = cv2.inpaint(
@@ -430,8 +473,8 @@ class InpaintFill(_Fill):
         out[...] = self.x
         region = out[y0:y1, x0:x1]
         filled = filled.reshape(region.shape)
-        if self.byte_values is not None:
-            filled = _look_up(self.byte_values, filled)
+        if byte_values is not None:
+            filled = _look_up(byte_values, filled)
         _copy_where(region, filled, mask8)
         return out
 
@@ -481,18 +524,36 @@ def _path_masks(tree: PartitionTree, paths: list[Path]) -> np.ndarray:
     return tree.masks([[node for node, kept in path if kept] for path in paths])
 
 
-def _byte_scale(x: np.ndarray) -> tuple[float, float]:
-    """``(low, step)`` with ``x ~ low + step * byte``: float images in [0, 1] are scaled by 255, integral
-    images in [0, 255] map as they are (no rounding, and they inpaint exactly as shap does), any other
-    image (normalised, or floats in another or non-integral range) maps its own [min, max] onto 0..255."""
+def _byte_scale(x: np.ndarray) -> float | None:
+    """The step with ``x == step * byte`` for 8-bit images: integral images in [0, 255] (step 1) and float
+    images in [0, 1] holding multiples of 1/255 (an 8-bit image divided by 255; step 1/255). They inpaint
+    exactly as shap inpaints the 8-bit image. None for any other image (normalised, another range,
+    fractional values): see :func:`_kept_range_bytes`."""
     low, high = float(x.min()), float(x.max())
     if low >= 0 and high <= 1 and x.dtype.kind == "f":
-        return 0.0, 1.0 / 255.0
+        scaled = x.astype(np.float64) * 255.0
+        # within float16's rounding of k/255 (a quarter byte), for float32 and wider 1/1000 of a byte
+        if np.allclose(scaled, np.rint(scaled), rtol=0.0, atol=max(1e-3, 255 * float(np.finfo(x.dtype).eps))):
+            return 1.0 / 255.0
     if low >= 0 and high <= 255 and (x.dtype.kind in "iu" or np.array_equal(x, np.rint(x))):
-        return 0.0, 1.0
-    if high == low:  # a constant image: every byte maps back to it
-        return low, 1.0
-    return low, (high - low) / 255.0
+        return 1.0
+    return None
+
+
+def _kept_range_bytes(crop: np.ndarray, kept: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A crop ``(h, w, C)`` of an image that is not 8-bit mapped onto 0..255 from the [min, max] of its
+    kept pixels (``kept`` ``(h, w)``), and the image value of each byte.
+
+    The range comes from the kept pixels alone, so that the fill does too, and it is the range the fill
+    is made of, so that a dark image in [0, 0.003] keeps 256 levels instead of the 2 that a fixed
+    [0, 1] -> 0..255 scaling leaves it.
+    """
+    values = crop.astype(np.float64)
+    shown = values[kept]
+    low, high = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 0.0)
+    step = (high - low) / 255.0 if high > low else 1.0
+    image_bytes = np.rint((np.clip(values, low, high) - low) / step).astype(np.uint8)
+    return image_bytes, _cast_like(low + np.arange(256) * step, x)
 
 
 @lru_cache(maxsize=1)

@@ -103,7 +103,8 @@ class PartitionTree:
         return self.pixel_order[begin : begin + self.size[node]]
 
     def clustering(self) -> np.ndarray:
-        """The tree as a scipy linkage matrix ``(L-1, 4)``: children, a height (the size), the size.
+        """The tree as a scipy linkage matrix ``(L-1, 4)``: children, a height (the node's pixel count)
+        and the number of leaves under the node (pixels in the axis tree, superpixels in the other).
 
         Built once per tree and returned read-only (an image's explanation stacks it with the others).
         """
@@ -112,8 +113,13 @@ class PartitionTree:
     @functools.cached_property
     def _linkage(self) -> np.ndarray:
         internal = np.arange(self.n_leaves, len(self.left))
-        sizes = self.size[internal].astype(np.float64)
-        columns = [self.left[internal], self.right[internal], sizes, sizes]
+        if self.n_leaves == self.size[self.root]:  # every leaf is one pixel
+            leaves = self.size
+        else:
+            leaves = np.ones(len(self.left), dtype=np.int64)
+            for node in internal.tolist():  # children come before their parent, as scipy requires
+                leaves[node] = leaves[self.left[node]] + leaves[self.right[node]]
+        columns = [self.left[internal], self.right[internal], self.size[internal], leaves[internal]]
         linkage = np.column_stack(columns).astype(np.float64)
         linkage.setflags(write=False)
         return linkage
@@ -218,6 +224,11 @@ def superpixel_tree(image: np.ndarray, n_segments: int = 100, compactness: float
     from skimage.segmentation import slic
 
     unit = _unit_range(image)
+    # `compactness` is on the scale of Lab colours (0..100), which SLIC makes of 3 channels only; any
+    # other channel count stays in [0, 1], so its compactness is scaled to match, or the segments would
+    # ignore the picture and form a grid
+    if unit.shape[-1] != 3:
+        compactness = compactness / 100.0
     labels = slic(
         unit, n_segments=n_segments, compactness=compactness, sigma=1.0, start_label=0, channel_axis=-1
     )
