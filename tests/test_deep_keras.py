@@ -730,3 +730,58 @@ def test_a_nested_tf_function_call_is_named_as_such() -> None:
         deep_rules.UnsupportedOperationError, match="PartitionedCall.*nested tf.function call"
     ):
         _attribute(model, rng_data((3, 6, 6, 4), seed=36), rng_data((2, 6, 6, 4), seed=37))
+
+
+# findings of a review of 353 one-op models ---------------------------------------------------------
+@pytest.mark.parametrize("layer", ["leaky_relu", "abs", "max_pool"])
+def test_small_activations_get_the_values_of_large_ones(layer: str) -> None:
+    """``Dense(W s) -> op -> Dense(W2 / s)`` is the same function for every scale s, and for these
+    positively homogeneous ops DeepLIFT's values are the same too. An absolute 1e-6 threshold on input
+    differences sent activations of about 1e-6 to the midpoint derivative (wrong across a kink) or
+    dropped their change (max pooling: all values 0)."""
+    import keras
+    from keras import layers as L
+    from keras import ops
+
+    ops_by_name = {
+        "leaky_relu": L.LeakyReLU(negative_slope=0.1),
+        "abs": L.Lambda(ops.abs),
+        "max_pool": L.MaxPooling1D(2),
+    }
+    background, X = rng_data((8, 6), 1), rng_data((3, 6), 2) * 1.5
+
+    def model(scale: float) -> Any:
+        keras.utils.set_random_seed(0)
+        first, last = L.Dense(8), L.Dense(3)
+        reshape = [L.Reshape((8, 1))] if layer == "max_pool" else []
+        built = keras.Sequential([keras.Input((6,)), first, *reshape, ops_by_name[layer], L.Flatten(), last])
+        kernel, bias = first.get_weights()
+        first.set_weights([kernel * scale, bias * scale])
+        kernel, bias = last.get_weights()
+        last.set_weights([kernel / scale, bias])
+        return built
+
+    values = {}
+    for scale in (1.0, 1e-7):
+        phi, fx, fb, index = _attribute(model(scale), background, X)
+        assert _additivity_error(phi, fx, fb, index) < RTOL
+        values[scale] = phi[0]
+    assert np.abs(values[1.0]).max() > 0.01
+    np.testing.assert_allclose(values[1e-7], values[1.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("body", ["unit_normalization", "sqrt"])
+def test_a_square_root_of_zeros_in_sample_and_reference_gives_no_nan(body: str) -> None:
+    """Black borders: sqrt and the norm of UnitNormalization see 0 in the sample and in the reference,
+    where their derivative is infinite. That derivative stood in for the (undefined) secant and made
+    0 * inf = NaN values; any finite multiplier keeps the sum, since the difference is 0."""
+    from keras import layers as L
+    from keras import ops
+
+    images = np.abs(rng_data((11, 6, 6, 3), 3))
+    images[:, 0] = 0.0  # the top row is black in every image
+    first = L.UnitNormalization(axis=-1) if body == "unit_normalization" else L.Lambda(ops.sqrt)
+    model = _seq((6, 6, 3), first, L.Conv2D(4, 3, padding="same", activation="relu"), L.Flatten(), L.Dense(2))
+    phi, fx, fb, index = _attribute(model, images[:8], images[8:])
+    assert np.all(np.isfinite(phi[0]))
+    assert _additivity_error(phi, fx, fb, index) < RTOL

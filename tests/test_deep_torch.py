@@ -951,3 +951,188 @@ def test_a_model_put_back_in_training_mode_is_explained_in_eval_mode_and_left_tr
     np.testing.assert_array_equal(np.stack(a), np.stack(b))
     assert torch.equal(model.bn.running_mean, stats)  # no batch statistics were updated
     assert model.training and model.drop.training
+
+
+# findings of a review of 353 one-op models ---------------------------------------------------------
+class Quotient(nn.Module):
+    """A quotient of two branches, written one of several ways."""
+
+    def __init__(self, form: str, offset: float = 0.0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.fc = nn.Linear(6, 8), nn.Linear(6, 8), nn.Linear(8, 2)
+        with torch.no_grad():
+            self.fc.bias[0] += offset
+        self.form = form
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        num, den = self.a(x), F.softplus(self.b(x)) + 0.5
+        divide = {
+            "/": lambda: num / den,
+            "torch.div": lambda: torch.div(num, den),
+            "torch.true_divide": lambda: torch.true_divide(num, den),
+            "Tensor.true_divide": lambda: num.true_divide(den),
+        }
+        return self.fc(divide[self.form]())
+
+
+@pytest.mark.parametrize("form", ["torch.div", "torch.true_divide", "Tensor.true_divide"])
+def test_every_spelling_of_a_division_gets_the_quotient_rule(form: str) -> None:
+    """true_divide was taken for a linear op (right only for a constant denominator)."""
+    bg, X = _data((8, 6), 1), _data((3, 6), 2) * 1.5
+    expected = _additive(Quotient("/"), bg, X)
+    np.testing.assert_allclose(_additive(Quotient(form), bg, X)[0], expected[0], rtol=1e-5, atol=1e-7)
+
+
+def test_the_additivity_check_is_not_loosened_by_a_large_output_offset() -> None:
+    """An output of 5000 that moves by about 0.2 next to an ordinary one: sums that miss the change were
+    let through when the tolerance followed the outputs' size instead of their change."""
+
+    class Wrong(torch.autograd.Function):  # tanh's plain gradient: not a DeepLIFT multiplier
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            ctx.save_for_backward(x)
+            return torch.tanh(x) * 3
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            (x,) = ctx.saved_tensors
+            return grad * 3 * (1 - torch.tanh(x) ** 2)
+
+    class Offset(Quotient):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(Wrong.apply(self.a(x)))
+
+    from deepshap.explainers.deep import AdditivityError
+
+    bg, X = _data((8, 6), 1), _data((3, 6), 2) * 1.5
+    deepshap.DeepExplainer(Quotient("/", offset=5000.0), bg).shap_values(X)  # right: no error
+    with pytest.raises(AdditivityError):
+        deepshap.DeepExplainer(Offset("/", offset=5000.0), bg).shap_values(X)
+
+
+class Normalised(nn.Module):
+    def __init__(self, first: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = first
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4 * 6 * 6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = {"normalize": lambda: F.normalize(x, dim=1), "sqrt": lambda: torch.sqrt(x), "pow": lambda: x**0.5}
+        return self.fc(F.relu(self.conv(h[self.first]())).flatten(1))
+
+
+@pytest.mark.parametrize("first", ["normalize", "sqrt", "pow"])
+def test_a_square_root_of_zeros_in_sample_and_reference_gives_no_nan(first: str) -> None:
+    """Black borders: the infinite derivative of sqrt at 0 stood in for the undefined secant where the
+    sample and the reference are both 0, and 0 * inf made NaN values."""
+    images = _data((11, 3, 6, 6), 3).abs()
+    images[:, :, 0] = 0.0  # the top row is black in every image
+    values = _additive(Normalised(first), images[:8], images[8:])[0]
+    assert np.all(np.isfinite(values))
+
+
+@pytest.mark.parametrize("select", ["max_indices", "max_pool_indices"])
+def test_argmax_indices_from_max_and_max_pool_are_data_dependent(select: str) -> None:
+    """Indices from ``max(dim)`` and ``max_pool(return_indices=True)`` were taken for constants, so the
+    sample's argmax picked the reference's values too; as with ``argmax``, that is an error naming it."""
+
+    def pick(x: torch.Tensor) -> torch.Tensor:
+        if select == "max_indices":
+            index = x.max(1, keepdim=True).indices
+        else:
+            _, index = F.max_pool1d(x[:, None], 2, return_indices=True)
+            index = index[:, 0, :1]
+        return torch.gather(x * 2.0, 1, index)
+
+    explainer = deepshap.DeepExplainer(Lambda(pick), _data((4, 6), 1))
+    with pytest.raises(
+        UnsupportedOperationError, match="gather uses a mask or index computed from the input"
+    ):
+        explainer.shap_values(_data((2, 6), 2))
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "multi_head"])
+def test_an_attention_mask_computed_from_the_input_raises(attention: str) -> None:
+    """Masks are added to the scores as constants; one computed from the input had its change lost."""
+    torch.manual_seed(0)
+    heads = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def attend(x: torch.Tensor) -> torch.Tensor:
+        tokens = x.reshape(-1, 4, 8)
+        bias = tokens.mean(-1, keepdim=True) - tokens.mean(-1)[:, None, :]  # (B, 4, 4), from the input
+        if attention == "sdpa":
+            out = F.scaled_dot_product_attention(tokens, tokens, tokens, attn_mask=bias)
+        else:
+            out = heads(tokens, tokens, tokens, attn_mask=bias.repeat_interleave(2, 0), need_weights=False)[0]
+        return out.sum((1, 2))[:, None]
+
+    explainer = deepshap.DeepExplainer(Lambda(attend).eval(), _data((4, 32), 1))
+    with pytest.raises(UnsupportedOperationError, match="attn_mask of .* is computed from the model's input"):
+        explainer.shap_values(_data((2, 32), 2))
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda h: torch.pow(h, exponent=2),
+        lambda h: h.pow(exponent=3),
+        lambda h: torch.maximum(h, other=h.flip(1)),
+        lambda h: torch.norm(h, dim=1, keepdim=True).expand_as(h),
+        lambda h: torch.logsumexp(h.reshape(-1, 2, 2, 2), dim=(-2, -1), keepdim=True).expand(-1, 2, 2, 2),
+        lambda h: torch.logsumexp(h.reshape(-1, 2, 2, 2), dim=(1, 3)).repeat(1, 4),
+        lambda h: torch.logsumexp(h.reshape(-1, 2, 2, 2), dim=(1, -1)).repeat(1, 4),
+        lambda h: torch.logsumexp(h.reshape(-1, 4, 2), dim=(-2, -1), keepdim=True).expand(-1, 4, 2),
+    ],
+    ids=[
+        "pow_exponent",
+        "tensor_pow_exponent",
+        "maximum_other",
+        "norm_dim",
+        "logsumexp_last_two_keepdim",
+        "logsumexp_apart",
+        "logsumexp_mixed_signs",
+        "logsumexp_channels_equal_rest",
+    ],
+)
+def test_supported_operations_called_with_keywords_or_several_dims(form) -> None:  # noqa: ANN001
+    """Keyword operands were read as missing (IndexError), torch.norm's forwarded ``out`` was refused, and
+    logsumexp over negative, mixed-sign or non-adjacent dims had the wrong shape or reduced other axes."""
+    torch.manual_seed(0)
+    first, last = nn.Linear(6, 8), nn.Linear(8, 2)
+    model = nn.Sequential(first, Lambda(lambda h: form(h).reshape(h.shape[0], 8)), last)
+    _additive(model, _data((8, 6), 1), _data((3, 6), 2))
+
+
+class RowLoop(nn.Module):
+    """Rows of the batch one at a time (independent rows, no data-dependent control flow)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.fc = nn.Linear(6, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.stack([torch.tanh(self.a(row)) for row in x]))
+
+
+def test_a_model_that_loops_over_its_rows_is_explained_one_sample_at_a_time() -> None:
+    """More rows in the pass on (sample, reference) pairs mean more calls than in the references' pass;
+    it was taken for data-dependent control flow. One sample per chunk gives both passes the same rows."""
+    bg, X = _data((8, 6), 1), _data((3, 6), 2)
+    values = _additive(RowLoop(), bg, X)[0]
+    one_at_a_time = _additive(RowLoop(), bg, X, batch_size=8)[0]
+    np.testing.assert_allclose(values, one_at_a_time, rtol=1e-6, atol=1e-8)
+
+
+def test_data_dependent_control_flow_still_raises() -> None:
+    class Branching(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.tanh(row) if row.sum() > 0 else row * 2 for row in x]).sum(
+                1, keepdim=True
+            )
+
+    explainer = deepshap.DeepExplainer(Branching(), _data((8, 6), 1))
+    with pytest.raises(RuntimeError, match="no data-dependent control flow"):
+        explainer.shap_values(_data((3, 6), 2))

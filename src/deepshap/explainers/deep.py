@@ -40,6 +40,7 @@ __all__ = ["AdditivityError", "DeepExplainer"]
 
 #: Largest accepted ``|sum(phi) - (f(x) - E f(b))|``, relative to the size of the explained outputs.
 ADDITIVITY_RTOL = 1e-4
+ROUNDING_ULPS = 32  # float32 roundings of an output that its sum of SHAP values may miss it by
 
 _BACKENDS = {"torch": "deepshap.frameworks.pytorch.deep", "tensorflow": "deepshap.frameworks.keras.deep"}
 
@@ -139,15 +140,19 @@ class DeepExplainer:
 def check_additive(phi: list[np.ndarray], explained: np.ndarray, base_values: np.ndarray) -> None:
     """Raise :class:`AdditivityError` unless ``sum(phi) == f(x) - E f(b)`` for every explained output.
 
-    The tolerance is ``ADDITIVITY_RTOL`` times the output scale: the larger of ``|f(x)|`` and ``|E f(b)|``
-    for that output plus the mean of that over all explained outputs (so outputs near zero, such as tiny
-    probabilities, are judged on the scale of the model's outputs rather than on their own).
+    The gap may be ``ADDITIVITY_RTOL`` of the change it explains, ``|f(x) - E f(b)|``, plus the mean
+    change over all samples and explained outputs (so that outputs that barely move, such as tiny
+    probabilities, are judged on the scale of the model's other changes), plus ``ROUNDING_ULPS`` float32
+    roundings of the output itself (an output of 5000 is known to about 5e-4 only). It is not judged
+    against the output's size: an offset of 5000 would then hide a wrong sum of a change of 0.2.
     """
     n, r = explained.shape
     total = sum(np.asarray(p, dtype=np.float64).reshape(n, -1, r).sum(axis=1) for p in phi)
     target = explained - base_values
-    scale = np.maximum(np.abs(explained), np.abs(base_values))
-    scale = scale + scale.mean()
+    rounding = ROUNDING_ULPS * np.finfo(np.float32).eps / ADDITIVITY_RTOL
+    scale = (
+        np.abs(target) + np.abs(target).mean() + rounding * np.maximum(np.abs(explained), np.abs(base_values))
+    )
     error = np.abs(total - target)
     relative = error / np.where(scale > 0, scale, 1.0)
     if np.all(relative <= ADDITIVITY_RTOL):

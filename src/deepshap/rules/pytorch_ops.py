@@ -35,7 +35,7 @@ flipud roll rot90 tile repeat_interleave t diagonal diag_embed tril triu trace c
 conv_transpose1d conv_transpose2d conv_transpose3d squeeze_copy unsqueeze_copy broadcast_to
 atleast_1d atleast_2d atleast_3d ravel index_add index_copy scatter scatter_add
 real clone detach_copy avg_pool1d adaptive_avg_pool1d pixel_shuffle pixel_unshuffle channel_shuffle
-native_channel_shuffle zeros_like ones_like empty_like full_like true_divide
+native_channel_shuffle zeros_like ones_like empty_like full_like
 """
 _LINEAR_TENSOR = """
 add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ neg neg_ __neg__ __pos__
@@ -45,7 +45,7 @@ tensor_split chunk unbind narrow select index_select gather flip roll tile repea
 expand expand_as t T mT diagonal tril triu contiguous clone float double half bfloat16 to type
 type_as cpu cuda __getitem__ __setitem__ copy_ fill_ zero_ index_add
 index_add_ index_copy index_copy_ scatter scatter_ scatter_add scatter_add_ unfold ravel
-requires_grad_ true_divide new_zeros new_ones new_empty new_full new_tensor
+requires_grad_ new_zeros new_ones new_empty new_full new_tensor
 """
 _LINEAR_F = """
 conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d avg_pool1d avg_pool2d
@@ -54,10 +54,12 @@ upsample_nearest upsample_bilinear pad pixel_shuffle pixel_unshuffle channel_shu
 embedding one_hot identity
 """
 _BILINEAR_TORCH = """
-mul multiply div divide matmul mm bmm baddbmm addmm addbmm einsum functional.einsum bilinear
+mul multiply div divide true_divide matmul mm bmm baddbmm addmm addbmm einsum functional.einsum
+bilinear
 """
 _BILINEAR_TENSOR = """
-mul mul_ __mul__ __rmul__ __imul__ div div_ divide __truediv__ __rtruediv__ __itruediv__ __div__
+mul mul_ __mul__ __rmul__ __imul__ div div_ divide true_divide __truediv__ __rtruediv__ __itruediv__
+__div__
 matmul __matmul__ __rmatmul__ mm bmm baddbmm addmm addbmm
 """
 _MAX_TORCH = "max min amax amin"

@@ -321,15 +321,27 @@ _SMALLEST_NORMAL = {  # torch.finfo(dtype).tiny, as the PyTorch rules use
 }
 
 
-def _tiny(dtype: tf.DType) -> float:
-    """Differences below this use the derivative at the midpoint instead of the secant."""
-    return {tf.float64: 1e-10, tf.float16: 1e-3, tf.bfloat16: 1e-2}.get(dtype, 1e-6)
+def _vanishing(delta: tf.Tensor) -> tf.Tensor:
+    """Where a difference is zero, denormal or NaN (equal infinities), too small to divide by (as the
+    PyTorch rules judge it). NaN is tested on its own: in a graph, TensorFlow rewrites ``not (a >= b)``
+    into ``a < b``, which is False for NaN."""
+    return tf.logical_or(tf.math.is_nan(delta), tf.abs(delta) < _SMALLEST_NORMAL[delta.dtype])
 
 
-def _secant(delta_out: tf.Tensor, delta_in: tf.Tensor, derivative: tf.Tensor) -> tf.Tensor:
-    small = tf.abs(delta_in) < _tiny(delta_in.dtype)
-    safe = tf.where(small, tf.ones_like(delta_in), delta_in)
-    return tf.where(small, derivative, delta_out / safe)
+def _secant(
+    delta_out: tf.Tensor, x: tf.Tensor, r: tf.Tensor, derivative: tf.Tensor, relative: bool = False
+) -> tf.Tensor:
+    """The multiplier ``delta_out / (x - r)``, or ``derivative`` where the difference vanishes: zero or
+    denormal, or with ``relative`` (a two-player split, whose numerator carries the rounding of its
+    operands' size) within ``_REL_TINY`` of their size. An infinite derivative there (sqrt at 0) counts
+    as 0: any finite multiplier keeps the sum of a zero difference, an infinite one makes it NaN."""
+    delta = x - r
+    small = _vanishing(delta)
+    if relative:
+        small = tf.logical_or(small, tf.abs(delta) <= _REL_TINY * (tf.abs(x) + tf.abs(r)))
+    safe = tf.where(small, tf.ones_like(delta), delta)
+    finite = tf.where(tf.math.is_finite(derivative), derivative, tf.zeros_like(derivative))
+    return tf.where(small, finite, delta_out / safe)
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -359,7 +371,7 @@ def _elementwise_multipliers(
         (k,) = positions
         mid = [(x + r) / 2 if i == k else x for i, (x, r) in enumerate(zip(xs, refs, strict=True))]
         derivative = _derivative(op, mid, k)
-        return [_secant(y - y_ref, xs[k] - refs[k], derivative)]
+        return [_secant(y - y_ref, xs[k], refs[k], derivative)]
     a, b = positions
     y_a = clone(op, _replace(xs, b, refs[b]))[0]  # f(a, b_ref)
     y_b = clone(op, _replace(xs, a, refs[a]))[0]  # f(a_ref, b)
@@ -370,7 +382,7 @@ def _elementwise_multipliers(
         mid = (xs[k] + refs[k]) / 2
         d1 = _derivative(op, _replace(_replace(xs, other, refs[other]), k, mid), k)
         d2 = _derivative(op, _replace(xs, k, mid), k)
-        out.append(_secant(phi, xs[k] - refs[k], (d1 + d2) / 2))
+        out.append(_secant(phi, xs[k], refs[k], (d1 + d2) / 2, relative=True))
     return out
 
 
@@ -448,7 +460,7 @@ def _max(
     to_x = _vjp(lambda t: clone(op, [t, *rest])[0], x, grad * (cross - y_ref))
     to_ref = _vjp(lambda t: clone(op, [t, *rest])[0], x_ref, grad * (y - cross))
     delta = x - x_ref
-    small = tf.abs(delta) < _tiny(delta.dtype)
+    small = _vanishing(delta)
     share = tf.where(
         small, tf.zeros_like(delta), (to_x + to_ref) / tf.where(small, tf.ones_like(delta), delta)
     )
@@ -476,7 +488,7 @@ def _max_pool(
         _, at_ref = tf.nn.max_pool_with_argmax(x_ref, include_batch_in_index=True, **pool)
         where = tf.where(y >= y_ref, at_x, at_ref)
         delta = tf.gather(tf.reshape(x - x_ref, [-1]), where)
-        small = tf.abs(delta) < _tiny(delta.dtype)
+        small = _vanishing(delta)
         scale = tf.where(
             small, tf.zeros_like(delta), (y - y_ref) / tf.where(small, tf.ones_like(delta), delta)
         )

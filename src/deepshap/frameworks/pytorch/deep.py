@@ -47,6 +47,10 @@ class UnsupportedOperationError(TypeError):
     """An operation without a DeepLIFT/Shapley rule touched the input."""
 
 
+class _OperationsDiffer(RuntimeError):
+    """The pass on (sample, reference) pairs called other operations than the pass on the references."""
+
+
 class _AmbiguousLayout(RuntimeError):
     """Several samples per chunk cannot be paired with their references: the batch axis does not split
     into (samples, background rows, inner factor) on the values, or one background row cannot show it."""
@@ -65,6 +69,12 @@ def deep_attributions(
         try:
             phi = _attributions(adapter, inputs, index, m_chunk, n_chunk)
         except _AmbiguousLayout:  # one sample per chunk: pair and reference shapes are then equal
+            phi = _attributions(adapter, inputs, index, m_chunk, 1)
+        except _OperationsDiffer:
+            if n_chunk == 1:
+                raise
+            # a model that loops over the rows of its batch calls more operations on more rows: one
+            # sample per chunk gives both passes the same rows (data-dependent control flow fails again)
             phi = _attributions(adapter, inputs, index, m_chunk, 1)
     return [adapter.to_numpy(p / n_bg) for p in phi]
 
@@ -286,7 +296,7 @@ class _DeepMode(TorchFunctionMode):
         self, func: Any, name: str, rule: Rule, args: Sequence[Any], kwargs: dict, dependent: list
     ) -> Any:
         if self.position >= len(self.records) or self.records[self.position][0] is not func:
-            raise RuntimeError(
+            raise _OperationsDiffer(
                 f"the model's forward pass called {name} where the reference pass did not: deepshap needs a "
                 "forward pass whose operations do not depend on the input values (no data-dependent "
                 "control flow)."
@@ -578,6 +588,9 @@ def _pair_of(t: Any, ref_of: dict) -> Pair:
 
 def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     func, args, kwargs, inplace = _out_of_place(func, name, args, kwargs)
+    if len(args) < 2:  # the second operand by name: torch.pow(x, exponent=2), torch.maximum(x, other=y)
+        kwargs = dict(kwargs)
+        args = [*args, kwargs.pop("exponent" if "exponent" in kwargs else "other")]
     a, b, rest = args[0], args[1], args[2:]
     if not (_depends(a) and _depends(b)):  # a function of one operand: the rescale rule, cheaper
         x = a if _depends(a) else b
@@ -670,6 +683,7 @@ def _max_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> A
     if keepdim:
         for d in dims:
             values, indices = values.unsqueeze(d), indices.unsqueeze(d)
+    setattr(indices, _TAG, True)  # the sample's argmax: an index computed from the input
     if short in ("amax", "amin") or dim is None:
         return values
     return (
@@ -724,6 +738,7 @@ def _max_pool(short: str, args: list, kwargs: dict, ref_of: dict) -> Any:
         flat(ref_split(idx_r)),
     )
     out = merge(out.reshape(to_split(y).shape))
+    setattr(idx_x, _TAG, True)  # the sample's argmax per window: an index computed from the input
     return (out, idx_x) if want_indices else out
 
 
@@ -742,11 +757,13 @@ def _softmax_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) 
         short = "softmax"
     if short == "logsumexp":
         keepdim = bool(kwargs.get("keepdim", args[2] if len(args) > 2 else False))
-        dims = [dim] if isinstance(dim, int) else list(dim)
-        if len(dims) != 1:
-            flat_pair = pair.map(lambda t: t.flatten(min(dims), max(dims)))
-            out = R.softmax_family("logsumexp", flat_pair, min(dims), keepdim=False)
-            for d in sorted(dims) if keepdim else []:
+        rank = pair.x.dim()
+        dims = sorted({d % rank for d in ([dim] if isinstance(dim, int) else dim)})
+        if len(dims) != 1:  # the reduced axes moved last, in order, and merged into one
+            last = list(range(rank - len(dims), rank))
+            flat_pair = pair.map(lambda t: t.movedim(dims, last).flatten(last[0]))
+            out = R.softmax_family("logsumexp", flat_pair, -1, keepdim=False)
+            for d in dims if keepdim else []:
                 out = out.map(lambda t, d=d: t.unsqueeze(d))
             return out.x
         return R.softmax_family("logsumexp", pair, dims[0], keepdim=keepdim).x
@@ -791,6 +808,7 @@ def _sdpa(args: list, kwargs: dict, ref_of: dict) -> torch.Tensor:
         raise UnsupportedOperationError(
             "scaled_dot_product_attention with dropout_p > 0 is random; use dropout_p=0."
         )
+    _check_constant_masks("scaled_dot_product_attention", b, ("attn_mask",))
     q, k, v = (_pair_of(b[key], ref_of) for key in ("query", "key", "value"))
     if b.get("enable_gqa") and k.x.shape[-3] != q.x.shape[-3]:
         rep = q.x.shape[-3] // k.x.shape[-3]
@@ -854,7 +872,19 @@ def _multi_head_attention(args: list, kwargs: dict, ref_of: dict) -> tuple[torch
     return result, attn
 
 
+def _check_constant_masks(name: str, bound: dict, keys: tuple[str, ...]) -> None:
+    """Attention masks are added to the scores as constants: one computed from the input is an error."""
+    for key in keys:
+        if _depends(bound.get(key)):
+            raise UnsupportedOperationError(
+                f"The {key} of {name} is computed from the model's input (a position bias, say), but "
+                "its rule here takes it for a constant. Add it to the scores yourself, "
+                "softmax(q @ k.transpose(-2, -1) * scale + mask) @ v, which is supported."
+            )
+
+
 def _mha_mask(b: dict, bsz: int, heads: int, tgt: int, src: int, like: torch.Tensor) -> torch.Tensor | None:
+    _check_constant_masks("multi-head attention", b, ("attn_mask", "key_padding_mask"))
     attn_mask = b.get("attn_mask")
     if attn_mask is not None and attn_mask.dtype == torch.bool:
         attn_mask = ~attn_mask  # multi-head attention masks True = may not attend; additive_mask keeps True
@@ -927,7 +957,12 @@ def _vector_norm(x: torch.Tensor, p: Any, dim: Any, keepdim: bool) -> torch.Tens
 
 
 def _norm(
-    x: torch.Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None
+    x: torch.Tensor,
+    p: Any = "fro",
+    dim: Any = None,
+    keepdim: bool = False,
+    out: Any = None,
+    dtype: Any = None,
 ) -> torch.Tensor:
     return _vector_norm(x if dtype is None else x.to(dtype), p, dim, keepdim)
 

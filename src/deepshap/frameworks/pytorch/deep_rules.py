@@ -101,7 +101,7 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
         undefined = ~torch.ge(d.abs_(), torch.finfo(d.dtype).tiny)  # NaN: equal infinities
         del d
         if bool(undefined.any()):
-            grad = derivative(fn, xd).expand_as(slope)
+            grad = _finite(derivative(fn, xd)).expand_as(slope)
             slope = torch.where(undefined, grad, slope, out=slope)
     return with_multipliers(y, [x], [slope])
 
@@ -227,7 +227,13 @@ def _split(phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable) ->
         small = tiny(d, x.expand_as(phi), r.expand_as(phi))
         slope = phi / torch.where(small, torch.ones_like(d), d)
     mid = ((x + r) / 2).expand_as(phi)
-    return torch.where(small, derivative(fn, mid), slope)
+    return torch.where(small, _finite(derivative(fn, mid)), slope)
+
+
+def _finite(grad: torch.Tensor) -> torch.Tensor:
+    """A derivative taken where the difference is (nearly) zero, its infinities and NaN set to 0 (sqrt at
+    0): any finite multiplier times a zero difference keeps the sum, an infinite one makes it NaN."""
+    return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def bilinear(fn: Callable[..., torch.Tensor], pairs: Sequence[Pair]) -> Pair:
