@@ -525,9 +525,9 @@ def test_a_fill_a_float_dtype_cannot_hold_is_an_error():
 
 def test_a_background_in_another_value_range_is_warned_about():
     photo_u8 = np.rint(photo(8)).astype(np.uint8)
-    with pytest.warns(UserWarning, match=r"values in \[0, 1\] while the image's are integers up to"):
+    with pytest.warns(UserWarning, match=r"values in \[0, 1\] while the images hold integers up to"):
         Image(photo_u8 / 255.0).filler(photo_u8)
-    with pytest.warns(UserWarning, match=r"values up to 2\d\d while the image's are in \[0, 1\]"):
+    with pytest.warns(UserWarning, match=r"values up to 2\d\d while the images are in \[0, 1\]"):
         Image(photo_u8).filler(photo_u8 / 255.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

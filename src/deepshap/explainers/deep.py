@@ -38,7 +38,7 @@ from deepshap.explainers._base import (
 
 __all__ = ["AdditivityError", "DeepExplainer"]
 
-#: Largest accepted ``|sum(phi) - (f(x) - E f(b))|``, relative to the size of the explained outputs.
+#: Largest accepted ``|sum(phi) - (f(x) - E f(b))|``, relative to the change explained (see check_additive).
 ADDITIVITY_RTOL = 1e-4
 ROUNDING_ULPS = 32  # float32 roundings of an output that its sum of SHAP values may miss it by
 

@@ -215,9 +215,9 @@ def _background_fill(background: np.ndarray, x: np.ndarray) -> np.ndarray:
     )
     image_low, image_high = float(x.min()), float(x.max())
     if x.dtype.kind in "iu" and background.dtype.kind == "f" and 0 < high <= 1 < image_high:
-        mismatch = f"in [0, 1] while the image's are integers up to {image_high:g}"
+        mismatch = f"in [0, 1] while the images hold integers up to {image_high:g}"
     elif x.dtype.kind == "f" and 0 <= image_low and image_high <= 1 < high:
-        mismatch = f"up to {high:g} while the image's are in [0, 1]"
+        mismatch = f"up to {high:g} while the images are in [0, 1]"
     else:
         return _cast_like(background, x)
     warnings.warn(

@@ -588,9 +588,8 @@ def _pair_of(t: Any, ref_of: dict) -> Pair:
 
 def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: dict) -> Any:
     func, args, kwargs, inplace = _out_of_place(func, name, args, kwargs)
-    if len(args) < 2:  # the second operand by name: torch.pow(x, exponent=2), torch.maximum(x, other=y)
-        kwargs = dict(kwargs)
-        args = [*args, kwargs.pop("exponent" if "exponent" in kwargs else "other")]
+    if len(args) < 2:  # operands by name: torch.pow(x, exponent=2), torch.maximum(input=x, other=y)
+        args, kwargs = _operands_by_name(name, args, kwargs)
     a, b, rest = args[0], args[1], args[2:]
     if not (_depends(a) and _depends(b)):  # a function of one operand: the rescale rule, cheaper
         x = a if _depends(a) else b
@@ -605,6 +604,20 @@ def _shapley_pair_rule(func: Any, name: str, args: list, kwargs: dict, ref_of: d
         return _finish(a, merge(R.rescale(unary, to_split(x), ref_split(raw))), inplace)
     out = R.shapley_pair(lambda u, v: func(u, v, *rest, **kwargs), _pair_of(a, ref_of), _pair_of(b, ref_of))
     return _finish(a, out.x, inplace)
+
+
+def _operands_by_name(name: str, args: list, kwargs: dict) -> tuple[list, dict]:
+    """The two operands of a binary function moved from ``kwargs`` into ``args``."""
+    args, kwargs = list(args), dict(kwargs)
+    for position, keys in ((0, ("input", "self")), (1, ("exponent", "other"))):
+        for key in keys:
+            if len(args) == position and key in kwargs:
+                args.append(kwargs.pop(key))
+    if len(args) < 2:
+        raise UnsupportedOperationError(
+            f"{name} called with operands DeepExplainer cannot find: {list(kwargs)}."
+        )
+    return args, kwargs
 
 
 def _select_operands(name: str, args: Sequence[Any], kwargs: dict) -> tuple[Any, Any, Any] | None:
