@@ -28,4 +28,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache src/*.egg-info seed*-output

@@ -237,3 +237,14 @@ def test_cli_names_missing_demo_packages_before_running(
         main(["demo", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and ran == []
     assert "not installed (mlxtend): pip install 'deepshap[torch,demo]'" in capsys.readouterr().err
+
+
+def test_cli_version_and_demo_usage_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from deepshap import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"deepshap {__version__}"
+    with pytest.raises(SystemExit):
+        main(["demo", "--out", ""])
+    assert capsys.readouterr().err.startswith("usage: deepshap demo [-h] [--out DIR] [--quick]")

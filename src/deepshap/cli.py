@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deepshap import __version__
+
 # what the demo's sections import beyond deepshap's own requirements, and the extras that bring them
 _DEMO_MODULES = (
     "torch",
@@ -23,10 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepshap", description="Shapley-value explanations for deep models."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    summary = "train a small MNIST CNN, explain it and a pretrained ImageNet model, write an HTML gallery"
     demo = commands.add_parser(
         "demo",
-        help="train a small MNIST CNN, explain it and a pretrained ImageNet model, write an HTML gallery",
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}: index.html and its pictures in DIR.",
     )
     demo.add_argument(
         "--out",
@@ -35,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: %(default)s)",
     )
+    demo.set_defaults(error=demo.error)  # errors about demo's options show demo's usage line
     demo.add_argument("--quick", action="store_true", help="fewer epochs and model evaluations (a smoke run)")
     return parser
 
@@ -45,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = [name for name in _DEMO_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        parser.error(
+        args.error(
             f"the demo needs packages that are not installed ({', '.join(missing)}): "
             "pip install 'deepshap[torch,demo]'."
         )
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        parser.error(f"--out {out}: cannot create the output folder ({exc.strerror or exc}).")
+        args.error(f"--out {out}: cannot create the output folder ({exc.strerror or exc}).")
     import matplotlib
 
     matplotlib.use("Agg")  # the demo only writes files: never open windows
@@ -62,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         index = run_demo(out, quick=args.quick)
     except FileExistsError as exc:
-        parser.error(f"--out {out}: {exc}")
+        args.error(f"--out {out}: {exc}")
     except DemoSectionError as exc:  # the cause is in the message; its traceback helps no user
         print(f"deepshap demo: error: {exc}", file=sys.stderr)
         return 1

@@ -212,7 +212,7 @@ def partition_section(state: DemoState) -> SectionResult:
         silent=True,
     )
     probabilities = classify(photos)
-    top = np.argsort(-probabilities, axis=1)[:, :4]
+    top = np.asarray(explanation.output_indexes)  # the classes explained (a tie ranks as it chose)
     gap = partition_gap(explanation, probabilities, top)
     figure = deepshap.image_plot(explanation, show=False)
     ranked = [
