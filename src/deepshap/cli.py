@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deepshap import __version__
 
-# what the demo's sections import beyond deepshap's own requirements, and the extras that bring them
+# what the demo's sections import beyond deepshap's own requirements (the torch and demo extras)
 _DEMO_MODULES = (
     "torch",
     "mlxtend",
