@@ -339,9 +339,17 @@ def _secant(
     small = _vanishing(delta)
     if relative:
         small = tf.logical_or(small, tf.abs(delta) <= _REL_TINY * (tf.abs(x) + tf.abs(r)))
-    safe = tf.where(small, tf.ones_like(delta), delta)
     finite = tf.where(tf.math.is_finite(derivative), derivative, tf.zeros_like(derivative))
-    return tf.where(small, finite, delta_out / safe)
+    return _quotient(delta_out, delta, finite, small)
+
+
+def _quotient(
+    numerator: tf.Tensor, delta: tf.Tensor, fallback: tf.Tensor, small: tf.Tensor | None = None
+) -> tf.Tensor:
+    """``numerator / delta``, or ``fallback`` where the difference ``delta`` is ``small`` (by default where
+    it vanishes, :func:`_vanishing`); nothing is divided by those differences."""
+    small = _vanishing(delta) if small is None else small
+    return tf.where(small, fallback, numerator / tf.where(small, tf.ones_like(delta), delta))
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -460,10 +468,7 @@ def _max(
     to_x = _vjp(lambda t: clone(op, [t, *rest])[0], x, grad * (cross - y_ref))
     to_ref = _vjp(lambda t: clone(op, [t, *rest])[0], x_ref, grad * (y - cross))
     delta = x - x_ref
-    small = _vanishing(delta)
-    share = tf.where(
-        small, tf.zeros_like(delta), (to_x + to_ref) / tf.where(small, tf.ones_like(delta), delta)
-    )
+    share = _quotient(to_x + to_ref, delta, tf.zeros_like(delta))
     return [share] + [None] * len(rest)
 
 
@@ -488,11 +493,7 @@ def _max_pool(
         _, at_ref = tf.nn.max_pool_with_argmax(x_ref, include_batch_in_index=True, **pool)
         where = tf.where(y >= y_ref, at_x, at_ref)
         delta = tf.gather(tf.reshape(x - x_ref, [-1]), where)
-        small = _vanishing(delta)
-        scale = tf.where(
-            small, tf.zeros_like(delta), (y - y_ref) / tf.where(small, tf.ones_like(delta), delta)
-        )
-        return where, scale
+        return where, _quotient(y - y_ref, delta, tf.zeros_like(delta))
 
     where, scale = session.cached(op, "winners", winners)
     routed = tf.raw_ops.MaxPoolGradWithArgmax(
@@ -545,8 +546,7 @@ def _softmax(
 def _exp_secant(y: tf.Tensor, y_ref: tf.Tensor, delta: tf.Tensor) -> tf.Tensor:
     """The rescale multiplier of exp, ``(y - y_ref) / delta``; ``y`` (exp's own slope) where ``delta`` is 0,
     subnormal, or NaN from equal infinities."""
-    moved = tf.abs(delta) >= _SMALLEST_NORMAL[delta.dtype]
-    return tf.where(moved, (y - y_ref) / tf.where(moved, delta, tf.ones_like(delta)), y)
+    return _quotient(y - y_ref, delta, y)
 
 
 def _select(
