@@ -6,7 +6,7 @@ EXTRAS := torch,tensorflow,demo,test,bench
 # `:=`, not `?=`: an OUT in the environment must not redirect the demo or `make clean`
 OUT := demo-output
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint types clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,9 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
+# mypy on src/, configured in pyproject.toml ([tool.mypy])
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache src/*.egg-info seed*-output
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info seed*-output
