@@ -2,11 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := torch,tensorflow,demo,test,bench
+EXTRAS := torch,tensorflow,demo,test,bench,docs
 # `:=`, not `?=`: an OUT in the environment must not redirect the demo or `make clean`
 OUT := demo-output
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint types docs clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
@@ -27,5 +28,13 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
+# mypy on src/, configured in pyproject.toml ([tool.mypy])
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+# the documentation site (mkdocs.yml) into site/; --strict turns a broken link or reference into an error
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache src/*.egg-info seed*-output
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .mypy_cache site src/*.egg-info seed*-output

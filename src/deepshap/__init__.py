@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
 _PUBLIC = {
     "Explanation": ("deepshap.explanation", "Explanation"),
     "GradientExplainer": ("deepshap.explainers.gradient", "GradientExplainer"),
@@ -29,6 +27,9 @@ __all__ = sorted(_PUBLIC)
 
 def __getattr__(name: str) -> Any:
     """Import a public name on first use (PEP 562)."""
+    if name == "__version__":
+        globals()[name] = _installed_version()
+        return globals()[name]
     if name not in _PUBLIC:
         raise AttributeError(f"module 'deepshap' has no attribute {name!r}")
     module_name, attribute = _PUBLIC[name]
@@ -39,4 +40,14 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+    return sorted(set(globals()) | set(_PUBLIC) | {"__version__"})
+
+
+def _installed_version() -> str:
+    """The installed distribution's version, which setuptools-scm takes from the git tags at build time."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepshap")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
