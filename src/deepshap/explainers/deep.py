@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deepshap.errors import AdditivityError
 from deepshap.explainers._base import (
     build_explanation,
     format_shap_values,
@@ -43,10 +44,6 @@ ADDITIVITY_RTOL = 1e-4
 ROUNDING_ULPS = 32  # float32 roundings of an output that its sum of SHAP values may miss it by
 
 _BACKENDS = {"torch": "deepshap.frameworks.pytorch.deep", "tensorflow": "deepshap.frameworks.keras.deep"}
-
-
-class AdditivityError(AssertionError):
-    """The attributions do not add up to f(x) - E f(background)."""
 
 
 class DeepExplainer:

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deepshap.arrays import to_numpy
 from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
 
 __all__ = ["KerasModel", "TFOps"]
@@ -106,7 +107,7 @@ class KerasModel(ModelAdapter):
         return bool(tf.reduce_all(tf.math.is_finite(tensor)))
 
     def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
-        return np.asarray(tensor)
+        return to_numpy(tensor)
 
     def explained_inputs(self, raw: list[tf.Tensor]) -> list[tf.Tensor]:
         return list(raw)
