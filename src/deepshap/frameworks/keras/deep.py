@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from deepshap.frameworks.keras.deep_rules import RuleSession, UnsupportedOperationError
+from deepshap.errors import UnsupportedOperationError
+from deepshap.frameworks.keras.deep_rules import RuleSession
 
 __all__ = ["UnsupportedOperationError", "deep_attributions"]
 
