@@ -27,6 +27,8 @@ __all__ = [
     "quotient_multipliers",
     "secant",
     "select_multipliers",
+    "square_secant",
+    "squared_difference_secants",
     "shapley_shares",
     "softmax_multipliers",
     "vanishing",
@@ -122,6 +124,18 @@ def quotient_multipliers(ax: Tensor, ar: Tensor, bx: Tensor, br: Tensor) -> tupl
     """Shapley multipliers of ``a / b``, in closed form (no division by the differences):
     ``(1/b_x + 1/b_r) / 2`` for the numerator, ``-(a_x + a_r) / (2 b_x b_r)`` for the denominator."""
     return (1 / bx + 1 / br) / 2, -(ax + ar) / (2 * bx * br)
+
+
+def square_secant(x: Tensor, r: Tensor) -> Tensor:
+    """``x^2``: its secant ``(x^2 - r^2) / (x - r)`` is ``x + r`` exactly, with no threshold."""
+    return x + r
+
+
+def squared_difference_secants(ax: Tensor, ar: Tensor, bx: Tensor, br: Tensor) -> tuple[Tensor, Tensor]:
+    """``(a - b)^2``, the linear ``a - b`` then :func:`square_secant`: ``(a_x + a_r) - (b_x + b_r)`` for
+    ``a`` and its negative for ``b``."""
+    m = (ax + ar) - (bx + br)
+    return m, -m
 
 
 def select_multipliers(

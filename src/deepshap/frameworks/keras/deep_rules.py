@@ -36,7 +36,11 @@ _ACTIVE: contextvars.ContextVar[RuleSession | None] = contextvars.ContextVar("de
 
 def overrides() -> dict[str, str]:
     """The gradient override map of a traced call: every op type whose rule replaces its gradient."""
-    return {name: RULE_GRADIENT for name, rule in OP_RULES.items() if rule.gradient is not None}
+    return {
+        name: RULE_GRADIENT
+        for name, rule in OP_RULES.items()
+        if rule.gradient is not None or rule.kind == IDENTITY
+    }
 
 
 def _rule_gradient(op: tf.Operation, *grads: tf.Tensor) -> list[tf.Tensor | None]:
@@ -176,10 +180,10 @@ class RuleSession:
     def gradient(self, op: tf.Operation, grads: list[tf.Tensor | None]) -> list[tf.Tensor | None]:
         """The DeepLIFT/Shapley gradient of ``op`` for the upstream ``grads``."""
         rule = _rule_of(op)
+        if rule is not None and rule.kind == IDENTITY:
+            return list(grads)
         if rule is None or rule.gradient is None:
             raise UnsupportedOperationError(f"No DeepLIFT rule for {op.type!r} (op {op.name!r}).")
-        if rule.kind == IDENTITY:
-            return list(grads)
         positions = self._data_positions(op)
         grad = grads[0]
         if grad is None or not positions:

@@ -172,23 +172,23 @@ def relu_multipliers(upper: float | None) -> ClosedForm:
     return multipliers
 
 
-def square_multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
-    """``x^2``: the secant ``x + r``, exactly."""
-    return [xs[0] + refs[0]]
+def unary_closed_form(secant: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> ClosedForm:
+    """The closed form of a one-operand op from its exact ``secant(x, r)`` (:mod:`deepshap.rules.maths`)."""
+
+    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+        return [secant(xs[0], refs[0])]
+
+    return multipliers
 
 
-def squared_difference_multipliers(
-    xs: list, refs: list, positions: list[int], delta_out: tf.Tensor
-) -> list[tf.Tensor]:
-    """``(a - b)^2``, linear ``a - b`` then square: ``(a_x + a_r) - (b_x + b_r)`` and its negative."""
-    m = (xs[0] + refs[0]) - (xs[1] + refs[1])
-    return [m if k == 0 else -m for k in positions]
+def binary_closed_form(secants: Callable[..., tuple[tf.Tensor, tf.Tensor]]) -> ClosedForm:
+    """The closed form of a two-operand op from its exact ``secants(a_x, a_r, b_x, b_r)``."""
 
+    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+        both = secants(xs[0], refs[0], xs[1], refs[1])
+        return [both[k] for k in positions]
 
-def quotient_multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
-    """``a / b``: the Shapley split in closed form (:func:`deepshap.rules.maths.quotient_multipliers`)."""
-    both = maths.quotient_multipliers(xs[0], refs[0], xs[1], refs[1])
-    return [both[k] for k in positions]
+    return multipliers
 
 
 # --- products, max, softmax, select ----------------------------------------------------------------
@@ -345,10 +345,3 @@ def _select_multipliers(op: tf.Operation, partner: tf.Operation, branches: list[
     )
     with tf.control_dependencies([check]):
         return [tf.identity(m_t if k == 1 else m_e) for k in branches]
-
-
-def identity(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
-) -> Gradients:
-    """A value identity whose own gradient is zero or custom: the gradient passes through."""
-    return [grad] * len(op.inputs)

@@ -97,10 +97,8 @@ class KerasModel(ModelAdapter):
     def _convert(self, x: Any, kind: str) -> tf.Tensor:
         if isinstance(x, tf.Tensor | tf.Variable):
             tensor = tf.convert_to_tensor(x)
-        elif hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-            tensor = tf.convert_to_tensor(x.detach().cpu().numpy())
-        else:
-            tensor = tf.convert_to_tensor(np.asarray(x))
+        else:  # numpy, a torch tensor (bfloat16 read as float32), nested sequences
+            tensor = tf.convert_to_tensor(to_numpy(x))
         return tf.cast(tensor, self.dtype)
 
     def _all_finite(self, tensor: tf.Tensor) -> bool:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepshap.frameworks.keras import handlers as H
-from deepshap.rules import Rule, pending
+from deepshap.rules import Rule, maths, pending
 
 __all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add"]
 
@@ -46,7 +46,8 @@ class OpRule:
     input positions that may carry data (``None``: any); a data-dependent tensor in another position (a
     convolution filter computed from the input, say) has no rule and raises. ``gradient``: the handler
     of :mod:`~deepshap.frameworks.keras.handlers` that replaces the op's gradient, ``None`` where the
-    op's own gradient is exact (linear ops) or where it has none (shape and discrete ops).
+    op's own gradient is exact (linear ops), where it has none (shape and discrete ops) or for an
+    identity, whose gradients the session passes through.
     """
 
     kind: str
@@ -59,7 +60,7 @@ _GRADIENTS: dict[str, Callable[..., H.Gradients] | None] = {
     Rule.RESCALE: H.elementwise,
     Rule.SHAPLEY_PAIR: H.elementwise,
     Rule.BILINEAR: H.bilinear,
-    IDENTITY: H.elementwise,  # never called: the session passes an identity's gradients through
+    IDENTITY: None,  # the session passes an identity's gradients through
 }
 
 
@@ -102,12 +103,12 @@ OP_RULES: dict[str, OpRule] = {
     ),
     "Relu": _closed(Rule.RESCALE, H.relu_multipliers(None), (0,)),
     "Relu6": _closed(Rule.RESCALE, H.relu_multipliers(6.0), (0,)),
-    "Square": _closed(Rule.RESCALE, H.square_multipliers, (0,)),
+    "Square": _closed(Rule.RESCALE, H.unary_closed_form(maths.square_secant), (0,)),
     # Elementwise functions of two operands: exact two-player Shapley split when both carry data.
     **_rules(Rule.SHAPLEY_PAIR, "Maximum Minimum Pow DivNoNan Atan2"),
-    "RealDiv": _closed(Rule.SHAPLEY_PAIR, H.quotient_multipliers),
-    "Div": _closed(Rule.SHAPLEY_PAIR, H.quotient_multipliers),
-    "SquaredDifference": _closed(Rule.SHAPLEY_PAIR, H.squared_difference_multipliers),
+    "RealDiv": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.quotient_multipliers)),
+    "Div": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.quotient_multipliers)),
+    "SquaredDifference": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.squared_difference_secants)),
     # Products of two data operands.
     **_rules(Rule.BILINEAR, "Mul MatMul BatchMatMul BatchMatMulV2 BatchMatMulV3 Einsum"),
     # Max pooling and max/min reductions.

@@ -11,7 +11,7 @@ import torch
 
 from deepshap.errors import UnsupportedOperationError
 
-__all__ = ["glu", "instance_norm", "linalg_vector_norm", "norm", "normalize", "std", "var"]
+__all__ = ["channel_shuffle", "glu", "instance_norm", "linalg_vector_norm", "norm", "normalize", "std", "var"]
 
 
 def _dims(x: torch.Tensor, dim: Any) -> list[int]:
@@ -105,3 +105,9 @@ def instance_norm(
     if bias is not None:
         out = out + bias.reshape(shape)
     return out
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """``native_channel_shuffle`` (which has no derivative) as a reshape, a transpose and a reshape."""
+    n, c = x.shape[:2]
+    return x.reshape(n, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)

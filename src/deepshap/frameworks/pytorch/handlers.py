@@ -36,6 +36,7 @@ __all__ = [
     "select",
     "shapley_pair",
     "softmax",
+    "unary_closed_form",
 ]
 
 
@@ -65,6 +66,17 @@ def rescale(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -> Any
         return R.rescale(fn, x, ref_of[id(x)])
     to_split, ref_split, merge = ref_of.split(x)
     return merge(R.rescale(fn, to_split(x), ref_split(ref_of.raw(x))))
+
+
+def unary_closed_form(
+    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, secant: Callable[[Any, Any], Any]
+) -> Any:
+    """An element-wise function of one argument whose exact ``secant(x, r)`` is known in closed form
+    (:mod:`deepshap.rules.maths`): that multiplier, no threshold."""
+    x = args[0]
+    with torch.no_grad():
+        y, slope = func(x.detach(), *args[1:], **kwargs), secant(x.detach(), ref_of[id(x)])
+    return R.with_multipliers(y, [x], [slope])
 
 
 def shapley_pair(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -> Any:

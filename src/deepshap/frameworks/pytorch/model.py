@@ -101,7 +101,7 @@ class TorchModel(ModelAdapter):
         elif isinstance(x, np.ndarray):
             tensor = torch.from_numpy(np.ascontiguousarray(x))
         elif hasattr(x, "numpy") and callable(x.numpy):  # tf.Tensor and other array libraries
-            tensor = torch.from_numpy(np.ascontiguousarray(x.numpy()))
+            tensor = torch.from_numpy(np.ascontiguousarray(to_numpy(x)))
         else:
             tensor = torch.as_tensor(np.asarray(x))
         keep_integers = self.layer is not None and kind == "integer"

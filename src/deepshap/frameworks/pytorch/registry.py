@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from deepshap.frameworks.pytorch import attention as A
 from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
-from deepshap.rules import Rule, pending
+from deepshap.rules import Rule, maths, pending
 
 __all__ = ["RULES", "OpRule", "add", "resolve"]
 
@@ -87,7 +87,6 @@ _put(
         conv_transpose1d conv_transpose2d conv_transpose3d squeeze_copy unsqueeze_copy broadcast_to
         broadcast_tensors atleast_1d atleast_2d atleast_3d ravel index_add index_copy scatter scatter_add
         real clone detach_copy avg_pool1d adaptive_avg_pool1d pixel_shuffle pixel_unshuffle channel_shuffle
-        native_channel_shuffle
         """,
     ),
     OpRule(Rule.LINEAR),
@@ -113,8 +112,8 @@ _put(
         """
         conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d avg_pool1d avg_pool2d
         avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d interpolate upsample
-        upsample_nearest upsample_bilinear pad pixel_shuffle pixel_unshuffle channel_shuffle
-        native_channel_shuffle unfold fold embedding one_hot
+        upsample_nearest upsample_bilinear pad pixel_shuffle pixel_unshuffle channel_shuffle unfold fold
+        embedding one_hot
         """,
     ),
     OpRule(Rule.LINEAR),
@@ -135,7 +134,7 @@ _put(
     _names(
         "torch. torch.Tensor.",
         """
-        relu sigmoid tanh exp exp2 expm1 log log2 log10 log1p sqrt rsqrt square abs clamp clip reciprocal
+        relu sigmoid tanh exp exp2 expm1 log log2 log10 log1p sqrt rsqrt abs clamp clip reciprocal
         erf sin cos sinc atan asinh arcsinh sinh cosh clamp_min clamp_max relu_ sigmoid_ tanh_ exp_
         """,
     )
@@ -149,6 +148,10 @@ _put(
         """,
     ),
     OpRule(Rule.RESCALE, H.rescale),
+)
+_put(
+    _names("torch. torch.Tensor.", "square"),
+    OpRule(Rule.RESCALE, functools.partial(H.unary_closed_form, secant=maths.square_secant)),
 )
 _put(
     _names("torch. torch.Tensor.", "pow float_power maximum minimum fmax fmin atan2")
@@ -262,6 +265,7 @@ for _names_of, _decomposition in (
     ([_F + "normalize"], D.normalize),
     ([_F + "glu"], D.glu),
     ([_F + "instance_norm"], D.instance_norm),
+    (_names("torch. torch.nn.functional.", "native_channel_shuffle"), D.channel_shuffle),
 ):
     _put(_names_of, OpRule(Rule.DECOMPOSE, _decomposition))
 
