@@ -107,7 +107,8 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
         y = fn(xd)
         d = xd - r
         slope = torch.sub(y, fn(r)).div_(d)
-        undefined = maths.vanishing(OPS, d)
+        # maths.vanishing, in place: zero, denormal or NaN (equal infinities) fails the comparison
+        undefined = ~torch.ge(d.abs_(), OPS.smallest_normal(d))
         del d
         if bool(undefined.any()):
             grad = maths.finite(OPS, derivative(fn, xd)).expand_as(slope)
