@@ -20,6 +20,10 @@ _PUBLIC = {
     "plots": ("deepshap.plots", None),
     "maskers": ("deepshap.maskers", None),
     "datasets": ("deepshap.datasets", None),
+    "rules": ("deepshap.rules", None),
+    "errors": ("deepshap.errors", None),
+    "AdditivityError": ("deepshap.errors", "AdditivityError"),
+    "UnsupportedOperationError": ("deepshap.errors", "UnsupportedOperationError"),
 }
 
 __all__ = sorted(_PUBLIC)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deepshap.errors import AdditivityError
 from deepshap.explainers._base import (
     build_explanation,
     format_shap_values,
@@ -41,12 +42,9 @@ __all__ = ["AdditivityError", "DeepExplainer"]
 #: Largest accepted ``|sum(phi) - (f(x) - E f(b))|``, relative to the change explained (see check_additive).
 ADDITIVITY_RTOL = 1e-4
 ROUNDING_ULPS = 32  # float32 roundings of an output that its sum of SHAP values may miss it by
+CANCELLATION_ULPS = 8  # roundings of sum(|SHAP values|) that their sum may miss the output by
 
 _BACKENDS = {"torch": "deepshap.frameworks.pytorch.deep", "tensorflow": "deepshap.frameworks.keras.deep"}
-
-
-class AdditivityError(AssertionError):
-    """The attributions do not add up to f(x) - E f(background)."""
 
 
 class DeepExplainer:
@@ -143,15 +141,23 @@ def check_additive(phi: list[np.ndarray], explained: np.ndarray, base_values: np
     The gap may be ``ADDITIVITY_RTOL`` of the change it explains, ``|f(x) - E f(b)|``, plus the mean
     change over all samples and explained outputs (so that outputs that barely move, such as tiny
     probabilities, are judged on the scale of the model's other changes), plus ``ROUNDING_ULPS`` float32
-    roundings of the output itself (an output of 5000 is known to about 5e-4 only). It is not judged
-    against the output's size: an offset of 5000 would then hide a wrong sum of a change of 0.2.
+    roundings of the output itself (an output of 5000 is known to about 5e-4 only), plus
+    ``CANCELLATION_ULPS`` roundings (in the attributions' dtype) of ``sum(|phi|)``: attributions that
+    nearly cancel, as behind a softmax whose logits all move by 25, cannot add up more closely than their
+    own rounding. It is not judged against the output's size: an offset of 5000 would then hide a wrong
+    sum of a change of 0.2.
     """
     n, r = explained.shape
     total = sum(np.asarray(p, dtype=np.float64).reshape(n, -1, r).sum(axis=1) for p in phi)
+    magnitude = sum(np.abs(np.asarray(p, dtype=np.float64)).reshape(n, -1, r).sum(axis=1) for p in phi)
+    eps = max(np.finfo(p.dtype).eps if np.issubdtype(p.dtype, np.floating) else 0.0 for p in phi)
     target = explained - base_values
     rounding = ROUNDING_ULPS * np.finfo(np.float32).eps / ADDITIVITY_RTOL
     scale = (
-        np.abs(target) + np.abs(target).mean() + rounding * np.maximum(np.abs(explained), np.abs(base_values))
+        np.abs(target)
+        + np.abs(target).mean()
+        + rounding * np.maximum(np.abs(explained), np.abs(base_values))
+        + CANCELLATION_ULPS * eps / ADDITIVITY_RTOL * magnitude
     )
     error = np.abs(total - target)
     relative = error / np.where(scale > 0, scale, 1.0)

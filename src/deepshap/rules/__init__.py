@@ -1,26 +1,32 @@
-"""DeepLIFT/Shapley multiplier rules, named framework-neutrally.
+"""DeepLIFT/Shapley rules: their kinds, their maths (:mod:`deepshap.rules.maths`, written once for every
+framework) and :func:`register`, which gives a user's own operation a rule.
 
 A rule says how the multiplier of an operation's output is carried back to its inputs for one
-(sample, reference) pair. Every rule below satisfies summation-to-delta: the multipliers times the input
+(sample, reference) pair. Every rule satisfies summation-to-delta: the multipliers times the input
 differences add up to the output difference, so DeepSHAP attributions add up to ``f(x) - E f(background)``.
-Which framework function gets which rule is data, in ``pytorch_ops.py`` and ``tensorflow_ops.py``.
+Which framework function gets which rule is one table per backend, keyed by what the backend sees: the
+function object in PyTorch (``deepshap.frameworks.pytorch.registry``), the op type in TensorFlow
+(``deepshap.frameworks.keras.registry``).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["Rule"]
+__all__ = ["Rule", "register"]
 
 
 class Rule(StrEnum):
-    """The rule kinds a backend implements."""
+    """The rule kinds the backends implement."""
 
     #: Linear in the input (convolutions, linear layers, pooling by averages, eval batch norm, reshapes,
     #: concatenation, padding, indexing, sums): the ordinary gradient is the exact multiplier.
     LINEAR = "linear"
     #: Element-wise unary nonlinearity y = f(x): the multiplier (y - y_ref) / (x - x_ref), falling back to
-    #: the derivative at the midpoint where the difference is tiny.
+    #: the derivative at the midpoint where the difference vanishes.
     RESCALE = "rescale"
     #: Element-wise binary operation where both operands may depend on the input (maximum, minimum, pow):
     #: the exact two-player Shapley split of the output difference between the operands.
@@ -29,12 +35,12 @@ class Rule(StrEnum):
     #: weight): the exact two-player Shapley split, which for a bilinear map is its gradient at the
     #: midpoint between sample and reference (a closed form for mul and div).
     BILINEAR = "bilinear"
-    #: Max pooling and max/min reductions: the output difference is split into the part reached by the
-    #: sample's maximum (credited at the sample's argmax) and the rest (credited at the reference's argmax),
-    #: each divided by the input difference there; additive for overlapping windows too.
+    #: Max pooling and max/min reductions: the output difference goes to the sample's argmax where the
+    #: sample's maximum is the larger, else to the reference's, divided by the input difference there;
+    #: additive for overlapping windows too.
     MAX = "max"
-    #: softmax, log_softmax, logsumexp: exp (rescale), sum (linear), division (bilinear) and log (rescale),
-    #: evaluated with one shift shared by sample and reference so nothing overflows.
+    #: softmax, log_softmax, logsumexp: ``exp(x - logsumexp(x))``, the logsumexp's multipliers being those
+    #: of exp, sum and log chained with one shift shared by sample and reference (computed in float64).
     SOFTMAX = "softmax"
     #: layer, group and RMS normalisation: centring (linear), square (rescale), mean (linear), rsqrt of
     #: the variance plus eps (rescale) and the product (bilinear).
@@ -50,6 +56,67 @@ class Rule(StrEnum):
     #: Other composites (glu, var/std, vector norms, normalize, instance norm): rewritten into the
     #: primitives above while the interception runs, so each primitive gets its own rule.
     DECOMPOSE = "decompose"
-    #: Random or batch-coupled operations (dropout in training mode, batch norm with batch statistics):
-    #: no DeepLIFT rule exists; the backend raises and names the operation.
-    UNSUPPORTED = "unsupported"
+
+
+#: Registrations made before the backend of their framework was loaded: (framework, op, rule, options).
+_PENDING: list[tuple[str, Any, Any, dict[str, Any]]] = []
+_BACKENDS = {
+    "torch": "deepshap.frameworks.pytorch.registry",
+    "tensorflow": "deepshap.frameworks.keras.registry",
+}
+
+
+def register(op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int, ...] | None = None) -> None:
+    """Give an operation of your own (or one deepshap refuses) a DeepLIFT/Shapley rule.
+
+    ``op`` is what the backend sees: for PyTorch the function itself (``torch.special.erfcx``, a
+    ``torch.library`` custom op, a function of yours that you call with ``torch.overrides`` support), for
+    TensorFlow the op type as a string (``"Erfinv"``, the type of a custom op). ``rule`` is one of:
+
+    - ``"linear"``: the op is linear in its input-dependent arguments; its own gradient is exact.
+    - ``"rescale"``: an element-wise function of one input-dependent argument.
+    - ``"shapley_pair"``: an element-wise function of two arguments that may both depend on the input.
+    - ``"bilinear"``: bilinear in two arguments (a product, a matrix product).
+    - PyTorch only: a function with ``op``'s signature written in operations that have rules (a
+      decomposition), for instance the forward of a custom ``autograd.Function``; each of its operations
+      then gets its own rule. TensorFlow only: ``"identity"``, a value identity whose gradient passes
+      through.
+
+    ``data_inputs`` (TensorFlow): the input positions that may depend on the input (default: any).
+    A registration replaces deepshap's own rule for ``op``, for every explainer created afterwards.
+
+    >>> import deepshap
+    >>> deepshap.rules.register("Erfinv", "rescale")  # TensorFlow's tf.math.erfinv
+    """
+    framework = "tensorflow" if isinstance(op, str) else "torch"
+    if framework == "tensorflow" and not isinstance(rule, str):
+        raise TypeError(
+            "A TensorFlow op type takes a rule kind (a string such as 'rescale'), not a function."
+        )
+    if framework == "torch" and not callable(op):
+        raise TypeError(
+            f"register() takes a PyTorch function or a TensorFlow op type (a string); got {op!r}."
+        )
+    options = {"data_inputs": data_inputs} if framework == "tensorflow" else {}
+    module = sys.modules.get(_BACKENDS[framework])
+    if module is None:  # applied when the backend loads; checked now where that needs no framework
+        _check_kind(framework, rule)
+        _PENDING.append((framework, op, rule, options))
+    else:
+        module.add(op, rule, **options)
+
+
+def _check_kind(framework: str, rule: Any) -> None:
+    kinds = {
+        "torch": ("linear", "rescale", "shapley_pair", "bilinear"),
+        "tensorflow": ("linear", "rescale", "shapley_pair", "bilinear", "identity"),
+    }
+    if isinstance(rule, str) and rule not in kinds[framework]:
+        raise ValueError(
+            f"Unknown rule {rule!r} for a {framework} operation; use one of {list(kinds[framework])}."
+        )
+
+
+def pending(framework: str) -> list[tuple[Any, Any, dict[str, Any]]]:
+    """The registrations for ``framework`` made before its backend loaded (for the backend's registry)."""
+    return [(op, rule, options) for name, op, rule, options in _PENDING if name == framework]

@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from deepshap.frameworks.keras.deep_rules import RuleSession, UnsupportedOperationError
+from deepshap.arrays import to_numpy
+from deepshap.errors import UnsupportedOperationError
+from deepshap.frameworks.keras.deep_rules import RuleSession
+from deepshap.rules.maths import plan_chunks
 
 __all__ = ["UnsupportedOperationError", "deep_attributions"]
 
@@ -48,14 +51,9 @@ def deep_attributions(
     n_samples = int(inputs[0].shape[0])
     if index.ndim != 2 or index.shape[0] != n_samples:
         raise ValueError(f"output_index must have shape ({n_samples}, R); got {index.shape}.")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(
-            f"batch_size must be a positive number of (sample, background) pairs; got {batch_size}."
-        )
     background = adapter.background
     n_background = int(background[0].shape[0])
-    per_background = min(n_background, int(batch_size))
-    per_sample = max(1, min(n_samples, int(batch_size) // per_background))
+    per_sample, per_background = plan_chunks(n_samples, n_background, batch_size)
     chunks: list[list[tf.Tensor]] = []
     for s in range(0, n_samples, per_sample):
         xs = [t[s : s + per_sample] for t in inputs]
@@ -71,7 +69,7 @@ def deep_attributions(
         chunks.append([tf.concat([g[i] for g in groups], axis=-1) for i in range(len(inputs))])
     scale = 1.0 / n_background
     return [
-        (tf.concat([chunk[i] for chunk in chunks], axis=0).numpy() * scale).astype(
+        (to_numpy(tf.concat([chunk[i] for chunk in chunks], axis=0)) * scale).astype(
             inputs[i].dtype.as_numpy_dtype, copy=False
         )
         for i in range(len(inputs))

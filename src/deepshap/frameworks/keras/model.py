@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deepshap.arrays import to_numpy
 from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
 
 __all__ = ["KerasModel", "TFOps"]
@@ -96,17 +97,15 @@ class KerasModel(ModelAdapter):
     def _convert(self, x: Any, kind: str) -> tf.Tensor:
         if isinstance(x, tf.Tensor | tf.Variable):
             tensor = tf.convert_to_tensor(x)
-        elif hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-            tensor = tf.convert_to_tensor(x.detach().cpu().numpy())
-        else:
-            tensor = tf.convert_to_tensor(np.asarray(x))
+        else:  # numpy, a torch tensor (bfloat16 read as float32), nested sequences
+            tensor = tf.convert_to_tensor(to_numpy(x))
         return tf.cast(tensor, self.dtype)
 
     def _all_finite(self, tensor: tf.Tensor) -> bool:
         return bool(tf.reduce_all(tf.math.is_finite(tensor)))
 
     def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
-        return np.asarray(tensor)
+        return to_numpy(tensor)
 
     def explained_inputs(self, raw: list[tf.Tensor]) -> list[tf.Tensor]:
         return list(raw)

@@ -4,7 +4,8 @@ Every function here takes the sample side ``x`` (a tensor in the autograd graph,
 (sample, background) pair) and the reference side ``r`` (the same shape, no graph) and returns the output
 on the sample side whose backward pass applies the rule's multipliers. Composite operations (softmax,
 normalisations, attention) are written with :class:`Pair` arithmetic from the primitive rules, so they are
-exact decompositions and each primitive keeps summation-to-delta.
+exact decompositions and each primitive keeps summation-to-delta. The multipliers themselves are
+:mod:`deepshap.rules.maths`, shared with the TensorFlow backend; this module binds them to autograd.
 """
 
 from __future__ import annotations
@@ -16,8 +17,21 @@ from typing import Any
 
 import torch
 
-#: Differences at most this fraction of the operands' magnitude use a derivative instead of a quotient.
-REL_TINY = 1e-6
+from deepshap.rules import maths
+from deepshap.rules.maths import RuleOps
+
+#: The rules' operations on torch tensors.
+OPS = RuleOps(
+    torch,
+    equal=torch.eq,
+    isfinite=torch.isfinite,
+    isnan=torch.isnan,
+    sum=lambda t, axis: t.sum(axis, keepdim=True),
+    logsumexp=lambda t, axis: torch.logsumexp(t, axis, keepdim=True),
+    cast=lambda t, like: t.to(like.dtype),
+    widen=torch.Tensor.double,
+    smallest_normal=lambda t: torch.finfo(t.dtype).tiny,
+)
 
 
 class _Multipliers(torch.autograd.Function):
@@ -71,11 +85,6 @@ def with_multipliers(
     return _Multipliers.apply((value.detach(), [m.detach() for _, m in live]), *[i for i, _ in live])
 
 
-def tiny(d: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Where the difference ``d = a - b`` is too small to divide by (NaN from inf - inf counts as tiny)."""
-    return ~(d.abs() > REL_TINY * (a.abs() + b.abs()))
-
-
 def derivative(fn: Callable[[torch.Tensor], torch.Tensor], at: torch.Tensor) -> torch.Tensor:
     """Element-wise derivative of an element-wise ``fn`` at ``at``."""
     with torch.enable_grad():
@@ -98,10 +107,11 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
         y = fn(xd)
         d = xd - r
         slope = torch.sub(y, fn(r)).div_(d)
-        undefined = ~torch.ge(d.abs_(), torch.finfo(d.dtype).tiny)  # NaN: equal infinities
+        # maths.vanishing, in place: zero, denormal or NaN (equal infinities) fails the comparison
+        undefined = ~torch.ge(d.abs_(), OPS.smallest_normal(d))
         del d
         if bool(undefined.any()):
-            grad = _finite(derivative(fn, xd)).expand_as(slope)
+            grad = maths.finite(OPS, derivative(fn, xd)).expand_as(slope)
             slope = torch.where(undefined, grad, slope, out=slope)
     return with_multipliers(y, [x], [slope])
 
@@ -151,7 +161,7 @@ def multiply(a: Pair, b: Pair) -> Pair:
     ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
     with torch.no_grad():
         value, ref = ax * bx, ar * br
-        m_a, m_b = (bx + br) / 2, (ax + ar) / 2
+        m_a, m_b = maths.product_multipliers(ax, ar, bx, br)
     return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
 
 
@@ -160,80 +170,54 @@ def divide(a: Pair, b: Pair) -> Pair:
     ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
     with torch.no_grad():
         value, ref = ax / bx, ar / br
-        m_a = (1 / bx + 1 / br) / 2
-        m_b = -(ax + ar) / (2 * bx * br)
+        m_a, m_b = maths.quotient_multipliers(ax, ar, bx, br)
     return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
 
 
 def select(
     condition: torch.Tensor, condition_ref: torch.Tensor, chosen: Pair, other: Pair
 ) -> tuple[Pair, bool]:
-    """``where(condition, chosen, other)`` with a condition computed from the input.
-
-    Where the sample and its reference take the same branch the output is linear in that branch. Where
-    they take different ones, the output's change ``dy`` goes through both branches in proportion to
-    their own changes ``dt`` and ``de``: multipliers ``dy * dt / (dt^2 + de^2)`` and
-    ``dy * de / (dt^2 + de^2)``, so that ``dt * m_t + de * m_e = dy``. For a one-variable activation
-    written with ``where`` (ELU, LeakyReLU, a thresholded ReLU) that is the rescale rule of the whole
-    activation. Also returns whether a flip has no such split: neither branch changes while the output
-    does (a step), or the output's change is too large to split (a fill of -inf or of the dtype's minimum).
-    """
+    """``where(condition, chosen, other)`` with a condition computed from the input
+    (:func:`deepshap.rules.maths.select_multipliers`); also returns whether a flip has no split (a step,
+    or a change too large to split)."""
     tx, tr, ex, er = _value(chosen.x), chosen.r, _value(other.x), other.r
     with torch.no_grad():
         value, ref = torch.where(condition, tx, ex), torch.where(condition_ref, tr, er)  # torch's promotion
         branches = (tx, tr, ex, er)
         tx, tr, ex, er = (torch.as_tensor(t, dtype=value.dtype, device=value.device) for t in branches)
+        d_chosen = maths.change(OPS, tx, tr).expand_as(value)
+        d_other = maths.change(OPS, ex, er).expand_as(value)
         agree = torch.eq(condition, condition_ref)
-        delta = value - ref
-        d_chosen, d_other = _change(tx, tr).expand_as(value), _change(ex, er).expand_as(value)
-        length = torch.hypot(d_chosen, d_other)  # no overflow or underflow of dt^2 + de^2
-        unit = torch.where(length > 0, length, torch.ones_like(length))
-        share = delta / unit
-        no_split = (length == 0) | ~torch.isfinite(share) | ~torch.isfinite(length)
-        step = bool((~agree & (delta != 0) & no_split).any())
-        m_chosen = torch.where(agree, condition.to(value.dtype), share * (d_chosen / unit))
-        m_other = torch.where(agree, (~condition).to(value.dtype), share * (d_other / unit))
-    return _product_rule(value, ref, [(chosen.x, m_chosen), (other.x, m_other)]), step
-
-
-def _change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a - b``, with equal values (equal infinities too) no change."""
-    return torch.where(a == b, torch.zeros_like(a), a - b)
+        m_chosen, m_other, step = maths.select_multipliers(
+            OPS, condition, agree, d_chosen, d_other, value - ref
+        )
+    return _product_rule(value, ref, [(chosen.x, m_chosen), (other.x, m_other)]), bool(step.any())
 
 
 def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pair:
     """Any element-wise binary ``fn``: the exact two-player Shapley split of its output difference."""
     ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
     with torch.no_grad():
-        f_xx, f_rr, f_xr, f_rx = fn(ax, bx), fn(ar, br), fn(ax, br), fn(ar, bx)
+        f_xx, f_rr = fn(ax, bx), fn(ar, br)
+        phi_a, phi_b = maths.shapley_shares(f_xx, f_rr, fn(ax, br), fn(ar, bx))
     inputs, mults = [], []
     if _tracked(a.x):
-        phi = ((f_xr - f_rr) + (f_xx - f_rx)) / 2
         mid_b = (bx + br) / 2 if isinstance(bx, torch.Tensor) else bx
         inputs.append(a.x)
-        mults.append(_split(phi, ax, ar, lambda t: fn(t, mid_b)))
+        mults.append(_split(phi_a, ax, ar, lambda t: fn(t, mid_b)))
     if _tracked(b.x):
-        phi = ((f_rx - f_rr) + (f_xx - f_xr)) / 2
         mid_a = (ax + ar) / 2 if isinstance(ax, torch.Tensor) else ax
         inputs.append(b.x)
-        mults.append(_split(phi, bx, br, lambda t: fn(mid_a, t)))
+        mults.append(_split(phi_b, bx, br, lambda t: fn(mid_a, t)))
     return Pair(with_multipliers(f_xx, inputs, mults), f_rr)
 
 
 def _split(phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable) -> torch.Tensor:
     """A player's multiplier ``phi / (x - r)``, or the derivative at the midpoint where that is tiny."""
     with torch.no_grad():
-        d = (x - r).expand_as(phi)
-        small = tiny(d, x.expand_as(phi), r.expand_as(phi))
-        slope = phi / torch.where(small, torch.ones_like(d), d)
-    mid = ((x + r) / 2).expand_as(phi)
-    return torch.where(small, _finite(derivative(fn, mid)), slope)
-
-
-def _finite(grad: torch.Tensor) -> torch.Tensor:
-    """A derivative taken where the difference is (nearly) zero, its infinities and NaN set to 0 (sqrt at
-    0): any finite multiplier times a zero difference keeps the sum, an infinite one makes it NaN."""
-    return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        x, r = x.expand_as(phi), r.expand_as(phi)
+        mid = (x + r) / 2
+    return maths.secant(OPS, phi, x, r, derivative(fn, mid), relative=True)
 
 
 def bilinear(fn: Callable[..., torch.Tensor], pairs: Sequence[Pair]) -> Pair:
@@ -292,15 +276,10 @@ def route_max(
     the multiplier lies in [0, 1]). Summation-to-delta holds with overlapping windows too.
     """
     with torch.no_grad():
-        xd = xf.detach()
         index = torch.where(y >= y_ref, idx_x, idx_r)
-        x_at = xd.gather(-1, index)
+        x_at = xf.detach().gather(-1, index)
         r_at = rf.expand(*index.shape[:-1], rf.shape[-1]).gather(-1, index)
-        d_at = x_at - r_at
-        small = tiny(d_at, x_at, r_at)
-        weights = torch.where(
-            small, torch.zeros_like(d_at), (y - y_ref) / torch.where(small, torch.ones_like(d_at), d_at)
-        )
+        weights = maths.max_weights(OPS, y, y_ref, x_at, r_at)
     if not xf.requires_grad:
         return y
     return _RoutedMax.apply((y, weights, index), xf)
@@ -308,45 +287,26 @@ def route_max(
 
 # composite rules ---------------------------------------------------------------------------------
 def softmax_family(kind: str, p: Pair, dim: int, keepdim: bool = False) -> Pair:
-    """softmax / log_softmax / logsumexp along ``dim``, all from one logsumexp rule (:func:`logsumexp`):
-    ``log_softmax = x - logsumexp(x)`` (linear) and ``softmax = exp(log_softmax)`` (rescale rule).
+    """softmax / log_softmax / logsumexp along ``dim``, all from one logsumexp rule:
+    ``log_softmax = x - logsumexp(x)`` (linear) and ``softmax = exp(log_softmax)`` (rescale rule), with
+    the multipliers of :func:`deepshap.rules.maths.softmax_multipliers` (float64, cast back).
 
     Every value is computed on its own side with a stable formula, so sample and reference logits any
     distance apart give finite multipliers whose contributions add up to the output's change (a quotient
     ``exp(x) / sum(exp(x))`` loses the change to cancellation once the two sides' sums differ by e^20).
     """
-    lse = logsumexp(p, dim)
+    x, dtype = p.x.detach(), p.x.dtype
+    with torch.no_grad():
+        m_lse, m_exp, lse_x, lse_r = maths.softmax_multipliers(OPS, x, p.r, dim)
+    lse = Pair(with_multipliers(lse_x.to(dtype), [p.x], [m_lse.to(dtype)]), lse_r.to(dtype))
     if kind == "logsumexp":
         return lse if keepdim else lse.map(lambda t: t.squeeze(dim))
     log_softmax = Pair(p.x - lse.x, p.r - lse.r)
-    return log_softmax if kind == "log_softmax" else rescale_pair(torch.exp, log_softmax)
-
-
-def logsumexp(p: Pair, dim: int) -> Pair:
-    """``log(sum(exp(x)))`` along ``dim`` (kept as size 1), the rules of exp, sum and log chained.
-
-    Chained, the multiplier of ``x_i`` is ``(lse_x - lse_r) / (A - B) * (a_i - b_i) / (x_i - r_i)`` with
-    ``a = exp(x - c)``, ``A = sum(a)`` (``b``, ``B`` for the reference) for any shift ``c``, which cancels.
-    With ``c`` the larger of the two logsumexps, every ``a_i`` and ``b_i`` lies in [0, 1] and the larger
-    of ``A``, ``B`` is 1, and ``lse_x - lse_r`` comes from each side's own logsumexp, so an underflowing
-    side leaves the multipliers finite. Where ``A`` and ``B`` nearly agree, ``2 / (A + B)`` (log's slope at
-    their midpoint) stands in for the quotient.
-    """
-    x, r = p.x.detach(), p.r
+    if kind == "log_softmax":
+        return log_softmax
     with torch.no_grad():
-        lse_x, lse_r = torch.logsumexp(x, dim, keepdim=True), torch.logsumexp(r, dim, keepdim=True)
-        c = torch.maximum(lse_x, lse_r)
-        c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
-        a, b = torch.exp(x - c), torch.exp(r - c)
-        d = x - r
-        moved = d.abs() >= torch.finfo(d.dtype).tiny  # False where equal, equal infinities (NaN) included
-        m_exp = torch.where(moved, (a - b) / torch.where(moved, d, torch.ones_like(d)), a)
-        change, total = (a - b).sum(dim, keepdim=True), (a + b).sum(dim, keepdim=True)
-        close = ~(change.abs() > REL_TINY * total)
-        quotient = (lse_x - lse_r) / torch.where(close, torch.ones_like(c), change)
-        m_log = torch.where(close, 2 / total, quotient)
-        multiplier = m_log * m_exp
-    return Pair(with_multipliers(lse_x, [p.x], [multiplier]), lse_r)
+        y, y_ref = torch.exp(x.double() - lse_x).to(dtype), torch.exp(p.r.double() - lse_r).to(dtype)
+    return Pair(with_multipliers(y, [log_softmax.x], [m_exp.to(dtype)]), y_ref)
 
 
 def normalize(p: Pair, dims: Sequence[int], eps: float, center: bool = True) -> Pair:

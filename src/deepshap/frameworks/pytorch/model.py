@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepshap.arrays import to_numpy
 from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
 
 __all__ = ["TorchModel", "TorchOps"]
@@ -100,7 +101,7 @@ class TorchModel(ModelAdapter):
         elif isinstance(x, np.ndarray):
             tensor = torch.from_numpy(np.ascontiguousarray(x))
         elif hasattr(x, "numpy") and callable(x.numpy):  # tf.Tensor and other array libraries
-            tensor = torch.from_numpy(np.ascontiguousarray(x.numpy()))
+            tensor = torch.from_numpy(np.ascontiguousarray(to_numpy(x)))
         else:
             tensor = torch.as_tensor(np.asarray(x))
         keep_integers = self.layer is not None and kind == "integer"
@@ -110,7 +111,7 @@ class TorchModel(ModelAdapter):
         return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
     def to_numpy(self, tensor: torch.Tensor) -> np.ndarray:
-        return tensor.detach().cpu().numpy()
+        return to_numpy(tensor)
 
     # the explained level ------------------------------------------------------------------------
     def explained_inputs(self, raw: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -1,0 +1,190 @@
+"""The interception mode: a ``TorchFunctionMode`` that records rule arguments in the reference pass and
+applies the rules in the pair pass (see :mod:`deepshap.frameworks.pytorch.deep` for the passes).
+
+Each call whose arguments depend on the input is looked up in the registry
+(:mod:`deepshap.frameworks.pytorch.registry`) by its function object: linear calls run untouched (their
+gradient is exact), decompositions run with their primitives intercepted again, and the rest get their
+handler. A call with no rule that carries the input into a floating result raises, naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode, resolve_name
+from torch.utils._pytree import tree_flatten
+
+from deepshap.errors import UnsupportedOperationError
+from deepshap.frameworks.pytorch.pairing import TAG, Refs, depends, is_float
+from deepshap.frameworks.pytorch.registry import RULES, OpRule
+from deepshap.rules import Rule
+
+__all__ = ["DeepMode", "OperationsDiffer"]
+
+Records = list[tuple[Any, list[torch.Tensor]]]
+
+
+class OperationsDiffer(RuntimeError):
+    """The pass on (sample, reference) pairs called other operations than the pass on the references."""
+
+
+_NAMES: dict[Any, str] = {}
+
+
+def name_of(func: Any) -> str:
+    """The name of a function for messages (``torch.nn.functional.relu``)."""
+    name = _NAMES.get(func)
+    if name is None:
+        try:
+            name = resolve_name(func) or repr(func)
+        except Exception:  # noqa: BLE001 - a name is only used in messages
+            name = repr(func)
+        _NAMES[func] = name
+    return name
+
+
+class DeepMode(TorchFunctionMode):
+    """Reference pass (``n_samples == 0``): records rule arguments. Pair pass: applies the rules."""
+
+    def __init__(self, records: Records, n_samples: int, copy_records: bool = False, n_rows: int = 1) -> None:
+        super().__init__()
+        self.records = records
+        self.n_samples = n_samples
+        self.n_rows = n_rows  # background rows per sample in the pair pass
+        self.inner_split = False  # a merged batch axis was split on the values (see Refs._axis)
+        self.position = 0
+        self.copy_records = copy_records
+        self._versions: list[list[int]] = []  # version counters of the recorded tensors when recorded
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        flat, _ = tree_flatten((args, kwargs))
+        dependent = [t for t in flat if depends(t)]
+        if not dependent:
+            return func(*args, **kwargs)
+        rule = RULES.get(func)
+        if rule is None:
+            return _unknown(func, args, kwargs)
+        linear = rule.kind is Rule.LINEAR
+        condition = None
+        if rule.operands is not None:  # a select
+            operands = rule.operands(args, kwargs)
+            if operands is None or not depends(operands[0]):  # a constant condition: linear
+                linear = True
+            else:
+                condition = operands[0]
+                if not (depends(operands[1]) or depends(operands[2])):
+                    raise UnsupportedOperationError(
+                        f"{name_of(func)} chooses between values that do not depend on the input, on a "
+                        "condition that does (a step function); DeepLIFT has no rule for it."
+                    )
+        discrete = [t for t in dependent if not is_float(t) and t is not condition]
+        if discrete and len(discrete) == len(dependent) and linear:
+            return _unknown(func, args, kwargs)  # a view or copy of a mask: a mask again
+        if discrete:
+            raise UnsupportedOperationError(
+                f"{name_of(func)} uses a mask or index computed from the input (a data-dependent selection); "
+                "DeepLIFT has no rule for it. Compute masks from constants, or explain the model's "
+                "input to this part instead."
+            )
+        if linear or (rule.linear_if is not None and rule.linear_if(args, kwargs)):
+            if rule.check is not None:
+                rule.check(name_of(func), args, kwargs)
+            return _tag_discrete(func(*args, **kwargs), rule)
+        if rule.kind is Rule.DECOMPOSE:
+            with self:  # the primitives of the decomposition are intercepted again, each with its rule
+                return rule.apply(*args, **kwargs)  # type: ignore[misc]
+        if self.n_samples == 0:
+            copy = self.copy_records or _inplace(rule, args, kwargs)
+            saved = [t.detach().clone() if copy else t.detach() for t in dependent]
+            self.records.append((func, saved))
+            self._versions.append([t._version for t in saved])
+            return func(*args, **kwargs)
+        return self._apply_rule(func, rule, list(args), kwargs, dependent)
+
+    def _apply_rule(self, func: Any, rule: OpRule, args: list, kwargs: dict, dependent: list) -> Any:
+        name = name_of(func)
+        if self.position >= len(self.records) or self.records[self.position][0] is not func:
+            raise OperationsDiffer(
+                f"the model's forward pass called {name} where the reference pass did not: deepshap needs a "
+                "forward pass whose operations do not depend on the input values (no data-dependent "
+                "control flow)."
+            )
+        refs = self.records[self.position][1]
+        self.position += 1
+        ref_of = Refs(dependent, refs, self.n_samples, self.n_rows)
+        target = args[0] if args else None
+        func, args, kwargs, inplace = _out_of_place(func, rule, args, kwargs)
+        result = rule.apply(func, name, args, kwargs, ref_of)  # type: ignore[misc]
+        self.inner_split |= ref_of.inner_split
+        if inplace:
+            target.copy_(result)  # type: ignore[union-attr]
+            return target
+        return result
+
+    def records_changed(self) -> bool:
+        """Whether a recorded tensor was changed in place after it was recorded."""
+        return any(
+            t._version != version
+            for (_, saved), versions in zip(self.records, self._versions, strict=True)
+            for t, version in zip(saved, versions, strict=True)
+        )
+
+    def check_consumed(self) -> None:
+        if self.position != len(self.records):
+            raise RuntimeError(
+                "the pair pass made fewer rule calls than the reference pass: the model's forward pass must "
+                "not depend on the input values (no data-dependent control flow)."
+            )
+
+
+def _unknown(func: Any, args: Sequence[Any], kwargs: dict) -> Any:
+    """Operations with no rule: fine when no floating result carries the input on, else an error."""
+    out = func(*args, **kwargs)
+    outputs, _ = tree_flatten(out)
+    if any(is_float(t) for t in outputs) or not outputs:
+        raise UnsupportedOperationError(
+            f"DeepExplainer has no DeepLIFT/Shapley rule for {name_of(func)}, which the model applies to a "
+            "tensor computed from its input. Rewrite that part with supported operations, give it a rule "
+            "with deepshap.rules.register, or explain with GradientExplainer."
+        )
+    for t in outputs:
+        if isinstance(t, torch.Tensor):
+            setattr(t, TAG, True)
+    return out
+
+
+def _tag_discrete(out: Any, rule: OpRule) -> Any:
+    """Mark the integer or boolean results of a linear operation on the input (``x.to(torch.bool)``) as
+    computed from it, so that using them as a mask or an index gets its rule or an error, never a
+    constant's. Floating results (the usual case) are left as they are, at the cost of a dtype check."""
+    if rule.value_free:  # zeros_like and the like: the result depends on the shape only
+        return out
+    for t in [out] if isinstance(out, torch.Tensor) else tree_flatten(out)[0]:
+        if isinstance(t, torch.Tensor) and not is_float(t):
+            setattr(t, TAG, True)
+    return out
+
+
+def _inplace(rule: OpRule, args: Sequence[Any], kwargs: dict) -> bool:
+    if rule.out_of_place is not None:
+        return True
+    position = rule.inplace_arg
+    if position is None:
+        return False
+    return bool(kwargs.get("inplace", args[position] if len(args) > position else False))
+
+
+def _out_of_place(func: Any, rule: OpRule, args: list, kwargs: dict) -> tuple[Any, list, dict, bool]:
+    """The out-of-place form of a call, and whether the call was in place."""
+    if rule.out_of_place is not None:
+        return rule.out_of_place, args, kwargs, True
+    position = rule.inplace_arg
+    if position is not None:
+        if "inplace" in kwargs:
+            return func, args, {**kwargs, "inplace": False}, bool(kwargs["inplace"])
+        if len(args) > position:
+            return func, [*args[:position], False, *args[position + 1 :]], kwargs, bool(args[position])
+    return func, args, kwargs, False

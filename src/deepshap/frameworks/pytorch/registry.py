@@ -1,0 +1,322 @@
+"""Which PyTorch function gets which DeepLIFT/Shapley rule: one table, function object -> :class:`OpRule`.
+
+The interception mode looks up the very function object it receives (``torch.split``, which arrives as
+``torch.functional.split``, and ``torch.mm`` are the same objects under every name), so an entry cannot
+miss its call under another name. The table is written as names for readability; every name must resolve
+to a function when this module is imported. A function that is in no entry, produces a floating tensor
+and has an input-dependent argument makes the explainer raise, naming it: an unknown operation is never
+treated as linear. Users add entries with :func:`deepshap.rules.register`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from deepshap.frameworks.pytorch import attention as A
+from deepshap.frameworks.pytorch import decompositions as D
+from deepshap.frameworks.pytorch import handlers as H
+from deepshap.rules import Rule, maths, pending
+
+__all__ = ["RULES", "OpRule", "add", "resolve"]
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """The rule of one PyTorch function.
+
+    ``kind``: the :class:`~deepshap.rules.Rule`. ``apply``: the handler of the pair pass (see
+    :mod:`~deepshap.frameworks.pytorch.handlers`), or for ``DECOMPOSE`` the decomposition, called as the
+    function; ``None`` for linear functions, which run untouched. ``linear_if(args, kwargs)``: whether a
+    product call is linear in the input (one input-dependent factor) and runs untouched. ``check(name,
+    args, kwargs)``: raises where a call has no rule (dropout in training mode, rounding division).
+    ``operands(args, kwargs)``: of a select, ``(condition, chosen, other)``. ``out_of_place``: of an
+    in-place method, its out-of-place partner; ``inplace_arg``: the position of an ``inplace`` flag.
+    ``value_free``: the result depends on the input's shape only (``zeros_like``).
+    """
+
+    kind: Rule
+    apply: Callable[..., Any] | None = None
+    linear_if: Callable[[Sequence[Any], dict], bool] | None = None
+    check: Callable[[str, Sequence[Any], dict], None] | None = None
+    operands: Callable[[Sequence[Any], dict], Any] | None = None
+    out_of_place: Callable[..., Any] | None = None
+    inplace_arg: int | None = None
+    value_free: bool = False
+
+
+def resolve(name: str) -> Any:
+    """The function object a ``TorchFunctionMode`` receives for ``name`` (``torch.Tensor.T``: its getter)."""
+    obj: Any = torch
+    for part in name.split(".")[1:]:
+        obj = getattr(obj, part)
+    if isinstance(obj, property) or type(obj).__name__ == "getset_descriptor":
+        return obj.__get__
+    return obj
+
+
+_F = "torch.nn.functional."
+_T = "torch.Tensor."
+
+
+def _names(prefixes: str, ops: str) -> list[str]:
+    return [prefix + op for prefix in prefixes.split() for op in ops.split()]
+
+
+_NAMED: dict[str, OpRule] = {}
+
+
+def _put(names: list[str], rule: OpRule) -> None:
+    _NAMED.update(dict.fromkeys(names, rule))
+
+
+# --- linear: the ordinary gradient is the exact multiplier ----------------------------------------
+_put(
+    _names(
+        "torch.",
+        """
+        add sub subtract neg negative positive sum mean nansum cumsum cat concat concatenate stack hstack
+        vstack dstack flatten unflatten reshape squeeze unsqueeze transpose swapaxes swapdims permute
+        movedim split tensor_split chunk unbind narrow select index_select gather take_along_dim flip fliplr
+        flipud roll rot90 tile repeat_interleave t diagonal diag_embed tril triu trace conv1d conv2d conv3d
+        conv_transpose1d conv_transpose2d conv_transpose3d squeeze_copy unsqueeze_copy broadcast_to
+        broadcast_tensors atleast_1d atleast_2d atleast_3d ravel index_add index_copy scatter scatter_add
+        real clone detach_copy avg_pool1d adaptive_avg_pool1d pixel_shuffle pixel_unshuffle channel_shuffle
+        """,
+    ),
+    OpRule(Rule.LINEAR),
+)
+_put(
+    _names(
+        _T,
+        """
+        add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ neg neg_ __neg__ __pos__
+        positive sum mean nansum cumsum flatten unflatten reshape reshape_as view view_as squeeze squeeze_
+        unsqueeze unsqueeze_ transpose transpose_ swapaxes permute movedim split split_with_sizes
+        tensor_split chunk unbind narrow select index_select gather flip roll tile repeat repeat_interleave
+        expand expand_as t T mT diagonal tril triu contiguous clone float double half bfloat16 to type
+        type_as cpu cuda __getitem__ __setitem__ copy_ fill_ zero_ index_add index_add_ index_copy
+        index_copy_ scatter scatter_ scatter_add scatter_add_ unfold ravel requires_grad_
+        """,
+    ),
+    OpRule(Rule.LINEAR),
+)
+_put(
+    _names(
+        _F,
+        """
+        conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d avg_pool1d avg_pool2d
+        avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d interpolate upsample
+        upsample_nearest upsample_bilinear pad pixel_shuffle pixel_unshuffle channel_shuffle unfold fold
+        embedding one_hot
+        """,
+    ),
+    OpRule(Rule.LINEAR),
+)
+_put(
+    _names("torch.", "zeros_like ones_like empty_like full_like")
+    + _names(_T, "new_zeros new_ones new_empty new_full new_tensor"),
+    OpRule(Rule.LINEAR, value_free=True),
+)
+_put(
+    _names(_F, "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout"),
+    OpRule(Rule.LINEAR, check=H.check_dropout),
+)
+_put([_F + "batch_norm"], OpRule(Rule.LINEAR, check=H.check_batch_norm))
+
+# --- element-wise: rescale and the two-player split ------------------------------------------------
+_put(
+    _names(
+        "torch. torch.Tensor.",
+        """
+        relu sigmoid tanh exp exp2 expm1 log log2 log10 log1p sqrt rsqrt abs clamp clip reciprocal
+        erf sin cos sinc atan asinh arcsinh sinh cosh clamp_min clamp_max relu_ sigmoid_ tanh_ exp_
+        """,
+    )
+    + _names(_T, "log_ sqrt_ rsqrt_ square_ abs_ clamp_ clip_ reciprocal_ clamp_min_ clamp_max_")
+    + _names(
+        _F,
+        """
+        relu relu6 leaky_relu elu selu celu gelu silu mish hardswish hardsigmoid hardtanh sigmoid tanh
+        softplus logsigmoid softsign tanhshrink threshold softshrink hardshrink rrelu relu_ elu_
+        leaky_relu_ hardtanh_ celu_ selu_ threshold_ rrelu_
+        """,
+    ),
+    OpRule(Rule.RESCALE, H.rescale),
+)
+_put(
+    _names("torch. torch.Tensor.", "square"),
+    OpRule(Rule.RESCALE, functools.partial(H.unary_closed_form, secant=maths.square_secant)),
+)
+_put(
+    _names("torch. torch.Tensor.", "pow float_power maximum minimum fmax fmin atan2")
+    + _names(_T, "__pow__ __rpow__ pow_ __ipow__"),
+    OpRule(Rule.SHAPLEY_PAIR, H.shapley_pair),
+)
+
+# --- products --------------------------------------------------------------------------------------
+_put(
+    _names("torch.", "mul multiply") + _names(_T, "mul mul_ __mul__ __rmul__ __imul__ multiply"),
+    OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor),
+)
+_put(
+    _names("torch.", "div divide true_divide")
+    + _names(_T, "div div_ divide true_divide __truediv__ __itruediv__ __div__"),
+    OpRule(Rule.BILINEAR, H.divide, linear_if=H.constant_denominator, check=H.check_rounding),
+)
+_put(
+    [_T + "__rtruediv__"],
+    OpRule(
+        Rule.BILINEAR,
+        functools.partial(H.divide, reverse=True),
+        linear_if=functools.partial(H.constant_denominator, reverse=True),
+    ),
+)
+_put(
+    _names("torch.", "matmul mm bmm einsum bilinear tensordot")
+    + _names(_T, "matmul __matmul__ __rmatmul__ mm bmm")
+    + _names(_F, "linear bilinear"),
+    OpRule(Rule.BILINEAR, H.bilinear, linear_if=H.one_factor),
+)
+_put(
+    _names("torch. torch.Tensor.", "addmm baddbmm addbmm"),
+    OpRule(
+        Rule.BILINEAR,
+        functools.partial(H.bilinear, additive_first=True),
+        linear_if=functools.partial(H.one_factor, additive_first=True),
+    ),
+)
+
+# --- max, softmax, normalisations, attention, select -----------------------------------------------
+for _largest, _values_only, _short in (
+    (True, False, "max"),
+    (False, False, "min"),
+    (True, True, "amax"),
+    (False, True, "amin"),
+):
+    _put(
+        _names("torch. torch.Tensor.", _short),
+        OpRule(Rule.MAX, functools.partial(H.max_reduction, largest=_largest, values_only=_values_only)),
+    )
+for _adaptive in (False, True):
+    for _spatial in (1, 2, 3):
+        _base = f"{'adaptive_' if _adaptive else ''}max_pool{_spatial}d"
+        for _suffix in ("", "_with_indices"):
+            _pool = functools.partial(
+                H.max_pool,
+                pool=getattr(F, _base),
+                spatial=_spatial,
+                adaptive=_adaptive,
+                with_indices=bool(_suffix),
+            )
+            _put([_F + _base + _suffix], OpRule(Rule.MAX, _pool))
+for _kind in ("softmax", "log_softmax"):
+    _put(
+        _names("torch. torch.Tensor. torch.nn.functional.", _kind),
+        OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind=_kind)),
+    )
+_put(
+    _names("torch. torch.Tensor.", "logsumexp"),
+    OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind="logsumexp")),
+)
+_put([_F + "softmin"], OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind="softmax", negate=True)))
+for _kind in ("layer_norm", "group_norm", "rms_norm"):
+    _put(
+        _names("torch. torch.nn.functional.", _kind), OpRule(Rule.NORM, functools.partial(H.norm, kind=_kind))
+    )
+_put([_F + "scaled_dot_product_attention"], OpRule(Rule.ATTENTION, A.scaled_dot_product_attention))
+_put([_F + "multi_head_attention_forward"], OpRule(Rule.ATTENTION, A.multi_head_attention))
+_put(
+    ["torch.where"],
+    OpRule(
+        Rule.SELECT,
+        functools.partial(H.select, operands=H.where_operands(False)),
+        operands=H.where_operands(False),
+    ),
+)
+_put(
+    [_T + "where"],
+    OpRule(
+        Rule.SELECT,
+        functools.partial(H.select, operands=H.where_operands(True)),
+        operands=H.where_operands(True),
+    ),
+)
+_put(
+    _names("torch. torch.Tensor.", "masked_fill") + [_T + "masked_fill_"],
+    OpRule(
+        Rule.SELECT,
+        functools.partial(H.select, operands=H.masked_fill_operands),
+        operands=H.masked_fill_operands,
+    ),
+)
+
+# --- composites rewritten into primitives ----------------------------------------------------------
+for _names_of, _decomposition in (
+    (_names("torch. torch.Tensor.", "var"), D.var),
+    (_names("torch. torch.Tensor.", "std"), D.std),
+    (_names("torch. torch.Tensor.", "norm"), D.norm),
+    (["torch.linalg.vector_norm"], D.linalg_vector_norm),
+    ([_F + "normalize"], D.normalize),
+    ([_F + "glu"], D.glu),
+    ([_F + "instance_norm"], D.instance_norm),
+    (_names("torch. torch.nn.functional.", "native_channel_shuffle"), D.channel_shuffle),
+):
+    _put(_names_of, OpRule(Rule.DECOMPOSE, _decomposition))
+
+# --- in place: the rule runs out of place, then the result is copied back --------------------------
+_INPLACE_DUNDERS = {"__imul__": "mul", "__itruediv__": "div", "__ipow__": "pow"}
+_INPLACE_ARG = {
+    **dict.fromkeys(_names(_F, "relu relu6 selu silu mish hardswish hardsigmoid"), 1),
+    **dict.fromkeys(_names(_F, "leaky_relu elu celu"), 2),
+    **dict.fromkeys(_names(_F, "hardtanh threshold"), 3),
+    _F + "rrelu": 4,
+    **dict.fromkeys(
+        _names(_F, "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout"), 3
+    ),
+}
+for _name, _rule in list(_NAMED.items()):
+    _short = _name.rsplit(".", 1)[-1]
+    _prefix = _name[: -len(_short)]
+    if _rule.kind is not Rule.LINEAR and _short in _INPLACE_DUNDERS:
+        _NAMED[_name] = replace(_rule, out_of_place=resolve(_prefix + _INPLACE_DUNDERS[_short]))
+    elif _rule.kind is not Rule.LINEAR and _short.endswith("_") and not _short.endswith("__"):
+        _NAMED[_name] = replace(_rule, out_of_place=resolve(_prefix + _short[:-1]))
+    elif _name in _INPLACE_ARG:
+        _NAMED[_name] = replace(_rule, inplace_arg=_INPLACE_ARG[_name])
+
+#: The rule of every function deepshap knows, keyed by the function object the mode receives.
+RULES: dict[Any, OpRule] = {resolve(name): rule for name, rule in _NAMED.items()}
+#: The names the table was written with (for tests and messages).
+NAMES: tuple[str, ...] = tuple(_NAMED)
+
+#: What a user may give a function with :func:`deepshap.rules.register`.
+_REGISTRABLE: dict[str, OpRule] = {
+    Rule.LINEAR: OpRule(Rule.LINEAR),
+    Rule.RESCALE: OpRule(Rule.RESCALE, H.rescale),
+    Rule.SHAPLEY_PAIR: OpRule(Rule.SHAPLEY_PAIR, H.shapley_pair),
+    Rule.BILINEAR: OpRule(Rule.BILINEAR, H.bilinear, linear_if=H.one_factor),
+}
+
+
+def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
+    """Give the function ``op`` a rule: a kind of :data:`_REGISTRABLE`, or a decomposition (a function
+    with ``op``'s signature written in operations that have rules), replacing any rule it had."""
+    if callable(rule) and not isinstance(rule, str):
+        RULES[op] = OpRule(Rule.DECOMPOSE, rule)
+        return
+    if rule not in _REGISTRABLE:
+        raise ValueError(
+            f"A PyTorch function can be registered as one of {sorted(str(k) for k in _REGISTRABLE)}, or with "
+            f"a decomposition (a function); got {rule!r}."
+        )
+    RULES[op] = _REGISTRABLE[rule]
+
+
+for _op, _rule, _ in pending("torch"):
+    add(_op, _rule)
