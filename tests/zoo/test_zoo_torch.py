@@ -29,7 +29,7 @@ _SPLIT = pytest.mark.xfail(
 )
 _XFAIL = {"FocalNet": _SPLIT, "CvT": _SPLIT, "Mamba": _SPLIT}
 # the slowest on two shared cores (seconds of tracing and many ops); CI runs them too
-_SLOW = {"MobileViT", "Swinv2", "EfficientNet", "MobileNetV2", "RegNet", "GPT-2", "OPT", "Qwen2", "ALBERT"}
+_SLOW = {"MobileViT", "MobileNetV1", "MobileNetV2", "EfficientNet", "LeViT", "SegFormer", "Swinv2", "Qwen2"}
 
 
 def _params() -> list[Any]:
