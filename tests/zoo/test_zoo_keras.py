@@ -20,7 +20,7 @@ from tests.zoo import builders_keras as B  # noqa: E402
 
 #: Fast enough for every run on two shared cores (under half a minute each); the others trace graphs of
 #: thousands of ops for a minute or more and are marked slow (CI runs them too).
-_FAST = {"VGG16", "VGG19", "MobileNet", "MobileNetV2"}
+_FAST = {"VGG16", "VGG19", "MobileNet"}
 
 
 def _params() -> list[Any]:
