@@ -719,17 +719,36 @@ def test_same_values_as_the_pytorch_backend_on_the_same_model() -> None:
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_a_nested_tf_function_call_is_named_as_such() -> None:
-    """Keras runs a grouped Conv2D as an XLA-compiled tf.function: one opaque op, named for what it is."""
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_convolutions_are_exactly_additive(groups: int) -> None:
+    """Keras runs a grouped Conv2D (ConvNeXt's depthwise 7x7) as a nested XLA-compiled tf.function: one
+    call op the rule overrides cannot reach. Its body is linear, so its ordinary gradient is the exact
+    multiplier, and the ReLU after it still gets its rule (a plain gradient would break additivity)."""
+    from keras import layers as L
+
+    model = _seq((8, 8, 4), L.Conv2D(4, 3, groups=groups), L.ReLU(), L.Flatten(), L.Dense(2))
+    phi, fx, fb, index = _attribute(model, rng_data((5, 8, 8, 4), seed=36), rng_data((3, 8, 8, 4), seed=37))
+    assert np.abs(fx - fb).max() > 1e-2
+    assert _additivity_error(phi, fx, fb, index) < RTOL
+
+
+def test_a_nonlinear_nested_tf_function_call_names_the_op_inside() -> None:
+    """A layer whose call is a tf.function computing a nonlinearity cannot pass through with its plain
+    gradient: the error names the call and the op inside it."""
+    import keras
+    import tensorflow as tf
     from keras import layers as L
 
     from deepshap.frameworks.keras import deep_rules
 
-    model = _seq((6, 6, 4), L.Conv2D(4, 3, groups=2), L.Flatten(), L.Dense(2))
-    with pytest.raises(
-        deep_rules.UnsupportedOperationError, match="PartitionedCall.*nested tf.function call"
-    ):
-        _attribute(model, rng_data((3, 6, 6, 4), seed=36), rng_data((2, 6, 6, 4), seed=37))
+    class CompiledTanh(L.Layer):
+        def call(self, x: Any) -> Any:
+            return tf.function(tf.math.tanh)(x)
+
+    model = _seq((6,), L.Dense(4), CompiledTanh(), L.Dense(2))
+    assert isinstance(model, keras.Model)
+    with pytest.raises(deep_rules.UnsupportedOperationError, match="nested tf.function call.*'Tanh'"):
+        _attribute(model, rng_data((3, 6), seed=36), rng_data((2, 6), seed=37))
 
 
 # findings of a review of 353 one-op models ---------------------------------------------------------

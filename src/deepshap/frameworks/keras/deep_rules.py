@@ -120,14 +120,10 @@ class RuleSession:
         for op in ops:
             if op.name not in on_path:
                 continue
+            if op.type in _NESTED_CALLS:
+                self._check_nested_call(op)
+                continue
             rule = _rule_of(op)
-            if rule is None and op.type in _NESTED_CALLS:
-                raise UnsupportedOperationError(
-                    f"The op {op.name!r} ({op.type}) is a nested tf.function call (Keras runs grouped "
-                    "convolutions, channels-first Conv3D and XLA-compiled layers this way, as does a layer "
-                    "whose call is a tf.function); DeepExplainer cannot apply its rules inside it. Use "
-                    "GradientExplainer, or explain a model without that layer."
-                )
             if rule is None:
                 raise UnsupportedOperationError(
                     f"DeepExplainer has no DeepLIFT/Shapley rule for the TensorFlow op type {op.type!r} "
@@ -135,6 +131,25 @@ class RuleSession:
                     "it, or use GradientExplainer, which needs only gradients."
                 )
             self._check_operands(op, rule)
+
+    def _check_nested_call(self, op: tf.Operation) -> None:
+        """A nested tf.function call keeps its ordinary gradient, which is exact only if it is linear.
+
+        Keras runs grouped convolutions and channels-first Conv3D through a nested, XLA-compiled
+        ``tf.function``: one call op whose body the rule overrides cannot reach. Such a body is linear in
+        its data inputs, so its ordinary gradient is already the DeepLIFT multiplier; any other body
+        raises, naming the first op inside it that would need a rule.
+        """
+        inner = _first_nonlinear_op(op, self._data_positions(op))
+        if inner is not None:
+            raise UnsupportedOperationError(
+                f"The op {op.name!r} ({op.type}) is a nested tf.function call (Keras runs grouped "
+                "convolutions, channels-first Conv3D and XLA-compiled layers this way, as does a layer "
+                f"whose call is a tf.function) whose body computes {inner.type!r} (op {inner.name!r}) from "
+                "the input; DeepExplainer applies its rules only outside nested calls, and passes through "
+                "calls that are linear in the input. Use GradientExplainer, or explain a model without "
+                "that layer."
+            )
 
     def _check_operands(self, op: tf.Operation, rule: OpRule) -> None:
         for position, tensor in enumerate(op.inputs):
@@ -214,6 +229,45 @@ def _rule_of(op: tf.Operation) -> OpRule | None:
     if op.type == "Cast" and not op.outputs[0].dtype.is_floating:
         return OpRule(DISCRETE)
     return OP_RULES.get(op.type)
+
+
+def _first_nonlinear_op(call: tf.Operation, data_positions: list[int]) -> tf.Operation | None:
+    """The first op inside the nested call ``call`` that is not linear in the call's data operands
+    (those at ``data_positions``), looking into calls nested deeper too; None if the body is linear."""
+    body = _called_graph(call)
+    data: set[Any] = set()
+    discrete: set[Any] = set()
+    for op in _dependent_ops(body.get_operations(), [body.inputs[i] for i in data_positions], data, discrete):
+        positions = [i for i, t in enumerate(op.inputs) if t.ref() in data]
+        if op.type in _NESTED_CALLS:
+            inner = _first_nonlinear_op(op, positions)
+            if inner is not None:
+                return inner
+            continue
+        rule = _rule_of(op)
+        if rule is None:
+            return op
+        if rule.kind in (SHAPE, DISCRETE):
+            continue
+        if any(t.ref() in discrete for t in op.inputs):
+            return op
+        linear_operands = rule.data_inputs is None or set(positions) <= set(rule.data_inputs)
+        if not (rule.kind == Rule.LINEAR and linear_operands) and not (
+            rule.kind == Rule.BILINEAR and len(positions) == 1
+        ):
+            return op
+    return None
+
+
+def _called_graph(call: tf.Operation) -> tf.Graph:
+    """The graph of the function that the call op ``call`` runs (its inputs in the call's operand order)."""
+    function = call.graph._get_function(call.get_attr("f").name)
+    body = getattr(function, "graph", None)
+    if body is None:
+        from tensorflow.python.framework.function_def_to_graph import function_def_to_graph
+
+        body = function_def_to_graph(function.definition)
+    return body
 
 
 def _dependent_ops(
