@@ -22,6 +22,7 @@ _PUBLIC = {
     "plots": ("deepshap.plots", None),
     "maskers": ("deepshap.maskers", None),
     "datasets": ("deepshap.datasets", None),
+    "metrics": ("deepshap.metrics", None),
 }
 
 __all__ = sorted(_PUBLIC)
