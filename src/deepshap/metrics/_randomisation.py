@@ -71,6 +71,9 @@ def _keras_randomise(model: Any, n_layers: int, seed: int) -> tuple[Any, list[st
             kind = variable.path.rsplit("/", 1)[-1] if hasattr(variable, "path") else variable.name
             initializer = getattr(layer, f"{kind}_initializer", None)
             if initializer is not None:
+                config = initializer.get_config()
+                if "seed" in config:  # the given seed, so that the new weights are reproducible
+                    initializer = type(initializer).from_config({**config, "seed": int(rng.integers(2**31))})
                 fresh = keras.ops.convert_to_numpy(initializer(shape, dtype=dtype))
             else:
                 spread = float(np.std(keras.ops.convert_to_numpy(variable))) or 0.05
@@ -79,13 +82,15 @@ def _keras_randomise(model: Any, n_layers: int, seed: int) -> tuple[Any, list[st
     return copied, [layer.name for layer in chosen]
 
 
-def randomise_top_layers(model: Any, n_layers: int = 1, seed: int = 0) -> tuple[Any, list[str]]:
+def randomise_top_layers(model: Any, n_layers: int = 1, seed: int | None = None) -> tuple[Any, list[str]]:
     """A copy of ``model`` with its last ``n_layers`` layers with parameters re-initialised, and their
     names."""
     from deepshap.frameworks import detect_framework
 
     if n_layers < 1:
         raise ValueError(f"n_layers must be at least 1; got {n_layers}.")
+    if seed is None:  # a fixed default could be the seed the model was built with, redrawing the same weights
+        seed = int(np.random.default_rng().integers(2**31))
     if detect_framework(model) == "torch":
         return _torch_randomise(model, n_layers, seed)
     return _keras_randomise(model, n_layers, seed)
@@ -101,14 +106,16 @@ def randomisation_check(
     model: Any,
     explain: Callable[[Any], Any],
     n_layers: int = 1,
-    seed: int = 0,
+    seed: int | None = None,
     sample_shape: tuple[int, ...] | None = None,
 ) -> RandomisationReport:
     """Explain ``model`` and a copy with its top ``n_layers`` re-initialised; compare the two by rank.
 
-    ``explain(model)`` returns an explanation of the same images (any form ``as_attributions`` takes),
-    e.g. ``lambda m: deepshap.DeepExplainer(m, background).shap_values(images)``. ``sample_shape``
-    (one image's shape) is read from the explanation, assumed to have an output axis, unless given.
+    ``seed`` fixes the new weights (by default they are fresh: a fixed seed equal to the one the model
+    was built with would draw the same weights again). ``explain(model)`` returns an explanation of
+    the same images in any form ``as_attributions`` takes, e.g.
+    ``lambda m: deepshap.DeepExplainer(m, background).shap_values(images)``. ``sample_shape`` (one
+    image's shape) is read from the explanation, assumed to have an output axis, unless given.
     """
     randomised, names = randomise_top_layers(model, n_layers, seed)
     first = explain(model)
