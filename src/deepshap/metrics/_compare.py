@@ -134,6 +134,7 @@ def compare(
     in pixels (default: 4x4 blocks). ``outputs``: ``"top"`` (each image's most likely output), ``None``
     (all) or indices. ``show`` prints the table; ``plot`` draws it.
     """
+    resolved = [resolve_explainer(spec) for spec in explainers]  # unknown names fail before any work
     images = _numpy_images(images)
     background = _numpy_images(background)
     regions = (
@@ -158,13 +159,11 @@ def compare(
         progress=progress,
     )
     rows = []
-    for spec in explainers:
-        name = spec if isinstance(spec, str) else spec[0]
+    for spec, (name, explain) in zip(explainers, resolved, strict=True):
         reason = available(spec, model)
         if reason is not None:
             rows.append(ComparisonRow(name, failure=reason))
             continue
-        name, explain = resolve_explainer(spec)
         try:
             start = time.perf_counter()
             values = np.asarray(explain(model, images, background, table), dtype=np.float64)

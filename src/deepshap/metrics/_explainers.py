@@ -133,9 +133,19 @@ def available(spec: str | tuple[str, Explain], model: Any) -> str | None:
 
         if importlib.util.find_spec(library) is None:
             return f"{library} is not installed"
-    if library == "captum":
-        from deepshap.frameworks import detect_framework
-
-        if detect_framework(model) != "torch":
-            return "Captum explains PyTorch models only"
+    framework = _framework(model)
+    if framework is None:
+        return "it explains torch or Keras models, not a plain function"
+    if library == "captum" and framework != "torch":
+        return "Captum explains PyTorch models only"
     return None
+
+
+def _framework(model: Any) -> str | None:
+    """ "torch" or "tensorflow" for a framework model, None for a plain function."""
+    from deepshap.frameworks import detect_framework
+
+    try:
+        return detect_framework(model)
+    except TypeError:
+        return None
