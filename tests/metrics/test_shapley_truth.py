@@ -84,3 +84,16 @@ def test_mismatched_regions_are_refused():
         metrics.shapley_values(
             games.product, games.images(1, 0), games.images(2, 1), metrics.grid((8, 8, 1), 2), progress=False
         )
+
+
+@pytest.mark.slow
+def test_keras_model_through_its_adapter_matches_closed_form():
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(games.SHAPE), keras.layers.Flatten(), keras.layers.Dense(2)])
+    weights = np.asarray(model.layers[-1].get_weights()[0], dtype=np.float64)
+    x, background = games.images(2, 14), games.images(3, 15)
+    regions = metrics.grid(games.SHAPE, 2)
+    truth = metrics.shapley_values(model, x, background, regions, max_permutations=4, progress=False)
+    expected = regions.sum_values(games.linear_truth(weights, x, background))
+    np.testing.assert_allclose(truth.values, expected, atol=1e-4)
