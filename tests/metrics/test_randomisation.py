@@ -31,6 +31,7 @@ def test_torch_linear_model_rank_correlation_in_closed_form():
     assert np.all(report.spearman < 0.9)
 
 
+@pytest.mark.slow
 def test_keras_top_layer_is_reinitialised():
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(0)
