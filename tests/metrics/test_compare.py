@@ -90,3 +90,27 @@ def test_compare_on_a_torch_cnn_measures_deepshap_and_captum():
     for name in ("deepshap.deep", "captum.deepliftshap", "deepshap.gradient"):
         assert rows[name].failure is None, rows[name].failure
         assert 0 <= rows[name].error.relative_l1 < 2 and rows[name].seconds > 0
+
+
+def test_explainers_are_asked_for_the_top_outputs_only_when_that_covers_the_table():
+    from deepshap.metrics._explainers import _selected
+
+    images = np.zeros((2, 3, 3))
+    every = np.arange(2 * 9 * 4, dtype=float).reshape(2, 3, 3, 4)  # four model outputs
+    ranking = np.array([[2, 0, 1, 3], [1, 3, 0, 2]])
+    asked = []
+
+    def explain(ranked):
+        asked.append(ranked)
+        if ranked is None:
+            return every
+        return [np.stack([every[i][..., ranking[i, r]] for i in range(2)]) for r in range(ranked)], ranking[
+            :, :ranked
+        ]
+
+    top = _selected(explain, images, ranking[:, :1])
+    np.testing.assert_array_equal(top[..., 0], np.stack([every[0][..., 2], every[1][..., 1]]))
+    assert asked == [1]
+    other = _selected(explain, images, np.array([[3], [0]]))
+    np.testing.assert_array_equal(other[..., 0], np.stack([every[0][..., 3], every[1][..., 0]]))
+    assert asked == [1, 1, None]

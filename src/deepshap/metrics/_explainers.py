@@ -3,8 +3,8 @@
 
 Names: ``deepshap.deep``, ``deepshap.gradient``, ``shap.deep``, ``shap.gradient`` (shap, if installed),
 ``captum.deepliftshap``, ``captum.gradientshap`` (Captum, PyTorch models only). ``outputs`` is the
-``(N, R)`` table of model outputs to explain; every explainer computes all outputs or one per call and
-the columns are picked afterwards.
+``(N, R)`` table of model outputs to explain: deepshap's and shap's explainers are asked for each
+image's R most likely outputs (all outputs when the table names others), Captum's for each column.
 """
 
 from __future__ import annotations
@@ -21,20 +21,35 @@ __all__ = ["EXPLAINERS", "resolve_explainer"]
 Explain = Callable[[Any, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _pick(values: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """Columns ``outputs[i]`` of each image's values with a trailing axis over every model output."""
-    return np.stack([values[i][..., outputs[i]] for i in range(len(values))])
+def _selected(explain: Callable[[int | None], Any], images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """The columns ``outputs[i]`` of each image's explanation.
+
+    ``explain(ranked)`` runs the explainer on the ``ranked`` most likely outputs (None: all of them).
+    It is first asked for as many outputs as the table has per image, which covers the usual table of
+    each image's top classes without explaining, say, all 1000 ImageNet classes; if the table names
+    other outputs, everything is explained.
+    """
+    values, indexes = as_attributions(explain(outputs.shape[1]), images.shape[1:])
+    if indexes is None or any(set(row) - set(ranked) for row, ranked in zip(outputs, indexes, strict=True)):
+        values, indexes = as_attributions(explain(None), images.shape[1:])
+    if indexes is None:
+        return np.stack([values[i][..., outputs[i]] for i in range(len(values))])
+    columns = [
+        [int(np.flatnonzero(ranked == k)[0]) for k in row]
+        for row, ranked in zip(outputs, indexes, strict=True)
+    ]
+    return np.stack([values[i][..., columns[i]] for i in range(len(values))])
 
 
-def _all_outputs(explanation: Any, images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    values, _ = as_attributions(explanation, images.shape[1:])
-    return _pick(values, outputs)
+def _ranked(call: Callable[..., Any], name: str, ranked: int | None, **kwargs: Any) -> Any:
+    return call(**kwargs) if ranked is None else call(**{name: ranked}, **kwargs)
 
 
 def _deepshap_deep(model: Any, images: np.ndarray, background: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     import deepshap
 
-    return _all_outputs(deepshap.DeepExplainer(model, background)(images), images, outputs)
+    explainer = deepshap.DeepExplainer(model, background)
+    return _selected(lambda r: _ranked(explainer.shap_values, "ranked_output", r, X=images), images, outputs)
 
 
 def _deepshap_gradient(
@@ -43,20 +58,29 @@ def _deepshap_gradient(
     import deepshap
 
     explainer = deepshap.GradientExplainer(model, background)
-    return _all_outputs(explainer.shap_values(images, nsamples=200, rseed=0), images, outputs)
+
+    def explain(ranked: int | None) -> Any:
+        return _ranked(explainer.shap_values, "ranked_output", ranked, X=images, nsamples=200, rseed=0)
+
+    return _selected(explain, images, outputs)
 
 
 def _shap(kind: str) -> Explain:
     def explain(model: Any, images: np.ndarray, background: np.ndarray, outputs: np.ndarray) -> np.ndarray:
         import shap
 
+        data, inputs = _framework_array(model, background), _framework_array(model, images)
         if kind == "deep":
-            explainer = shap.DeepExplainer(model, _framework_array(model, background))
-            values = explainer.shap_values(_framework_array(model, images), check_additivity=False)
+            explainer = shap.DeepExplainer(model, data)
+            options: dict[str, Any] = {"check_additivity": False}
         else:
-            explainer = shap.GradientExplainer(model, _framework_array(model, background))
-            values = explainer.shap_values(_framework_array(model, images), nsamples=200, rseed=0)
-        return _all_outputs(values, images, outputs)
+            explainer = shap.GradientExplainer(model, data)
+            options = {"nsamples": 200, "rseed": 0}
+
+        def run(ranked: int | None) -> Any:
+            return _ranked(explainer.shap_values, "ranked_outputs", ranked, X=inputs, **options)
+
+        return _selected(run, images, outputs)
 
     return explain
 
