@@ -92,12 +92,13 @@ def logits_of(model: Any) -> Any:
     return logits
 
 
-def seed002_part(permutations: int, batch_size: int) -> str:
+def seed002_part(permutations: int, batch_size: int, n_train: int = 2000, epochs: int = 1) -> str:
     from deepshap import metrics
 
-    model, _, x_test, background = seed002_keras_cnn()
+    model, _, x_test, background = seed002_keras_cnn(n_train, epochs)
     background, images = background[:8], x_test[:5]
-    lines = ["### Seed 002's Keras CNN (softmax output)", ""]
+    title = f"### Seed 002's Keras CNN (softmax output; {n_train} training digits, {epochs} epoch(s))"
+    lines = [title, ""]
     table = metrics.compare(
         model, images, background,
         explainers=["deepshap.deep", "shap.deep", "deepshap.gradient", "shap.gradient"],
@@ -248,12 +249,17 @@ def main(argv: list[str] | None = None) -> int:
         "--permutations", type=int, help="antithetic permutations per image (default: per part)"
     )
     parser.add_argument("--out", help="also write the tables to this Markdown file")
+    parser.add_argument("--seed002-train", type=int, default=2000, help="seed002: training digits (max 4000)")
+    parser.add_argument("--seed002-epochs", type=int, default=1, help="seed002: training epochs")
     args = parser.parse_args(argv)
     sections = []
     for part in args.part:
         start = time.perf_counter()
         permutations = args.permutations or DEFAULT_PERMUTATIONS[part]
-        text = PARTS[part](permutations, BATCH_SIZES[part])
+        if part == "seed002":
+            text = seed002_part(permutations, BATCH_SIZES[part], args.seed002_train, args.seed002_epochs)
+        else:
+            text = PARTS[part](permutations, BATCH_SIZES[part])
         text += f"\n\n(part measured in {time.perf_counter() - start:.0f} s)"
         print(text, flush=True)
         sections.append(text)
