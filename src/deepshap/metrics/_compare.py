@@ -92,10 +92,13 @@ class Comparison:
         rows = [row for row in self.rows if row.error is not None]
         names = [row.name for row in rows]
         errors = np.array([row.error.relative_l1 for row in rows])
-        spans = np.array([row.error.relative_l1_interval for row in rows]).reshape(-1, 2).T
+        low, high = np.array([row.error.relative_l1_interval for row in rows]).reshape(-1, 2).T
         figure, axes = plt.subplots(1, 3, figsize=(14, 0.5 * len(rows) + 2), sharey=True)
         positions = np.arange(len(rows))
-        axes[0].barh(positions, errors, xerr=np.abs(spans - errors), color="tab:red")
+        axes[0].barh(positions, errors, color="tab:red")
+        axes[0].hlines(
+            positions, low, high, color="black", linewidth=2
+        )  # the interval (may miss the bar's end)
         axes[0].set_title("error to the true Shapley values\n(relative L1, lower is better)")
         axes[1].barh(positions, [row.deletion_auc for row in rows], color="tab:blue")
         axes[1].set_title("deletion AUC (lower is better)")
