@@ -229,8 +229,7 @@ def partition_part(permutations: int, batch_size: int) -> str:
             f"levels down are {owen_gap:.1e} (relative L1) from the exact Owen values of those regions "
             f"on that tree. Against the same regions' Shapley values (the blur game without the tree's "
             f"coalition structure, {permutations} antithetic permutations): {shapley}. The exact Owen values "
-            f"themselves are {versus_owen:.1%} from those Shapley values: the tree, not the sampling, "
-            "accounts for that difference.",
+            f"themselves are {versus_owen:.1%} from those sampled Shapley values.",
         ]
     )
 

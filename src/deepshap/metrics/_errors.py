@@ -126,9 +126,11 @@ def explanation_error(
     floor = math.sqrt(2 / math.pi) * truth.std_error.sum() / np.abs(reference).sum()
     return ErrorReport(
         relative_l1=error,
-        relative_l1_interval=_basic_interval(error, relative_l1(flat[None], replicates), alpha),
+        relative_l1_interval=_basic_interval(
+            error, relative_l1(flat[None], replicates), alpha, (0.0, np.inf)
+        ),
         correlation=match,
-        correlation_interval=_basic_interval(match, correlation(flat[None], replicates), alpha),
+        correlation_interval=_basic_interval(match, correlation(flat[None], replicates), alpha, (-1.0, 1.0)),
         noise_floor=float(floor),
         confidence=truth.confidence,
         region_values=estimate,
@@ -136,7 +138,10 @@ def explanation_error(
     )
 
 
-def _basic_interval(point: float, samples: np.ndarray, alpha: float) -> tuple[float, float]:
-    """The basic bootstrap interval: the replicates' quantiles reflected about the point estimate."""
+def _basic_interval(
+    point: float, samples: np.ndarray, alpha: float, bounds: tuple[float, float]
+) -> tuple[float, float]:
+    """The basic bootstrap interval (the replicates' quantiles reflected about the point estimate),
+    clipped to the values the quantity can take."""
     low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return float(2 * point - high), float(2 * point - low)
+    return float(np.clip(2 * point - high, *bounds)), float(np.clip(2 * point - low, *bounds))
