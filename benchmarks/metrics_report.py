@@ -13,7 +13,7 @@ Four parts, the first three :func:`deepshap.metrics.compare` tables:
 * ``partition``: the Partition explainer on EfficientNet-Lite0 (blur masker) against exact Owen values on
   its own tree, and against the Shapley values of the same regions.
 
-    python benchmarks/metrics_report.py                       # all three (about 15 minutes on 2 cores)
+    python benchmarks/metrics_report.py                       # all four parts (about an hour on 2 cores)
     python benchmarks/metrics_report.py --part seed002 --out tables.md
 """
 
