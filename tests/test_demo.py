@@ -33,17 +33,29 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert f"Gallery: {index.resolve()}" in result.stdout
     page = index.read_text()
 
-    for name in ("gradient_mnist.png", "deep_mnist.png", "partition_photos.png"):
+    for name in ("gradient_mnist.png", "deep_mnist.png", "partition_photos.png", "metrics_compare.png"):
         image = out / name
         assert image.read_bytes()[:8] == PNG_MAGIC and image.stat().st_size > 10_000, name
     referenced = re.findall(r'<img src="([^"]+)"', page)
-    assert sorted(referenced) == ["deep_mnist.png", "gradient_mnist.png", "partition_photos.png"]
+    assert sorted(referenced) == [
+        "deep_mnist.png",
+        "gradient_mnist.png",
+        "metrics_compare.png",
+        "partition_photos.png",
+    ]
 
     accuracy = float(re.search(r"MNIST CNN test accuracy: ([\d.]+)%", page).group(1))
     assert 50.0 < accuracy <= 100.0, "one epoch on 4000 digits reaches well above chance"
-    for title in ("Train the seed-002 CNN", "GradientExplainer", "DeepExplainer", "Partition explainer"):
+    for title in (
+        "Train the seed-002 CNN",
+        "GradientExplainer",
+        "DeepExplainer",
+        "Partition explainer",
+        "metrics",
+    ):
         assert title in page
-    assert len(re.findall(r'<p class="time">[\d.]+ s</p>', page)) == 4
+    assert len(re.findall(r'<p class="time">[\d.]+ s</p>', page)) == 5
+    assert re.search(r"deepshap.deep: [\d.]+% off the Shapley values", page)
     assert "espresso" in page, "EfficientNet-Lite0 calls skimage's coffee photo an espresso"
     deep_gap = float(re.search(r"DeepExplainer.*?summed attributions[^:]*: ([-\d.e+]+)", page, re.S).group(1))
     assert deep_gap < 1e-4, "DeepSHAP must be additive"

@@ -24,6 +24,7 @@ _PUBLIC = {
     "errors": ("deepshap.errors", None),
     "AdditivityError": ("deepshap.errors", "AdditivityError"),
     "UnsupportedOperationError": ("deepshap.errors", "UnsupportedOperationError"),
+    "metrics": ("deepshap.metrics", None),
 }
 
 __all__ = sorted(_PUBLIC)
