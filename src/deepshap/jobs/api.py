@@ -137,7 +137,9 @@ def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) 
         if path.is_dir():
             from deepshap.jobs.data import FolderSource
 
-            folder = FolderSource(path, ImageDecoder(decoder.size, decoder.resize, decoder.crop, decoder.mode))
+            folder = FolderSource(
+                path, ImageDecoder(decoder.size, decoder.resize, decoder.crop, decoder.mode)
+            )
             return folder.sample(folder.n_images, seed)
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False).astype(np.float32)
@@ -169,7 +171,12 @@ def _progress_bar(total: int | None, initial: int, quiet: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=total, initial=initial, unit="img", desc="explaining", disable=quiet, dynamic_ncols=True,
+        total=total,
+        initial=initial,
+        unit="img",
+        desc="explaining",
+        disable=quiet,
+        dynamic_ncols=True,
         smoothing=0.1,
     )
 

@@ -43,8 +43,12 @@ class ArraySource:
         self.n_images = int(array.shape[0])
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"kind": "array", "shape": list(self.array.shape), "dtype": self.array.dtype.str,
-                "sha256": _array_digest(self.array)}
+        return {
+            "kind": "array",
+            "shape": list(self.array.shape),
+            "dtype": self.array.dtype.str,
+            "sha256": _array_digest(self.array),
+        }
 
     def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
         for chunk, start in enumerate(range(0, self.n_images, chunk_size)):
@@ -55,7 +59,9 @@ class ArraySource:
             yield WorkItem(chunk, [str(i) for i in range(start, stop)], images, {})
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        rows = np.sort(np.random.default_rng(seed).choice(self.n_images, min(n, self.n_images), replace=False))
+        rows = np.sort(
+            np.random.default_rng(seed).choice(self.n_images, min(n, self.n_images), replace=False)
+        )
         return np.asarray(self.array[rows], dtype=np.float32)
 
 
@@ -80,7 +86,9 @@ class BatchSource:
                 rows.append(row)
             if (i + 1) % chunk_size == 0:
                 if rows:
-                    yield WorkItem(chunk, [str(j) for j in range(i + 1 - len(rows), i + 1)], np.stack(rows), {})
+                    yield WorkItem(
+                        chunk, [str(j) for j in range(i + 1 - len(rows), i + 1)], np.stack(rows), {}
+                    )
                 chunk, rows = chunk + 1, []
         if rows:
             start = chunk * chunk_size
@@ -131,8 +139,12 @@ class FolderSource:
         digest = hashlib.sha256()
         for path in self.paths:
             digest.update(f"{self._id(path)}\0{path.stat().st_size}\n".encode())
-        return {"kind": "folder", "n_images": self.n_images, "files_sha256": digest.hexdigest(),
-                "decoder": self.decoder.settings()}
+        return {
+            "kind": "folder",
+            "n_images": self.n_images,
+            "files_sha256": digest.hexdigest(),
+            "decoder": self.decoder.settings(),
+        }
 
     def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
         for chunk, start in enumerate(range(0, self.n_images, chunk_size)):
@@ -177,7 +189,9 @@ def open_source(data: Any, decoder: ImageDecoder | None = None, n_images: int | 
         return ArraySource(np.asarray(data))
     if isinstance(data, Iterable):
         return BatchSource(data, n_images)
-    raise TypeError(f"data must be a folder, a .npy file, an array or an iterable of batches; got {type(data)}.")
+    raise TypeError(
+        f"data must be a folder, a .npy file, an array or an iterable of batches; got {type(data)}."
+    )
 
 
 def _array_digest(array: np.ndarray) -> str:

@@ -59,7 +59,9 @@ class JobSpec:
                 f"it takes: {', '.join(sorted(allowed)) or 'none'}."
             )
         if self.outputs is not None and (isinstance(self.outputs, bool) or int(self.outputs) < 1):
-            raise ValueError(f"outputs must be a positive number of top classes, or None; got {self.outputs!r}.")
+            raise ValueError(
+                f"outputs must be a positive number of top classes, or None; got {self.outputs!r}."
+            )
 
     def chunk_seed(self, chunk: int) -> int:
         """The seed of one chunk: fixed by the job seed and the chunk index, so a resumed or retried chunk

@@ -62,7 +62,8 @@ class ResultStore:
                 return
             if not overwrite:
                 changed = sorted(
-                    key for key in set(existing.get("fingerprint", {})) | set(self.manifest["fingerprint"])
+                    key
+                    for key in set(existing.get("fingerprint", {})) | set(self.manifest["fingerprint"])
                     if existing.get("fingerprint", {}).get(key) != self.manifest["fingerprint"].get(key)
                 )
                 raise JobMismatchError(
@@ -90,8 +91,7 @@ class ResultStore:
 
     def _committed_chunks(self) -> set[int]:
         return {
-            int(path.stem.removeprefix("chunk-"))
-            for path in (self.out / INDEX_PARTS).glob("chunk-*.parquet")
+            int(path.stem.removeprefix("chunk-")) for path in (self.out / INDEX_PARTS).glob("chunk-*.parquet")
         }
 
     # committing -------------------------------------------------------------------------------------

@@ -111,7 +111,12 @@ class ExplainWorker:
         return values, classes, fx, base
 
     def _rows(
-        self, item: WorkItem, values: np.ndarray, classes: np.ndarray, fx: np.ndarray, base: np.ndarray,
+        self,
+        item: WorkItem,
+        values: np.ndarray,
+        classes: np.ndarray,
+        fx: np.ndarray,
+        base: np.ndarray,
         seconds: float,
     ) -> list[dict]:
         sums = values.reshape(len(values), -1, values.shape[-1]).sum(axis=1, dtype=np.float64)
@@ -140,8 +145,16 @@ class ExplainWorker:
 
 def _row(image_id: str, **fields: Any) -> dict:
     """An index row with every column present (Parquet needs one schema for every chunk)."""
-    row = {"id": image_id, "classes": None, "class_names": None, "fx": None, "base_values": None,
-           "gap": None, "seconds": None, "error": None}
+    row = {
+        "id": image_id,
+        "classes": None,
+        "class_names": None,
+        "fx": None,
+        "base_values": None,
+        "gap": None,
+        "seconds": None,
+        "error": None,
+    }
     row.update(fields)
     return row
 
