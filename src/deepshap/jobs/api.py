@@ -110,6 +110,8 @@ def explain_dataset(
         "dtype": dtype,
         "explainer": explainer,
         "output_names": None if spec.output_names is None else list(spec.output_names),
+        "data_path": str(Path(data).expanduser().resolve()) if isinstance(data, str | Path) else None,
+        "decoder": decoder.settings(),
     }
     store = ResultStore(out, manifest, overwrite=overwrite)
     done_before = store.images_done()

@@ -90,3 +90,8 @@ def _center_crop(image: Any, aspect: float) -> Any:
     new_height = round(width / aspect)
     top = (height - new_height) // 2
     return image.crop((0, top, width, top + new_height))
+
+
+def to_channels_first(images: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C)`` decoded images as ``(N, C, H, W)`` (the layout of most torch models)."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(images), -1, 1))

@@ -45,7 +45,7 @@ class ResultStore:
 
     def __init__(self, out: Path | str, manifest: dict[str, Any], overwrite: bool = False) -> None:
         self.out = Path(out).expanduser()
-        self.manifest = manifest
+        self.manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
         self.chunk_size = int(manifest["chunk_size"])
         self.n_images: int | None = manifest.get("n_images")
         self._values: Any = None
@@ -58,7 +58,7 @@ class ResultStore:
         manifest_path = self.out / MANIFEST
         if manifest_path.exists():
             existing = json.loads(manifest_path.read_text())
-            if existing.get("fingerprint") == self.manifest["fingerprint"]:
+            if existing.get("fingerprint") == self.manifest["fingerprint"] and not overwrite:
                 return
             if not overwrite:
                 changed = sorted(
