@@ -55,3 +55,15 @@ def numpy_scorer() -> Any:
 def digits(n: int = 64, seed: int = 0) -> np.ndarray:
     """``n`` random 1x8x8 float32 images."""
     return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
+
+
+def _slow_identity(images: np.ndarray) -> np.ndarray:
+    import time
+
+    time.sleep(0.15)
+    return images
+
+
+def slow_tiny_cnn() -> Any:
+    """``tiny_cnn`` with a preprocessing step that sleeps, so a test can stop the job half-way."""
+    return tiny_cnn(), _slow_identity
