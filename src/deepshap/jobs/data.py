@@ -69,15 +69,18 @@ class BatchSource:
     """An iterable of image batches, re-cut into chunks; resuming needs it to yield the same batches."""
 
     def __init__(self, batches: Iterable[Any], n_images: int | None = None) -> None:
-        self.batches = batches
+        self._stream = (row for batch in batches for row in np.asarray(batch, dtype=np.float32))
+        self._head: list[np.ndarray] = []  # rows read for the background, still to be explained
         self.n_images = n_images
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": "batches", "n_images": self.n_images}
 
     def _rows(self) -> Iterator[np.ndarray]:
-        for batch in self.batches:
-            yield from np.asarray(batch, dtype=np.float32)
+        """Every row once: those the background sample read first, then the rest of the stream."""
+        head, self._head = self._head, []
+        yield from head
+        yield from self._stream
 
     def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
         chunk, rows = 0, []
@@ -96,8 +99,8 @@ class BatchSource:
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """A seeded sample of the first batches (a stream cannot be sampled as a whole)."""
-        first = []
-        for row in self._rows():
+        first = self._head
+        for row in self._stream:
             first.append(row)
             if len(first) >= 4 * n:
                 break

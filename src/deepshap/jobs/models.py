@@ -24,6 +24,8 @@ TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 class LoadedModel:
     model: Any
     preprocess: Callable[[np.ndarray], Any] | None = None
+    graph_file: bool = False
+    """A TorchScript or torch.export graph: its layers are hidden, so DeepExplainer's rules cannot apply."""
 
 
 def load_model(source: Any) -> LoadedModel:
@@ -35,9 +37,9 @@ def load_model(source: Any) -> LoadedModel:
     if path.suffix == ".keras":
         return LoadedModel(_load_keras(path))
     if path.suffix == ".pt2":
-        return LoadedModel(_load_exported(path))
+        return LoadedModel(_load_exported(path), graph_file=True)
     if path.suffix in TORCHSCRIPT_SUFFIXES:
-        return LoadedModel(_load_torchscript(path))
+        return LoadedModel(_load_torchscript(path), graph_file=True)
     if ":" in text and not path.exists():
         return _split(_call_entry_point(text))
     raise ValueError(
@@ -92,9 +94,24 @@ def _load_keras(path: Path) -> Any:
 
 
 def _load_exported(path: Path) -> Any:
+    """The exported program as a module; wrapped because it refuses ``eval()`` (it is exported in the mode
+    it runs in), which explainers call on every torch model."""
     import torch
 
-    return torch.export.load(str(path)).module()
+    graph = torch.export.load(str(path)).module()
+
+    class ExportedModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.__dict__["graph"] = graph  # not a submodule: train()/eval() must not reach it
+
+        def parameters(self, recurse: bool = True) -> Any:
+            return graph.parameters(recurse)
+
+        def forward(self, *inputs: Any) -> Any:
+            return graph(*inputs)
+
+    return ExportedModel()
 
 
 def _load_torchscript(path: Path) -> Any:

@@ -24,7 +24,7 @@ CONSTRUCTOR_OPTIONS = {
     "partition": {"masker"},
 }
 CALL_OPTIONS = {
-    "deep": set(),
+    "deep": {"check_additivity"},
     "gradient": {"nsamples"},
     "partition": {"max_evals", "batch_size", "fixed_context"},
 }

@@ -2,8 +2,8 @@
 
 Attributions are over what the explainer sees: the model's input (after ``preprocess``) for Deep and
 Gradient, the decoded images for Partition (its masker works on images; ``preprocess`` runs inside the
-model function). Deep's additivity is not asserted per chunk: its gap is recorded in the index instead,
-so one image cannot stop a job of millions.
+model function). Deep checks additivity as it does outside a job (``check_additivity=False`` turns that
+off); the index records every image's gap for all three explainers.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ class ExplainWorker:
 
         self.spec = spec
         loaded = load_model(spec.model)
+        if loaded.graph_file and spec.explainer == "deep":
+            raise ValueError(
+                "the deep explainer needs the model's torch modules to apply its rules, and a TorchScript or "
+                "torch.export file hides them: give the model as MODULE:FUNCTION, or use the gradient or "
+                "partition explainer."
+            )
         self.model = loaded.model
         self.preprocess = spec.preprocess or loaded.preprocess or _identity
         background = self.preprocess(spec.background)
@@ -97,7 +103,7 @@ class ExplainWorker:
             classes = _top_classes(scores, k)
             ranked = {} if k is None else {"ranked_output": int(k)}
             if spec.explainer == "deep":
-                explanation = self.explainer(inputs, check_additivity=False, **ranked)
+                explanation = self.explainer(inputs, **ranked, **spec.call_options())
             else:
                 seed = spec.chunk_seed(item.chunk)
                 explanation = self.explainer(inputs, rseed=seed, **ranked, **spec.call_options())
