@@ -189,3 +189,13 @@ def test_report_from_the_api(tmp_path: Path) -> None:
     page = write_report(tmp_path, images=[0, "4"], data=np.moveaxis(images, 1, -1))
     html = page.read_text()
     assert html.count("<img") == 2 and "image-00000004.png" in html
+
+
+def test_progress_bar_shows_images_per_second_unless_quiet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    explain_dataset(tiny_cnn(), digits(8), tmp_path / "a", "deep", background=2, batch_size=4)
+    shown = capsys.readouterr().err
+    assert "img/s" in shown and "8/8" in shown
+    explain_dataset(tiny_cnn(), digits(8), tmp_path / "b", "deep", background=2, batch_size=4, quiet=True)
+    assert capsys.readouterr().err == ""

@@ -84,7 +84,7 @@ def run_explain(args: argparse.Namespace) -> int:
     names = None
     if args.class_names is not None:
         names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]
-    if args.model.partition(":")[0] and ":" in args.model:
+    if ":" in args.model:
         sys.path.insert(0, str(Path.cwd()))  # an entry point in the current folder, as `python -m` finds it
     try:
         result = explain_dataset(

@@ -33,11 +33,11 @@ class LocalEngine:
         commit: Callable[[ChunkResult], None],
         progress: ProgressLike,
     ) -> None:
-        worker = make_worker()
         stop = threading.Event()
-        reader = _Reader(iter(items), self.prefetch, stop)
+        reader = _Reader(iter(items), self.prefetch, stop)  # decodes the first chunks while the model loads
         writer = _Writer(commit, progress, self.prefetch)
         try:
+            worker = make_worker()
             for item in reader:
                 if writer.failed():
                     break
