@@ -110,6 +110,9 @@ class ResultStore:
                 block = np.full((len(result.rows), *values.shape[1:]), np.nan, dtype=values.dtype)
                 block[ok] = result.values
                 values[start : start + len(result.rows)] = block
+                for path in (self.out / VALUES / "c" / str(result.chunk)).rglob("*"):
+                    if path.is_file():
+                        _fsync_file(path)  # on disk before the index file that commits the chunk
             self._write_rows(result.chunk, rows)
         self.done.add(result.chunk)
 
