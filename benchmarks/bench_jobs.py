@@ -5,9 +5,9 @@ explainer built once and called directly on the same batches in a loop (results 
 written). Target: the job at least 0.9x the floor's throughput.
 
 * ``deep``: the seed-002 MNIST CNN (PyTorch), DeepExplainer, 100 background digits, 200 digits in
-  chunks of 50, all 10 outputs;
+  chunks of 10, all 10 outputs;
 * ``partition``: EfficientNet-Lite0 (pretrained, from the demo extra), the Partition explainer with
-  blur(128,128), 200 evaluations per image, the top 4 classes, 10 photos (224x224) in chunks of 5.
+  blur(128,128), 200 evaluations per image, the top 4 classes, 10 photos (224x224) in chunks of 2.
 
 Memory (``--memory``): peak RSS of a fresh process running a Deep job on 1,000 and on 10,000 digits
 (background 2, the top class: the job's memory is measured, not the model's); target: within 10% of
@@ -34,31 +34,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_deep_torch import seed_cnn  # noqa: E402
 from harness import mnist_digits, peak_rss_mb  # noqa: E402
 
-DEEP_IMAGES, DEEP_BATCH, DEEP_BACKGROUND = 200, 50, 100
-PARTITION_IMAGES, PARTITION_BATCH, PARTITION_EVALS, TOP_K = 10, 5, 200, 4
+DEEP_IMAGES, DEEP_BATCH, DEEP_BACKGROUND = 200, 10, 100
+PARTITION_IMAGES, PARTITION_BATCH, PARTITION_EVALS, TOP_K = 10, 2, 200, 4
 
 
-def deep_case() -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
+def deep_case(n_images: int = DEEP_IMAGES) -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
     import deepshap
     from deepshap.jobs import explain_dataset
 
     model = seed_cnn()
     background = mnist_digits(DEEP_BACKGROUND, 0)[:, None]
-    images = mnist_digits(DEEP_IMAGES, 1)[:, None]
+    images = mnist_digits(n_images, 1)[:, None]
 
     def floor() -> list[Any]:
         explainer = deepshap.DeepExplainer(model, background)
-        return [explainer(images[i : i + DEEP_BATCH]) for i in range(0, DEEP_IMAGES, DEEP_BATCH)]
+        return [explainer(images[i : i + DEEP_BATCH]) for i in range(0, n_images, DEEP_BATCH)]
 
     def job(out: Path) -> Any:
         return explain_dataset(
             model, images, out, "deep", background=background, batch_size=DEEP_BATCH, quiet=True
         )
 
-    return floor, job, DEEP_IMAGES
+    return floor, job, n_images
 
 
-def partition_case() -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
+def partition_case(n_images: int = PARTITION_IMAGES) -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
     import deepshap
     from deepshap.datasets import sample_images
     from deepshap.demo.models import efficientnet_classifier
@@ -66,7 +66,7 @@ def partition_case() -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
 
     model = efficientnet_classifier()
     photos = sample_images()[0]
-    images = np.concatenate([photos, photos[:, :, ::-1]])[:PARTITION_IMAGES]  # mirrored: 10 distinct
+    images = np.concatenate([photos, photos[:, :, ::-1]])[:n_images]  # mirrored: 10 distinct
     masker_text = "blur(128,128)"
 
     def floor() -> list[Any]:
@@ -74,7 +74,7 @@ def partition_case() -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
         top = deepshap.Explanation.argsort.flip[:TOP_K]
         return [
             explainer(images[i : i + PARTITION_BATCH], max_evals=PARTITION_EVALS, outputs=top, silent=True)
-            for i in range(0, PARTITION_IMAGES, PARTITION_BATCH)
+            for i in range(0, n_images, PARTITION_BATCH)
         ]
 
     def job(out: Path) -> Any:
@@ -84,14 +84,14 @@ def partition_case() -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
             explainer_options=options, quiet=True,
         )  # fmt: skip
 
-    return floor, job, PARTITION_IMAGES
+    return floor, job, n_images
 
 
 CASES = {"deep": deep_case, "partition": partition_case}
 
 
-def compare(name: str, repeats: int) -> dict[str, float]:
-    floor, job, n_images = CASES[name]()
+def compare(name: str, repeats: int, n_images: int) -> dict[str, float]:
+    floor, job, n_images = CASES[name](n_images)
     floor_times, job_times = [], []
     workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     try:
@@ -141,12 +141,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="deep,partition")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--deep-images", type=int, default=DEEP_IMAGES, help="a multiple of the chunk")
+    parser.add_argument("--partition-images", type=int, default=PARTITION_IMAGES, help="at most 10")
     parser.add_argument(
         "--memory", action="store_true", help="also measure peak RSS at 1,000 and 10,000 images"
     )
     args = parser.parse_args()
     for name in filter(None, args.cases.split(",")):
-        result = compare(name, args.repeats)
+        result = compare(name, args.repeats, getattr(args, f"{name}_images"))
         floor, job = result["floor_images_per_s"], result["job_images_per_s"]
         print(
             f"{name:10s} floor {floor:8.2f} img/s  job {job:8.2f} img/s  job/floor {result['ratio']:.2f}  "
