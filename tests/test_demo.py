@@ -37,12 +37,17 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
         image = out / name
         assert image.read_bytes()[:8] == PNG_MAGIC and image.stat().st_size > 10_000, name
     referenced = re.findall(r'<img src="([^"]+)"', page)
-    assert sorted(referenced) == [
+    job_figures = [name for name in referenced if name.startswith("mnist-job/report/image-")]
+    assert sorted(set(referenced) - set(job_figures)) == [
         "deep_mnist.png",
         "gradient_mnist.png",
         "metrics_compare.png",
         "partition_photos.png",
     ]
+    assert len(job_figures) == 3 and all((out / name).read_bytes()[:8] == PNG_MAGIC for name in job_figures)
+    assert (out / "mnist-job" / "report" / "index.html").is_file()
+    job_text = re.search(r"explained (\d+) test digits.*?largest additivity gap (\d\.\de[-+]\d+)", page, re.S)
+    assert int(job_text.group(1)) == 60 and float(job_text.group(2)) < 1e-4
 
     accuracy = float(re.search(r"MNIST CNN test accuracy: ([\d.]+)%", page).group(1))
     assert 50.0 < accuracy <= 100.0, "one epoch on 4000 digits reaches well above chance"
@@ -54,7 +59,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
         "metrics",
     ):
         assert title in page
-    assert len(re.findall(r'<p class="time">[\d.]+ s</p>', page)) == 5
+    assert len(re.findall(r'<p class="time">[\d.]+ s</p>', page)) == 6
     assert re.search(r"deepshap.deep: [\d.]+% off the Shapley values", page)
     assert "espresso" in page, "EfficientNet-Lite0 calls skimage's coffee photo an espresso"
     deep_gap = float(re.search(r"DeepExplainer.*?summed attributions[^:]*: ([-\d.e+]+)", page, re.S).group(1))
@@ -248,7 +253,7 @@ def test_cli_names_missing_demo_packages_before_running(
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and ran == []
-    assert "not installed (mlxtend): pip install 'deepshap[torch,demo]'" in capsys.readouterr().err
+    assert "not installed (mlxtend): pip install 'deepshap[torch,demo,jobs]'" in capsys.readouterr().err
 
 
 def test_cli_version_and_demo_usage_in_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,3 +77,23 @@ def test_explainer_classes_resolve_without_frameworks() -> None:
         """
     )
     assert_ok(result)
+
+
+def test_jobs_and_cli_import_without_their_packages() -> None:
+    """``deepshap --help`` and ``import deepshap.jobs`` need neither the frameworks nor the jobs extra."""
+    result = run_blocked(
+        """
+        BLOCKED |= {"zarr", "pyarrow", "ray"}  # not PIL: matplotlib, a requirement, imports it
+        import deepshap.jobs
+        from deepshap.cli import build_parser
+
+        parser = build_parser()
+        command = ["explain", "--model", "m:f", "--data", "d", "--explainer", "deep", "--out", "o"]
+        args = parser.parse_args(command)
+        assert args.command == "explain" and args.batch_size == 32
+        assert callable(deepshap.jobs.explain_dataset)
+        loaded = sorted(m for m in sys.modules if m.partition(".")[0] in {"zarr", "pyarrow", "ray"})
+        assert not loaded, loaded
+        """
+    )
+    assert_ok(result)

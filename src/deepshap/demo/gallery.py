@@ -36,14 +36,16 @@ def render_section(result: SectionResult) -> str:
     )
 
 
-def write_gallery(out: Path, summary: Sequence[str], results: Sequence[SectionResult]) -> Path:
-    """Write ``out/index.html`` for the finished sections and return its path."""
+def write_gallery(
+    out: Path, summary: Sequence[str], results: Sequence[SectionResult], heading: str = "deepshap demo"
+) -> Path:
+    """Write ``out/index.html`` for the finished sections (under ``heading``) and return its path."""
     header = "\n".join(f"<p>{html.escape(line)}</p>" for line in summary)
     body = "\n".join(render_section(result) for result in results)
     page = (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"{TITLE}\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>deepshap demo</h1>\n{header}\n{body}\n</body>\n</html>\n"
+        f"<h1>{html.escape(heading)}</h1>\n{header}\n{body}\n</body>\n</html>\n"
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")

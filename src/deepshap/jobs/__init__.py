@@ -1,0 +1,31 @@
+"""Explain a whole dataset: streamed to a Zarr store and a Parquet index, resumable, local or on Ray.
+
+``explain_dataset`` runs a job; ``open_job`` reopens its results (``load_explanation`` gives one image's
+Explanation for ``image_plot``); ``write_report`` makes an HTML page of chosen images. Needs the ``jobs``
+extra (zarr, pyarrow, pillow), imported only when a job runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "explain_dataset": "deepshap.jobs.api",
+    "JobResult": "deepshap.jobs.api",
+    "open_job": "deepshap.jobs.results",
+    "JobResults": "deepshap.jobs.results",
+    "write_report": "deepshap.jobs.report",
+    "JobMismatchError": "deepshap.jobs.store",
+    "StoreWriteError": "deepshap.jobs.store",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'deepshap.jobs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,208 @@
+"""Where a job's images come from, cut into store chunks of :class:`~deepshap.jobs.engine.WorkItem`.
+
+Every source yields chunk ``k`` as images ``k * chunk_size`` onwards, skipping chunks already in the store
+without reading them (a folder's skipped images are not decoded, an array's not touched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from deepshap.jobs.engine import WorkItem
+from deepshap.jobs.images import ImageDecoder
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class DataSource(Protocol):
+    n_images: int | None
+    """How many images, or None for a stream of unknown length."""
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]: ...
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """``n`` images drawn without replacement with ``seed`` (the background)."""
+        ...
+
+
+class ArraySource:
+    """An array of images (a ``np.load(mmap_mode="r")`` memmap reads only the chunks it explains)."""
+
+    def __init__(self, array: np.ndarray, name: str = "array") -> None:
+        if array.ndim < 2:
+            raise ValueError(f"data must be an array of images (N, ...); got shape {array.shape}.")
+        self.array = array
+        self.name = name
+        self.n_images = int(array.shape[0])
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "kind": "array",
+            "shape": list(self.array.shape),
+            "dtype": self.array.dtype.str,
+            "sha256": _array_digest(self.array),
+        }
+
+    def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
+        for chunk, start in enumerate(range(0, self.n_images, chunk_size)):
+            if chunk in skip:
+                continue
+            stop = min(start + chunk_size, self.n_images)
+            images = np.asarray(self.array[start:stop], dtype=np.float32)
+            yield WorkItem(chunk, [str(i) for i in range(start, stop)], images, {})
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        rows = np.sort(
+            np.random.default_rng(seed).choice(self.n_images, min(n, self.n_images), replace=False)
+        )
+        return np.asarray(self.array[rows], dtype=np.float32)
+
+
+class BatchSource:
+    """An iterable of image batches, re-cut into chunks; resuming needs it to yield the same batches."""
+
+    def __init__(self, batches: Iterable[Any], n_images: int | None = None) -> None:
+        self._stream = (row for batch in batches for row in np.asarray(batch, dtype=np.float32))
+        self._head: list[np.ndarray] = []  # rows read for the background, still to be explained
+        self.n_images = n_images
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"kind": "batches", "n_images": self.n_images}
+
+    def _rows(self) -> Iterator[np.ndarray]:
+        """Every row once: those the background sample read first, then the rest of the stream."""
+        head, self._head = self._head, []
+        yield from head
+        yield from self._stream
+
+    def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
+        chunk, rows = 0, []
+        for i, row in enumerate(self._rows()):
+            if chunk not in skip:
+                rows.append(row)
+            if (i + 1) % chunk_size == 0:
+                if rows:
+                    yield WorkItem(
+                        chunk, [str(j) for j in range(i + 1 - len(rows), i + 1)], np.stack(rows), {}
+                    )
+                chunk, rows = chunk + 1, []
+        if rows:
+            start = chunk * chunk_size
+            yield WorkItem(chunk, [str(j) for j in range(start, start + len(rows))], np.stack(rows), {})
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """A seeded sample of the first batches (a stream cannot be sampled as a whole)."""
+        first = self._head
+        for row in self._stream:
+            first.append(row)
+            if len(first) >= 4 * n:
+                break
+        if not first:
+            raise ValueError("data: the iterable of batches is empty.")
+        rows = np.sort(np.random.default_rng(seed).choice(len(first), min(n, len(first)), replace=False))
+        return np.stack([first[i] for i in rows])
+
+
+class FolderSource:
+    """The PNG and JPEG files under a folder (sorted by relative path), decoded with Pillow."""
+
+    def __init__(self, folder: Path, decoder: ImageDecoder) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"data: {self.folder} is not a folder.")
+        self.paths = sorted(
+            p for p in self.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if not self.paths:
+            raise ValueError(f"data: no PNG or JPEG files under {self.folder}.")
+        self.decoder = decoder
+        self.n_images = len(self.paths)
+        if decoder.size is None:
+            decoder.size = self._first_size()
+
+    def _first_size(self) -> tuple[int, int]:
+        for path in self.paths:
+            try:
+                return self.decoder.natural_size(path)
+            except (OSError, ValueError):
+                continue
+        raise ValueError(f"data: no image under {self.folder} can be read.")
+
+    def _id(self, path: Path) -> str:
+        return path.relative_to(self.folder).as_posix()
+
+    def fingerprint(self) -> dict[str, Any]:
+        digest = hashlib.sha256()
+        for path in self.paths:
+            digest.update(f"{self._id(path)}\0{path.stat().st_size}\n".encode())
+        return {
+            "kind": "folder",
+            "n_images": self.n_images,
+            "files_sha256": digest.hexdigest(),
+            "decoder": self.decoder.settings(),
+        }
+
+    def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
+        for chunk, start in enumerate(range(0, self.n_images, chunk_size)):
+            if chunk in skip:
+                continue
+            paths = self.paths[start : start + chunk_size]
+            decoded, errors = self.decoder.decode_many(paths)
+            ids = [self._id(p) for p in paths]
+            ok = [image for image in decoded if image is not None]
+            shape = (0, *self.decoder.image_shape())
+            images = np.stack(ok) if ok else np.zeros(shape, np.float32)
+            yield WorkItem(chunk, ids, images, {ids[i]: text for i, text in errors.items()})
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        order = np.random.default_rng(seed).permutation(self.n_images)
+        chosen: list[np.ndarray] = []
+        for i in order:  # an unreadable image is passed over: the next one in the seeded order replaces it
+            decoded, _ = self.decoder.decode_many([self.paths[i]])
+            if decoded[0] is not None:
+                chosen.append(decoded[0])
+            if len(chosen) == n:
+                break
+        if not chosen:
+            raise ValueError(f"data: no image under {self.folder} can be read.")
+        return np.stack(chosen)
+
+
+def open_source(data: Any, decoder: ImageDecoder | None = None, n_images: int | None = None) -> DataSource:
+    """A data source for a folder, a ``.npy`` file (memory-mapped), an array or an iterable of batches."""
+    if hasattr(data, "items") and hasattr(data, "sample") and hasattr(data, "fingerprint"):
+        return data
+    if isinstance(data, str | Path):
+        path = Path(data).expanduser()
+        if path.is_dir():
+            return FolderSource(path, decoder or ImageDecoder())
+        if path.suffix == ".npy" and path.is_file():
+            return ArraySource(np.load(path, mmap_mode="r", allow_pickle=False), name=str(path))
+        raise FileNotFoundError(f"data: {path} is neither a folder of images nor a .npy file.")
+    if isinstance(data, np.ndarray):
+        return ArraySource(data)
+    if hasattr(data, "__array__") and hasattr(data, "shape"):
+        return ArraySource(np.asarray(data))
+    if isinstance(data, Iterable):
+        return BatchSource(data, n_images)
+    raise TypeError(
+        f"data must be a folder, a .npy file, an array or an iterable of batches; got {type(data)}."
+    )
+
+
+def _array_digest(array: np.ndarray) -> str:
+    """sha256 of an array in memory; of a memmap's first, middle and last images (a file of millions of
+    images is not read through at each start)."""
+    digest = hashlib.sha256()
+    n = array.shape[0]
+    rows = sorted({0, n // 2, n - 1}) if isinstance(array, np.memmap) else range(n)
+    for i in rows:
+        digest.update(np.ascontiguousarray(array[i]).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,94 @@
+"""An HTML report of a job: a few images with their attributions, on the demo's gallery page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshap.jobs.images import ImageDecoder
+from deepshap.jobs.results import JobResults
+
+REPORT = "report"
+
+
+def write_report(
+    out: Path | str, n_images: int = 8, images: Sequence[int | str] | None = None, data: Any = None
+) -> Path:
+    """Write ``out/report/index.html``: a summary of the job and ``image_plot`` figures of ``images``
+    (positions or ids; default: the first ``n_images`` explained). The images are shown from ``data``
+    (the job's array), or read again from the job's folder or ``.npy`` file."""
+    import matplotlib.pyplot as plt
+
+    from deepshap.demo.gallery import write_gallery
+    from deepshap.demo.sections import SectionResult
+    from deepshap.plots import image as image_plot
+
+    job = JobResults(out)
+    table = job.index()
+    rows = table.to_pylist()
+    chosen = _choose(rows, n_images, images)
+    folder = job.out / REPORT
+    folder.mkdir(exist_ok=True)
+    sections = []
+    for row in chosen:
+        pixels = _pixels(job, row, data)
+        explanation = job.load_explanation(row["position"])  # values may be channels-first, pixels are not
+        labels = row["class_names"] or [f"class {c}" for c in row["classes"]]
+        shown = None if pixels is None else pixels[None]
+        figure = image_plot(explanation, pixel_values=shown, labels=np.asarray([labels]), show=False)
+        name = f"image-{row['position']:08d}.png"
+        figure.savefig(folder / name, dpi=80, bbox_inches="tight")
+        plt.close(figure)
+        text = [
+            f"f(x) = {_numbers(row['fx'])}, base values {_numbers(row['base_values'])}, "
+            f"additivity gap {row['gap']:.3g}, {row['seconds']:.3f} s."
+        ]
+        sections.append(SectionResult(f"{row['id']}", text, [name], row["seconds"]))
+    errors = [row for row in rows if row["error"] is not None]
+    if errors:
+        listed = [f"{row['id']}: {row['error']}" for row in errors[:20]]
+        more = [f"... and {len(errors) - 20} more (see the index)."] if len(errors) > 20 else []
+        sections.append(SectionResult(f"{len(errors)} images not explained", listed + more))
+    gaps = [row["gap"] for row in rows if row["gap"] is not None]
+    manifest = job.manifest
+    summary = [
+        f"{len(rows)} images explained by the {manifest['explainer']} explainer, {len(errors)} failed; "
+        f"largest additivity gap {max(gaps, default=0.0):.3g}.",
+        f"Attributions: {job.out / 'values.zarr'} ({manifest['dtype']}); index: {job.out / 'index.parquet'}.",
+    ]
+    return write_gallery(folder, summary, sections, heading="deepshap explain: report")
+
+
+def _choose(rows: list[dict], n_images: int, images: Sequence[int | str] | None) -> list[dict]:
+    if images is None:
+        return [row for row in rows if row["error"] is None][:n_images]
+    by_key = {row["id"]: row for row in rows} | {row["position"]: row for row in rows}
+    missing = [image for image in images if image not in by_key]
+    if missing:
+        raise KeyError(f"no image {missing[0]!r} in the job.")
+    return [by_key[image] for image in images]
+
+
+def _pixels(job: JobResults, row: dict, data: Any) -> np.ndarray | None:
+    """The image itself, for the plot's first column; None when it cannot be read again."""
+    if data is not None:
+        return np.asarray(data[row["position"]])
+    path = job.manifest.get("data_path")
+    if path is None:
+        return None
+    source = Path(path)
+    if source.is_dir():
+        settings = job.manifest["decoder"]
+        size = None if settings["size"] is None else tuple(settings["size"])
+        decoder = ImageDecoder(size, settings["resize"], settings["crop"], settings["mode"])
+        return decoder.decode(source / row["id"])
+    if source.suffix == ".npy":
+        return np.asarray(np.load(source, mmap_mode="r")[row["position"]])
+    return None
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"

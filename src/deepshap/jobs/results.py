@@ -1,0 +1,71 @@
+"""Reopen a job's results: the index as a table and one image's Explanation for ``image_plot``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshap.jobs.store import INDEX, MANIFEST, VALUES, read_index_parts
+
+
+class JobResults:
+    """A job's store, opened read-only (a job still running or stopped half-way can be read too)."""
+
+    def __init__(self, out: Path | str) -> None:
+        self.out = Path(out).expanduser()
+        manifest_path = self.out / MANIFEST
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{self.out} holds no deepshap job (no {MANIFEST}).")
+        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+
+    def index(self) -> Any:
+        """The index as a pyarrow Table, one row per image in image order."""
+        import pyarrow.parquet as pq
+
+        path = self.out / INDEX
+        if path.is_file():
+            return pq.read_table(path)
+        return read_index_parts(self.out).sort_by("position")
+
+    def values(self) -> Any:
+        """The attributions as a read-only Zarr array ``(N, *input_shape, R)`` (NaN for failed images)."""
+        import zarr
+
+        return zarr.open_array(str(self.out / VALUES), mode="r")
+
+    def row(self, image: int | str) -> dict[str, Any]:
+        """The index row of an image, by position or id."""
+        import pyarrow.compute as pc
+
+        table = self.index()
+        key = "position" if isinstance(image, int | np.integer) else "id"
+        found = table.filter(pc.equal(table[key], image)).to_pylist()
+        if not found:
+            raise KeyError(f"no image {image!r} in {self.out}.")
+        return found[0]
+
+    def load_explanation(self, image: int | str, data: np.ndarray | None = None) -> Any:
+        """One image's :class:`~deepshap.Explanation` (values ``(1, *input_shape, R)``, base values,
+        explained classes and their names); ``data`` (the image) is shown by ``image_plot`` if given."""
+        from deepshap.explanation import Explanation
+
+        row = self.row(image)
+        if row["error"] is not None:
+            raise ValueError(f"image {row['id']!r} was not explained: {row['error']}")
+        values = np.asarray(self.values()[row["position"]], dtype=np.float32)[None]
+        names = row["class_names"]
+        return Explanation(
+            values=values,
+            base_values=np.asarray([row["base_values"]]),
+            data=None if data is None else np.asarray(data)[None],
+            output_names=None if names is None else np.asarray([names], dtype=object),
+            output_indexes=np.asarray([row["classes"]], dtype=np.int64),
+        )
+
+
+def open_job(out: Path | str) -> JobResults:
+    """Open the results a job wrote to ``out``."""
+    return JobResults(out)

@@ -1,0 +1,232 @@
+"""A job's results on disk: a Zarr v3 array of attributions chunked by image, a Parquet index, a manifest.
+
+Layout of ``DIR``::
+
+    manifest.json        the job's fingerprint (model, explainer, parameters, data) and settings
+    values.zarr/         (N, *input_shape, R) attributions, one Zarr chunk per job chunk; NaN rows for
+                         images that failed
+    index/               one Parquet file per committed chunk; its presence commits the chunk
+    index.parquet        every chunk's rows in image order, written when the job finishes
+
+A chunk is committed by writing its Zarr chunk (the Zarr store writes each file atomically) and then its
+index file (written to a temporary name and renamed). A crash between the two leaves a chunk without index
+file: it is redone, rewriting the same Zarr chunk. Committing a chunk twice writes it once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshap.jobs.engine import ChunkResult
+
+MANIFEST = "manifest.json"
+VALUES = "values.zarr"
+INDEX_PARTS = "index"
+INDEX = "index.parquet"
+FORMAT_VERSION = 1
+
+
+class JobMismatchError(RuntimeError):
+    """The output folder holds another job's results."""
+
+
+class StoreWriteError(RuntimeError):
+    """The store cannot be written (disk full, no permission): the job stops; a rerun resumes."""
+
+
+class ResultStore:
+    """Opens (creating, resuming or refusing) the store of one job and commits its chunks."""
+
+    def __init__(self, out: Path | str, manifest: dict[str, Any], overwrite: bool = False) -> None:
+        self.out = Path(out).expanduser()
+        self.manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
+        self.chunk_size = int(manifest["chunk_size"])
+        self.n_images: int | None = manifest.get("n_images")
+        self._values: Any = None
+        with _storage_errors(self.out):
+            self._open(overwrite)
+        self.done = self._committed_chunks()
+
+    # opening ----------------------------------------------------------------------------------------
+    def _open(self, overwrite: bool) -> None:
+        manifest_path = self.out / MANIFEST
+        if manifest_path.exists():
+            existing = json.loads(manifest_path.read_text())
+            if existing.get("fingerprint") == self.manifest["fingerprint"] and not overwrite:
+                return
+            if not overwrite:
+                changed = sorted(
+                    key
+                    for key in set(existing.get("fingerprint", {})) | set(self.manifest["fingerprint"])
+                    if existing.get("fingerprint", {}).get(key) != self.manifest["fingerprint"].get(key)
+                )
+                raise JobMismatchError(
+                    f"{self.out} holds the results of another job (it differs in: {', '.join(changed)}); "
+                    "pass --overwrite (overwrite=True) to replace them, or choose another output folder."
+                )
+            self._clear()
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise JobMismatchError(
+                f"{self.out} is not empty and holds no deepshap job; choose an empty or new output folder."
+            )
+        (self.out / INDEX_PARTS).mkdir(parents=True, exist_ok=True)
+        _write_atomically(manifest_path, json.dumps(self.manifest, indent=2, default=str).encode())
+
+    def _clear(self) -> None:
+        """Remove a previous job's files (only those a job writes: a user's other files stay)."""
+        for name in (VALUES, INDEX_PARTS):
+            shutil.rmtree(self.out / name, ignore_errors=True)
+        for name in (INDEX, MANIFEST, "report"):
+            path = self.out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    def _committed_chunks(self) -> set[int]:
+        return {
+            int(path.stem.removeprefix("chunk-")) for path in (self.out / INDEX_PARTS).glob("chunk-*.parquet")
+        }
+
+    # committing -------------------------------------------------------------------------------------
+    def commit(self, result: ChunkResult) -> None:
+        """Write one chunk's values and index rows; a chunk already committed is left as it is."""
+        if result.chunk in self.done:
+            return
+        with _storage_errors(self.out):
+            start = result.chunk * self.chunk_size
+            ok = [i for i, row in enumerate(result.rows) if row["error"] is None]
+            if len(ok) != len(result.values):
+                raise ValueError(f"chunk {result.chunk}: {len(result.values)} values for {len(ok)} images.")
+            rows = [dict(row, chunk=result.chunk, position=start + i) for i, row in enumerate(result.rows)]
+            if ok:
+                values = self._array(result.values.shape[1:], start + len(result.rows))
+                block = np.full((len(result.rows), *values.shape[1:]), np.nan, dtype=values.dtype)
+                block[ok] = result.values
+                values[start : start + len(result.rows)] = block
+                for path in (self.out / VALUES / "c" / str(result.chunk)).rglob("*"):
+                    if path.is_file():
+                        _fsync_file(path)  # on disk before the index file that commits the chunk
+            self._write_rows(result.chunk, rows)
+        self.done.add(result.chunk)
+
+    def _array(self, value_shape: tuple[int, ...], end: int) -> Any:
+        """The Zarr array, created at the first commit (the value shape is known then), grown for a
+        stream of unknown length."""
+        import zarr
+
+        if self._values is None:
+            path = self.out / VALUES
+            if (path / "zarr.json").exists():
+                self._values = zarr.open_array(str(path), mode="r+")
+            else:
+                n = self.n_images if self.n_images is not None else end
+                self._values = zarr.create_array(
+                    str(path),
+                    shape=(n, *value_shape),
+                    chunks=(self.chunk_size, *value_shape),
+                    dtype=self.manifest["dtype"],
+                    fill_value=np.nan,
+                )
+        if tuple(self._values.shape[1:]) != tuple(value_shape):
+            raise ValueError(
+                f"attributions of shape {value_shape} do not fit the store's {self._values.shape[1:]}."
+            )
+        if end > self._values.shape[0]:
+            self._values.resize((end, *self._values.shape[1:]))
+        return self._values
+
+    def _write_rows(self, chunk: int, rows: list[dict]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(rows, schema=index_schema())
+        final = self.out / INDEX_PARTS / f"chunk-{chunk:08d}.parquet"
+        temporary = final.with_suffix(".parquet.tmp")
+        pq.write_table(table, temporary)
+        _fsync_file(temporary)
+        os.replace(temporary, final)
+
+    # finishing --------------------------------------------------------------------------------------
+    def finish(self) -> Path:
+        """Write ``index.parquet`` (every row, in image order) from the chunks' index files."""
+        import pyarrow.parquet as pq
+
+        with _storage_errors(self.out):
+            table = read_index_parts(self.out).sort_by("position")
+            final = self.out / INDEX
+            temporary = final.with_suffix(".parquet.tmp")
+            pq.write_table(table, temporary)
+            os.replace(temporary, final)
+        return final
+
+    def images_done(self) -> int:
+        if not self.done:
+            return 0
+        return len(read_index_parts(self.out))
+
+
+def index_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("chunk", pa.int64()),
+            ("position", pa.int64()),
+            ("classes", pa.list_(pa.int64())),
+            ("class_names", pa.list_(pa.string())),
+            ("fx", pa.list_(pa.float64())),
+            ("base_values", pa.list_(pa.float64())),
+            ("gap", pa.float64()),
+            ("seconds", pa.float64()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def read_index_parts(out: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
+    if not parts:
+        return index_schema().empty_table()
+    return pa.concat_tables([pq.read_table(part, schema=index_schema()) for part in parts])
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    _fsync_file(temporary)
+    os.replace(temporary, path)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+class _storage_errors:
+    """Turn an OSError while writing into a :class:`StoreWriteError` that says what to do."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            raise StoreWriteError(
+                f"cannot write the results to {self.out}: {reason}. Nothing committed is lost: free space "
+                "or fix the permissions, then rerun the same command to resume."
+            ) from exc
+        return False

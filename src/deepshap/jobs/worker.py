@@ -1,0 +1,188 @@
+"""The worker: builds the model and explainer once, then explains one chunk at a time.
+
+Attributions are over what the explainer sees: the model's input (after ``preprocess``) for Deep and
+Gradient, the decoded images for Partition (its masker works on images; ``preprocess`` runs inside the
+model function). Deep checks additivity as it does outside a job (``check_additivity=False`` turns that
+off); the index records every image's gap for all three explainers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from deepshap.jobs.engine import ChunkResult, WorkItem
+from deepshap.jobs.models import load_model
+from deepshap.jobs.spec import JobSpec
+
+PREDICT_BATCH = 256
+
+
+class ExplainWorker:
+    """``ExplainWorker(spec)(item) -> ChunkResult``; ``functools.partial(ExplainWorker, spec)`` is the
+    picklable factory an engine gets."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        from deepshap.frameworks import load_adapter
+
+        self.spec = spec
+        loaded = load_model(spec.model)
+        if loaded.graph_file and spec.explainer == "deep":
+            raise ValueError(
+                "the deep explainer needs the model's torch modules to apply its rules, and a TorchScript or "
+                "torch.export file hides them: give the model as MODULE:FUNCTION, or use the gradient or "
+                "partition explainer."
+            )
+        self.model = loaded.model
+        self.preprocess = spec.preprocess or loaded.preprocess or _identity
+        background = self.preprocess(spec.background)
+        self._adapter = None
+        if _is_framework_model(self.model):
+            self._adapter = load_adapter(self.model, background)
+        self.explainer = self._build_explainer(background)
+        self.n_outputs = int(self._predict(background[:1]).shape[1])
+
+    def _build_explainer(self, background: Any) -> Any:
+        options = self.spec.constructor_options()
+        if self.spec.explainer == "deep":
+            from deepshap.explainers.deep import DeepExplainer
+
+            return DeepExplainer(self.model, background, **options)
+        if self.spec.explainer == "gradient":
+            from deepshap.explainers.gradient import GradientExplainer
+
+            return GradientExplainer(self.model, background, **options)
+        from deepshap.explainers.partition import PartitionExplainer
+        from deepshap.maskers import Image
+
+        masker = options.get("masker", "blur(8,8)")
+        shape = tuple(self.spec.background.shape[1:])
+        masker = masker if isinstance(masker, Image) else Image(masker, shape)
+        return PartitionExplainer(self._score_images, masker, output_names=self.spec.output_names)
+
+    def _predict(self, inputs: Any) -> np.ndarray:
+        """Model scores ``(N, K)`` as float64 for model inputs (after preprocess)."""
+        if self._adapter is not None:
+            scores = self._adapter.predict(self._adapter.to_inputs(inputs, "X"), PREDICT_BATCH)
+        else:
+            scores = np.asarray(self.model(inputs))
+        scores = np.asarray(scores, dtype=np.float64)
+        return scores.reshape(len(scores), -1)
+
+    def _score_images(self, images: np.ndarray) -> np.ndarray:
+        """The Partition explainer's model: scores of decoded images."""
+        return self._predict(self.preprocess(images))
+
+    def __call__(self, item: WorkItem) -> ChunkResult:
+        start = time.perf_counter()
+        if len(item.images):
+            values, classes, fx, base = self._explain(item)
+        else:
+            values = np.zeros((0, *self._value_shape(item), 1), np.float32)
+            classes = fx = base = np.zeros((0, 1))
+        seconds = (time.perf_counter() - start) / max(len(item.images), 1)
+        return ChunkResult(item.chunk, values, self._rows(item, values, classes, fx, base, seconds))
+
+    def _value_shape(self, item: WorkItem) -> tuple[int, ...]:
+        if self.spec.explainer == "partition":
+            return tuple(item.images.shape[1:])
+        return tuple(np.asarray(self.preprocess(self.spec.background[:1])).shape[1:])
+
+    def _explain(self, item: WorkItem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        spec = self.spec
+        k = spec.outputs
+        if spec.explainer == "partition":
+            scores = self._score_images(item.images)
+            classes = _top_classes(scores, k)
+            explanation = self.explainer(item.images, outputs=classes, silent=True, **spec.call_options())
+        else:
+            inputs = self.preprocess(item.images)
+            scores = self._predict(inputs)
+            classes = _top_classes(scores, k)
+            ranked = {} if k is None else {"ranked_output": int(k)}
+            if spec.explainer == "deep":
+                explanation = self.explainer(inputs, **ranked, **spec.call_options())
+            else:
+                seed = spec.chunk_seed(item.chunk)
+                explanation = self.explainer(inputs, rseed=seed, **ranked, **spec.call_options())
+            if explanation.output_indexes is not None:
+                classes = np.asarray(explanation.output_indexes, dtype=np.int64)
+        values = np.asarray(explanation.values)
+        if values.ndim == np.ndim(item.images if spec.explainer == "partition" else inputs):
+            values = values[..., None]  # a single-output model explained without ranking
+        base = np.asarray(explanation.base_values, dtype=np.float64).reshape(len(values), -1)
+        fx = np.take_along_axis(scores, classes, axis=1)
+        return values, classes, fx, base
+
+    def _rows(
+        self,
+        item: WorkItem,
+        values: np.ndarray,
+        classes: np.ndarray,
+        fx: np.ndarray,
+        base: np.ndarray,
+        seconds: float,
+    ) -> list[dict]:
+        sums = values.reshape(len(values), -1, values.shape[-1]).sum(axis=1, dtype=np.float64)
+        gaps = np.abs(sums - (fx - base)).max(axis=1) if len(values) else np.zeros(0)
+        names = self.spec.output_names
+        rows, slot = [], 0
+        for image_id in item.ids:
+            if image_id in item.errors:
+                rows.append(_row(image_id, error=item.errors[image_id]))
+                continue
+            explained = [int(c) for c in classes[slot]]
+            rows.append(
+                _row(
+                    image_id,
+                    classes=explained,
+                    class_names=None if names is None else [str(names[c]) for c in explained],
+                    fx=[float(v) for v in fx[slot]],
+                    base_values=[float(v) for v in base[slot]],
+                    gap=float(gaps[slot]),
+                    seconds=seconds,
+                )
+            )
+            slot += 1
+        return rows
+
+
+def _row(image_id: str, **fields: Any) -> dict:
+    """An index row with every column present (Parquet needs one schema for every chunk)."""
+    row = {
+        "id": image_id,
+        "classes": None,
+        "class_names": None,
+        "fx": None,
+        "base_values": None,
+        "gap": None,
+        "seconds": None,
+        "error": None,
+    }
+    row.update(fields)
+    return row
+
+
+def _top_classes(scores: np.ndarray, k: int | None) -> np.ndarray:
+    """The explained classes ``(N, R)``: the top ``k`` by score (ties to the lower index), or all."""
+    if k is None:
+        return np.tile(np.arange(scores.shape[1], dtype=np.int64), (len(scores), 1))
+    if k > scores.shape[1]:
+        raise ValueError(f"outputs={k} but the model has only {scores.shape[1]} outputs.")
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
+
+
+def _identity(images: np.ndarray) -> np.ndarray:
+    return images
+
+
+def _is_framework_model(model: Any) -> bool:
+    from deepshap.frameworks import detect_framework
+
+    try:
+        detect_framework(model)
+    except TypeError:
+        return False
+    return True

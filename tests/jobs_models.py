@@ -1,0 +1,69 @@
+"""Entry points (``jobs_models:NAME``) for the job tests' subprocesses: small seeded models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def tiny_cnn() -> Any:
+    """A torch CNN of 1x8x8 images (NCHW) with 3 outputs."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 3)
+    ).eval()
+
+
+def tiny_cnn_rgb() -> Any:
+    """A torch CNN of 3x8x8 images (NCHW) with 4 outputs."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 4)).eval()
+
+
+def tiny_keras() -> Any:
+    """A Keras CNN of 8x8x1 images (NHWC) with 3 outputs."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3),
+        ]
+    )
+
+
+def scores_of_images(images: np.ndarray) -> np.ndarray:
+    """A plain numpy model for the Partition explainer: linear scores of NHWC images, 3 outputs."""
+    weights = np.random.default_rng(0).standard_normal((int(np.prod(images.shape[1:])), 3))
+    return images.reshape(len(images), -1) @ weights
+
+
+def numpy_scorer() -> Any:
+    return scores_of_images
+
+
+def digits(n: int = 64, seed: int = 0) -> np.ndarray:
+    """``n`` random 1x8x8 float32 images."""
+    return np.random.default_rng(seed).random((n, 1, 8, 8), dtype=np.float32)
+
+
+def _slow_identity(images: np.ndarray) -> np.ndarray:
+    import time
+
+    time.sleep(0.15)
+    return images
+
+
+def slow_tiny_cnn() -> Any:
+    """``tiny_cnn`` with a preprocessing step that sleeps, so a test can stop the job half-way."""
+    return tiny_cnn(), _slow_identity
