@@ -1,0 +1,228 @@
+"""The Ray engine: a dataset job on Ray Data, with an actor pool that builds the model once per actor.
+
+The driver streams the job's work items into Ray Data (see :mod:`._ray_parts`); ``map_batches`` with a
+callable class runs them on ``num_actors`` actors (``threads_per_actor`` CPUs each, and one GPU each where
+the cluster has GPUs); the results stream back to the driver, which commits each chunk once.
+
+Exactly once: Ray Data restarts an actor that dies and retries its batches (``max_restarts=-1``,
+``max_task_retries=-1``), so a result may arrive twice; the driver commits the first and drops the rest.
+The driver also keeps every item it sent until its result is committed: an item whose result never came
+(lost with a read task's worker) is sent again in a second round, so the job completes or names what failed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepshap.jobs.engine import ChunkResult, ProgressLike, Worker, WorkItem
+
+QUEUE_POLL_SECONDS = 0.5
+
+
+@dataclass
+class _Stream:
+    """Book-keeping of one run: items sent and not yet committed, chunks committed, a feeder's error."""
+
+    pending: dict[int, WorkItem] = field(default_factory=dict)
+    committed: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    feed_error: BaseException | None = None
+
+
+class RayEngine:
+    """Runs a dataset job on a Ray cluster with Ray Data and an actor pool.
+
+    Args:
+        address: the cluster to join (``"ray://host:10001"``, ``"host:6379"`` or ``"auto"``); ``None``
+            joins the cluster this process is already connected to, or starts a local one (for a local
+            cluster that must stay on loopback, see :mod:`deepshap.jobs._loopback`).
+        num_actors: explaining actors, each building the model once.
+        threads_per_actor: CPUs each actor reserves and the torch/TensorFlow intra-op threads it uses.
+        gpus_per_actor: GPUs each actor reserves; ``None`` takes 1 where the cluster has GPUs, else 0.
+        queue_size: work items waiting in the driver's queue to the cluster (bounds driver memory).
+        max_rounds: how many times items whose result never came back are sent again before failing.
+        init_kwargs: passed to ``ray.init`` (e.g. ``num_cpus`` for a local cluster, ``runtime_env``).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        num_actors: int = 2,
+        threads_per_actor: int = 1,
+        gpus_per_actor: float | None = None,
+        queue_size: int | None = None,
+        max_rounds: int = 3,
+        init_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if num_actors < 1 or threads_per_actor < 1:
+            raise ValueError(
+                f"num_actors and threads_per_actor must be >= 1, got {num_actors} and {threads_per_actor}"
+            )
+        if max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        self.address = address
+        self.num_actors = num_actors
+        self.threads_per_actor = threads_per_actor
+        self.gpus_per_actor = gpus_per_actor
+        self.queue_size = queue_size if queue_size is not None else 2 * num_actors
+        self.max_rounds = max_rounds
+        self.init_kwargs = dict(init_kwargs or {})
+
+    def run(
+        self,
+        items: Iterable[WorkItem],
+        make_worker: Callable[[], Worker],
+        commit: Callable[[ChunkResult], None],
+        progress: ProgressLike,
+    ) -> None:
+        """Explain every item on the actor pool and ``commit`` each chunk's result once, in this process."""
+        ray = _import_ray()
+        with self._connected(ray):
+            state = _Stream()
+            self._run_round(ray, iter(items), make_worker, commit, progress, state)
+            for _ in range(1, self.max_rounds):
+                if not state.pending:
+                    break
+                retry, state.pending = list(state.pending.values()), {}
+                self._run_round(ray, iter(retry), make_worker, commit, progress, state)
+            if state.pending:
+                raise RuntimeError(
+                    f"Ray lost the results of chunks {sorted(state.pending)} {self.max_rounds} times; "
+                    "the other chunks are committed: rerun the job to resume"
+                )
+
+    @contextmanager
+    def _connected(self, ray: Any) -> Iterator[None]:
+        """Join (or start) the cluster unless already connected; leave it as found."""
+        if ray.is_initialized():
+            yield
+            return
+        ray.init(address=self.address, **self.init_kwargs)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+    def actor_gpus(self, ray: Any) -> float:
+        """GPUs per actor: as given, else 1 where the cluster has any GPU, else 0."""
+        if self.gpus_per_actor is not None:
+            return self.gpus_per_actor
+        return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+    def _run_round(
+        self,
+        ray: Any,
+        items: Iterator[WorkItem],
+        make_worker: Callable[[], Worker],
+        commit: Callable[[ChunkResult], None],
+        progress: ProgressLike,
+        state: _Stream,
+    ) -> None:
+        """Stream ``items`` through one Ray Data execution and commit what comes back."""
+        from ray.util.queue import Queue
+
+        from deepshap.jobs.engines._ray_parts import ExplainActor, QueueDatasource, unpack
+
+        queue = Queue(maxsize=self.queue_size, actor_options={"num_cpus": 0})
+        state.stop.clear()
+        feeder = threading.Thread(
+            target=_feed, args=(items, queue, state), name="deepshap-ray-feeder", daemon=True
+        )
+        feeder.start()
+        try:
+            with _quiet_ray_data(ray):
+                dataset = ray.data.read_datasource(QueueDatasource(queue, QUEUE_POLL_SECONDS), num_cpus=0)
+                dataset = dataset.map_batches(
+                    ExplainActor,
+                    fn_constructor_args=(make_worker, self.threads_per_actor),
+                    batch_size=1,
+                    batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(size=self.num_actors),
+                    num_cpus=self.threads_per_actor,
+                    num_gpus=self.actor_gpus(ray),
+                )
+                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                    for chunk, payload in zip(batch["chunk"], batch["result"], strict=True):
+                        _commit_once(int(chunk), payload, unpack, commit, progress, state)
+        finally:
+            state.stop.set()
+            feeder.join()
+            queue.shutdown(force=True)
+        if state.feed_error is not None:
+            raise state.feed_error
+
+
+def _feed(items: Iterator[WorkItem], queue: Any, state: _Stream) -> None:
+    """Feeder thread: pickle each item into the queue (waiting while it is full), then end the stream."""
+    from ray.util.queue import Full
+
+    from deepshap.jobs.engines._ray_parts import END_OF_STREAM, pack
+
+    def put(payload: bytes) -> bool:
+        while not state.stop.is_set():
+            try:
+                queue.put(payload, block=True, timeout=QUEUE_POLL_SECONDS)
+                return True
+            except Full:
+                continue
+        return False
+
+    try:
+        for item in items:
+            with state.lock:
+                if item.chunk in state.committed:
+                    continue
+                state.pending[item.chunk] = item
+            if not put(pack(item)):
+                return
+    except BaseException as error:  # noqa: BLE001 - handed to the driver thread, which raises it
+        state.feed_error = error
+    put(END_OF_STREAM)
+
+
+def _commit_once(
+    chunk: int,
+    payload: bytes,
+    unpack: Callable[[bytes], Any],
+    commit: Callable[[ChunkResult], None],
+    progress: ProgressLike,
+    state: _Stream,
+) -> None:
+    """Commit a chunk's first result; a retried task's duplicate is dropped."""
+    with state.lock:
+        if chunk in state.committed:
+            return
+    result: ChunkResult = unpack(payload)
+    commit(result)
+    with state.lock:
+        state.committed.add(chunk)
+        state.pending.pop(chunk, None)
+    progress.update(len(result.rows))
+
+
+@contextmanager
+def _quiet_ray_data(ray: Any) -> Iterator[None]:
+    """Ray Data's own progress bars off while the job's bar runs."""
+    context = ray.data.DataContext.get_current()
+    before = context.enable_progress_bars
+    context.enable_progress_bars = False
+    try:
+        yield
+    finally:
+        context.enable_progress_bars = before
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError as error:
+        raise ImportError(
+            "the Ray engine needs Ray Data: pip install 'deepshap[ray]' (or 'ray[data]')"
+        ) from error
+    return ray
