@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := torch,tensorflow,demo,test,bench
+EXTRAS := torch,tensorflow,demo,test,bench,ray
 # `:=`, not `?=`: an OUT in the environment must not redirect the demo or `make clean`
 OUT := demo-output
 
