@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
 N_CHUNKS, CHUNK_SIZE, INPUT_SHAPE, N_CLASSES = 12, 4, (1, 8, 8), 3
 KILL_CHUNKS, KILL_AFTER_COMMITS, KILL_DELAY_S = 16, 3, 0.25
+MAX_IN_FLIGHT = 3
 SCENARIO_TIMEOUT_S = 420
 
 
@@ -93,15 +94,23 @@ class MakeTinyDeepWorker:
 
 
 class Recorder:
-    """``commit`` and ``progress`` of a job: every call, in order."""
+    """``commit`` and ``progress`` of a job: every call, in order, and how far ahead the items were read."""
 
     def __init__(self) -> None:
+        self.taken = 0
+        self.most_ahead = 0
         self.commits: list[int] = []
         self.values: dict[int, np.ndarray] = {}
         self.ids: dict[int, list[str]] = {}
         self.images_done = 0
 
+    def lazily(self, items: list[WorkItem]) -> Any:
+        for item in items:
+            self.taken += 1
+            yield item
+
     def commit(self, result: ChunkResult) -> None:
+        self.most_ahead = max(self.most_ahead, self.taken - len(self.commits))
         self.commits.append(result.chunk)
         self.values[result.chunk] = result.values
         self.ids[result.chunk] = [row["id"] for row in result.rows]
@@ -114,7 +123,13 @@ class Recorder:
 
     def record(self, pid_dir: Path) -> dict[str, Any]:
         pids = sorted(int(p.name) for p in pid_dir.iterdir())
-        return {"commits": self.commits, "images_done": self.images_done, "pids": pids, "ids": self.ids}
+        return {
+            "commits": self.commits,
+            "images_done": self.images_done,
+            "pids": pids,
+            "ids": self.ids,
+            "most_ahead": self.most_ahead,
+        }
 
 
 class Auditor(threading.Thread):
@@ -171,12 +186,12 @@ def run_scenarios(out_dir: str) -> None:
     ray = _loopback.start_local_ray(num_cpus=3)
     try:
         records["node_ips"] = sorted({node["NodeManagerAddress"] for node in ray.nodes()})
-        engine = RayEngine(num_actors=2, threads_per_actor=1)
+        engine = RayEngine(num_actors=2, threads_per_actor=1, max_in_flight=MAX_IN_FLIGHT)
 
         job, auditor, pid_dir = Recorder(), Auditor(), out / "pids-equal"
         pid_dir.mkdir()
         auditor.start()
-        engine.run(items, MakeTinyDeepWorker(str(pid_dir)), job.commit, job)
+        engine.run(job.lazily(items), MakeTinyDeepWorker(str(pid_dir)), job.commit, job)
         auditor.stop.set()
         auditor.join()
         records["equal"] = job.record(pid_dir)
@@ -247,6 +262,8 @@ def test_two_actors_give_the_local_loops_values(scenarios: Any) -> None:
     assert job["images_done"] == N_CHUNKS * CHUNK_SIZE
     assert len(job["pids"]) == 2  # two actors, each built its worker once
     assert job["ids"]["0"] == ["0", "1", "2", "3"]
+    # items are read lazily: at most max_in_flight sent and uncommitted, plus one waiting for a slot
+    assert job["most_ahead"] <= MAX_IN_FLIGHT + 1
 
 
 def test_killed_actor_job_completes_with_every_image_once(scenarios: Any) -> None:
@@ -332,6 +349,8 @@ def test_engine_arguments_are_checked() -> None:
         RayEngine(num_actors=0)
     with pytest.raises(ValueError, match="max_rounds"):
         RayEngine(max_rounds=0)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        RayEngine(max_in_flight=0)
 
 
 def test_importing_deepshap_and_its_jobs_does_not_import_ray() -> None:

@@ -59,11 +59,22 @@ def run_isolated(
     """Run ``argv`` inside a loopback-only namespace; its output is captured as text.
 
     On timeout ``unshare`` is killed, which kills every process of the namespace (``--kill-child`` ends its
-    first process, and the PID namespace dies with it).
+    first process, and the PID namespace dies with it); the result then has return code -9 and what was
+    printed until then, with a last line of stderr saying so.
     """
-    return subprocess.run(
-        [*namespace_prefix(), *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
-    )
+    command = [*namespace_prefix(), *argv]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired as expired:
+        stdout, stderr = (_text(stream) for stream in (expired.stdout, expired.stderr))
+        stderr += f"\n[killed: still running after {timeout:g} s]\n"
+        return subprocess.CompletedProcess(command, -9, stdout, stderr)
+
+
+def _text(stream: bytes | str | None) -> str:
+    if isinstance(stream, bytes):
+        return stream.decode(errors="replace")
+    return stream or ""
 
 
 def call_isolated(

@@ -12,6 +12,7 @@ The driver also keeps every item it sent until its result is committed: an item 
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ class _Stream:
     committed: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
+    slots: threading.Semaphore = field(default_factory=threading.Semaphore)
+    """One per item the feeder may send before a result comes back (bounds memory on both sides)."""
     feed_error: BaseException | None = None
 
 
@@ -44,7 +47,8 @@ class RayEngine:
         num_actors: explaining actors, each building the model once.
         threads_per_actor: CPUs each actor reserves and the torch/TensorFlow intra-op threads it uses.
         gpus_per_actor: GPUs each actor reserves; ``None`` takes 1 where the cluster has GPUs, else 0.
-        queue_size: work items waiting in the driver's queue to the cluster (bounds driver memory).
+        max_in_flight: work items sent and not yet committed, at most (``4 * num_actors`` by default):
+            this bounds the memory of the driver, which keeps them to resend, and of the object store.
         max_rounds: how many times items whose result never came back are sent again before failing.
         init_kwargs: passed to ``ray.init`` (e.g. ``num_cpus`` for a local cluster, ``runtime_env``).
     """
@@ -55,7 +59,7 @@ class RayEngine:
         num_actors: int = 2,
         threads_per_actor: int = 1,
         gpus_per_actor: float | None = None,
-        queue_size: int | None = None,
+        max_in_flight: int | None = None,
         max_rounds: int = 3,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -69,7 +73,9 @@ class RayEngine:
         self.num_actors = num_actors
         self.threads_per_actor = threads_per_actor
         self.gpus_per_actor = gpus_per_actor
-        self.queue_size = queue_size if queue_size is not None else 2 * num_actors
+        self.max_in_flight = max_in_flight if max_in_flight is not None else 4 * num_actors
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
         self.max_rounds = max_rounds
         self.init_kwargs = dict(init_kwargs or {})
 
@@ -102,7 +108,12 @@ class RayEngine:
         if ray.is_initialized():
             yield
             return
-        ray.init(address=self.address, **self.init_kwargs)
+        kwargs = dict(self.init_kwargs)
+        if self.address is None and "_node_ip_address" not in kwargs and _loopback_only():
+            # A local cluster in a loopback-only namespace: name its address rather than let Ray fall
+            # back to resolving the host name (an address that may not exist here).
+            kwargs["_node_ip_address"] = "127.0.0.1"
+        ray.init(address=self.address, **kwargs)
         try:
             yield
         finally:
@@ -128,14 +139,15 @@ class RayEngine:
 
         from deepshap.jobs.engines._ray_parts import ExplainActor, QueueDatasource, unpack
 
-        queue = Queue(maxsize=self.queue_size, actor_options={"num_cpus": 0})
+        queue = Queue(maxsize=self.num_actors, actor_options={"num_cpus": 0})
         state.stop.clear()
+        state.slots = threading.Semaphore(self.max_in_flight)
         feeder = threading.Thread(
             target=_feed, args=(items, queue, state), name="deepshap-ray-feeder", daemon=True
         )
         feeder.start()
         try:
-            with _quiet_ray_data(ray):
+            with _streaming_context(ray):
                 dataset = ray.data.read_datasource(QueueDatasource(queue, QUEUE_POLL_SECONDS), num_cpus=0)
                 dataset = dataset.map_batches(
                     ExplainActor,
@@ -172,11 +184,20 @@ def _feed(items: Iterator[WorkItem], queue: Any, state: _Stream) -> None:
                 continue
         return False
 
+    def take_slot() -> bool:
+        while not state.stop.is_set():
+            if state.slots.acquire(timeout=QUEUE_POLL_SECONDS):
+                return True
+        return False
+
     try:
         for item in items:
             with state.lock:
                 if item.chunk in state.committed:
                     continue
+            if not take_slot():
+                return
+            with state.lock:
                 state.pending[item.chunk] = item
             if not put(pack(item)):
                 return
@@ -202,19 +223,36 @@ def _commit_once(
     with state.lock:
         state.committed.add(chunk)
         state.pending.pop(chunk, None)
+    state.slots.release()
     progress.update(len(result.rows))
 
 
 @contextmanager
-def _quiet_ray_data(ray: Any) -> Iterator[None]:
-    """Ray Data's own progress bars off while the job's bar runs."""
+def _streaming_context(ray: Any) -> Iterator[None]:
+    """Ray Data settings for the datasets created inside: every item its own block, no progress bars.
+
+    Ray Data coalesces a task's small output blocks up to ``target_max_block_size`` (128 MiB) before
+    passing them on: a read task would take items from the queue until it had that much, and the actors
+    would wait. A limit of one byte makes each one-item block go downstream as soon as it is read. The
+    job's own bar reports progress.
+    """
     context = ray.data.DataContext.get_current()
-    before = context.enable_progress_bars
-    context.enable_progress_bars = False
+    before = context.enable_progress_bars, context.target_max_block_size
+    context.enable_progress_bars, context.target_max_block_size = False, 1
     try:
         yield
     finally:
-        context.enable_progress_bars = before
+        context.enable_progress_bars, context.target_max_block_size = before
+
+
+def _loopback_only() -> bool:
+    """Whether loopback is the only network of this process (see :mod:`deepshap.jobs._loopback`)."""
+    from deepshap.jobs._loopback import NetworkAudit, interface_addresses
+
+    try:
+        return not NetworkAudit(addresses=interface_addresses()).foreign()
+    except (OSError, subprocess.CalledProcessError):
+        return False
 
 
 def _import_ray() -> Any:
