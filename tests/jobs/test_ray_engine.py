@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -83,14 +84,31 @@ class TinyDeepWorker:
 
 @dataclass(frozen=True)
 class MakeTinyDeepWorker:
-    """The picklable ``make_worker``: notes this process's id in ``pid_dir`` (one file per build)."""
+    """The picklable ``make_worker``: notes each build in ``pid_dir``, a file per process, a line a build."""
 
     pid_dir: str
     delay_s: float = 0.0
 
     def __call__(self) -> TinyDeepWorker:
-        Path(self.pid_dir, str(os.getpid())).touch()
+        with Path(self.pid_dir, str(os.getpid())).open("a") as builds:
+            builds.write("built\n")
         return TinyDeepWorker(self.delay_s)
+
+
+@dataclass(frozen=True)
+class MakeEchoWorker:
+    """A ``make_worker`` with no model: each image's values are the image itself (one output)."""
+
+    def __call__(self) -> Any:
+        def echo(item: WorkItem) -> ChunkResult:
+            return ChunkResult(item.chunk, item.images[..., None], [{"id": i} for i in item.ids])
+
+        return echo
+
+
+def items_then_error(items: list[WorkItem]) -> Any:
+    yield from items
+    raise ValueError("the reader broke")
 
 
 class Recorder:
@@ -102,6 +120,7 @@ class Recorder:
         self.commits: list[int] = []
         self.values: dict[int, np.ndarray] = {}
         self.ids: dict[int, list[str]] = {}
+        self.result_pids: set[int] = set()
         self.images_done = 0
 
     def lazily(self, items: list[WorkItem]) -> Any:
@@ -114,6 +133,7 @@ class Recorder:
         self.commits.append(result.chunk)
         self.values[result.chunk] = result.values
         self.ids[result.chunk] = [row["id"] for row in result.rows]
+        self.result_pids.update(row["pid"] for row in result.rows if "pid" in row)
 
     def update(self, n: int = 1) -> None:
         self.images_done += n
@@ -123,10 +143,13 @@ class Recorder:
 
     def record(self, pid_dir: Path) -> dict[str, Any]:
         pids = sorted(int(p.name) for p in pid_dir.iterdir())
+        builds = [len(p.read_text().splitlines()) for p in pid_dir.iterdir()]
         return {
             "commits": self.commits,
             "images_done": self.images_done,
             "pids": pids,
+            "builds_per_process": sorted(set(builds)),
+            "result_pids": sorted(self.result_pids),
             "ids": self.ids,
             "most_ahead": self.most_ahead,
         }
@@ -223,6 +246,13 @@ def run_scenarios(out_dir: str) -> None:
         engine.run(dataset_items, MakeTinyDeepWorker(str(pid_dir)), job.commit, job)
         records["dataset"] = job.record(pid_dir)
         arrays["dataset"] = job.stacked()
+
+        job = Recorder()
+        try:
+            RayEngine(num_actors=1).run(items_then_error(items[:2]), MakeEchoWorker(), job.commit, job)
+            records["reader_error"] = {"raised": None}
+        except ValueError as error:
+            records["reader_error"] = {"raised": str(error), "commits": job.commits}
     finally:
         ray.shutdown()
     deadline = time.monotonic() + 20
@@ -260,7 +290,9 @@ def test_two_actors_give_the_local_loops_values(scenarios: Any) -> None:
     np.testing.assert_array_equal(values["equal"], values["expected"])
     assert sorted(job["commits"]) == list(range(N_CHUNKS))  # each chunk committed once
     assert job["images_done"] == N_CHUNKS * CHUNK_SIZE
-    assert len(job["pids"]) == 2  # two actors, each built its worker once
+    assert job["builds_per_process"] == [1]  # each actor built its worker once, whatever it explained
+    # the pool's actors (one may start after the other has done the work on a busy machine)
+    assert 1 <= len(job["result_pids"]) <= 2 and set(job["result_pids"]) <= set(job["pids"])
     assert job["ids"]["0"] == ["0", "1", "2", "3"]
     # items are read lazily: at most max_in_flight sent and uncommitted, plus one waiting for a slot
     assert job["most_ahead"] <= MAX_IN_FLIGHT + 1
@@ -272,6 +304,7 @@ def test_killed_actor_job_completes_with_every_image_once(scenarios: Any) -> Non
     assert job["killed"] in job["pids"]
     assert job["killed_after_commits"] < KILL_CHUNKS  # killed mid-job
     assert len(job["pids"]) >= 3  # the killed actor was replaced by a new process
+    assert job["builds_per_process"] == [1]
     assert sorted(job["commits"]) == list(range(KILL_CHUNKS))
     assert job["images_done"] == KILL_CHUNKS * CHUNK_SIZE
     np.testing.assert_array_equal(values["kill"][: N_CHUNKS * CHUNK_SIZE], values["expected"])
@@ -301,6 +334,11 @@ def test_every_connection_stays_on_loopback(scenarios: Any) -> None:
 def test_no_ray_process_outlives_the_cluster(scenarios: Any) -> None:
     records, _ = scenarios
     assert records["left_after_shutdown"] == []
+
+
+def test_a_readers_error_stops_the_job_after_committing_what_was_read(scenarios: Any) -> None:
+    records, _ = scenarios
+    assert records["reader_error"] == {"raised": "the reader broke", "commits": [0, 1]}
 
 
 # --- without a cluster --------------------------------------------------------------------------------
@@ -340,6 +378,50 @@ def test_the_entry_point_refuses_a_namespace_with_other_addresses(monkeypatch: p
         _loopback.main(["os:getcwd"])
     with pytest.raises(_loopback.LoopbackUnavailable, match="10.0.0.5"):
         _loopback.start_local_ray(num_cpus=1)
+
+
+def _result(chunk: int) -> bytes:
+    return pickle.dumps(ChunkResult(chunk, np.zeros((1, 2, 1), np.float32), [{"id": str(chunk)}]))
+
+
+def test_lost_results_are_resent_and_duplicates_dropped() -> None:
+    from deepshap.jobs.engines import ray_engine
+
+    items = [WorkItem(k, [str(k)], np.zeros((1, 2), np.float32)) for k in range(5)]
+    sent: list[list[int]] = []
+    committed: list[int] = []
+    progress = Recorder()
+
+    def commit(result: ChunkResult) -> None:
+        committed.append(result.chunk)
+
+    def lossy_round(round_items: Any, state: Any) -> None:
+        """Sends like the feeder; loses chunk 3's result in the first round, delivers the rest twice."""
+        chunks = [item.chunk for item in round_items]
+        state.pending.update({item.chunk: item for item in items if item.chunk in chunks})
+        sent.append(chunks)
+        for chunk in chunks:
+            if chunk == 3 and len(sent) == 1:
+                continue
+            for _ in range(2):
+                ray_engine._commit_once(chunk, _result(chunk), pickle.loads, commit, progress, state)
+
+    ray_engine._run_rounds(iter(items), lossy_round, max_rounds=3)
+    assert sent == [[0, 1, 2, 3, 4], [3]]
+    assert committed == [0, 1, 2, 4, 3]
+    assert progress.images_done == 5
+
+
+def test_a_result_lost_every_round_is_an_error_naming_the_chunk() -> None:
+    from deepshap.jobs.engines import ray_engine
+
+    def losing_round(round_items: Any, state: Any) -> None:
+        for item in round_items:
+            state.pending[item.chunk] = item
+
+    items = [WorkItem(7, ["7"], np.zeros((1, 2), np.float32))]
+    with pytest.raises(RuntimeError, match=r"chunks \[7\] 2 times.*rerun the job to resume"):
+        ray_engine._run_rounds(iter(items), losing_round, max_rounds=2)
 
 
 def test_engine_arguments_are_checked() -> None:

@@ -89,18 +89,11 @@ class RayEngine:
         """Explain every item on the actor pool and ``commit`` each chunk's result once, in this process."""
         ray = _import_ray()
         with self._connected(ray):
-            state = _Stream()
-            self._run_round(ray, iter(items), make_worker, commit, progress, state)
-            for _ in range(1, self.max_rounds):
-                if not state.pending:
-                    break
-                retry, state.pending = list(state.pending.values()), {}
-                self._run_round(ray, iter(retry), make_worker, commit, progress, state)
-            if state.pending:
-                raise RuntimeError(
-                    f"Ray lost the results of chunks {sorted(state.pending)} {self.max_rounds} times; "
-                    "the other chunks are committed: rerun the job to resume"
-                )
+
+            def run_round(round_items: Iterator[WorkItem], state: _Stream) -> None:
+                self._run_round(ray, round_items, make_worker, commit, progress, state)
+
+            _run_rounds(iter(items), run_round, self.max_rounds)
 
     @contextmanager
     def _connected(self, ray: Any) -> Iterator[None]:
@@ -167,6 +160,24 @@ class RayEngine:
             queue.shutdown(force=True)
         if state.feed_error is not None:
             raise state.feed_error
+
+
+def _run_rounds(
+    items: Iterator[WorkItem], run_round: Callable[[Iterator[WorkItem], _Stream], None], max_rounds: int
+) -> None:
+    """Run ``items``, then resend those whose result never came, up to ``max_rounds`` rounds in all."""
+    state = _Stream()
+    run_round(items, state)
+    for _ in range(1, max_rounds):
+        if not state.pending:
+            return
+        retry, state.pending = list(state.pending.values()), {}
+        run_round(iter(retry), state)
+    if state.pending:
+        raise RuntimeError(
+            f"Ray lost the results of chunks {sorted(state.pending)} {max_rounds} times; "
+            "the other chunks are committed: rerun the job to resume"
+        )
 
 
 def _feed(items: Iterator[WorkItem], queue: Any, state: _Stream) -> None:
