@@ -53,10 +53,12 @@ class MakeDeepWorker:
     def __call__(self) -> Any:
         import torch
         from bench_deep_torch import seed_cnn
+        from harness import steady_allocator
 
         import deepshap
         from deepshap.jobs.engine import ChunkResult, WorkItem
 
+        steady_allocator()  # in each actor as in the driver: page faults out of the comparison
         explainer = deepshap.DeepExplainer(
             seed_cnn(), torch.from_numpy(self.background), batch_size=N_BACKGROUND * self.chunk
         )
@@ -132,11 +134,12 @@ def run_config(name: str, items: list[Any], make_worker: MakeDeepWorker) -> dict
 
 def measure(config_json: str) -> None:
     """Inside the namespace: run every configuration ``rounds`` times in turn; print JSON results."""
-    from harness import mnist_digits
+    from harness import mnist_digits, steady_allocator
 
     from deepshap.jobs import _loopback
     from deepshap.jobs.engine import WorkItem
 
+    steady_allocator()
     config = json.loads(config_json)
     n_images, chunk, rounds = config["images"], config["chunk"], config["rounds"]
     images = mnist_digits(n_images, 1)[:, None]

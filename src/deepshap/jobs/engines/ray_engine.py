@@ -141,7 +141,9 @@ class RayEngine:
         feeder.start()
         try:
             with _streaming_context(ray):
-                dataset = ray.data.read_datasource(QueueDatasource(queue, QUEUE_POLL_SECONDS), num_cpus=0)
+                dataset = ray.data.read_datasource(
+                    QueueDatasource(queue, QUEUE_POLL_SECONDS), num_cpus=0, override_num_blocks=1
+                )
                 dataset = dataset.map_batches(
                     ExplainActor,
                     fn_constructor_args=(make_worker, self.threads_per_actor),
