@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,16 +86,41 @@ class Timeline:
         pass
 
 
-def namespace_cpu_seconds() -> float:
-    """CPU seconds used so far by the processes of this PID namespace, and by their reaped children."""
-    ticks = 0
+def process_cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each process of this PID namespace."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seconds[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+class CpuMeter(threading.Thread):
+    """CPU seconds the namespace's processes use from start to stop, those that exit meanwhile included.
+
+    Each process's time is sampled every 0.2 s and its last sample kept, since an exited process's time is
+    gone (or folded into its parent's children's time, which is not counted, so nothing counts twice).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.base = process_cpu_seconds()
+        self.last = dict(self.base)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.last.update(process_cpu_seconds())
+
+    def stop(self) -> float:
+        self.done.set()
+        self.join()
+        self.last.update(process_cpu_seconds())
+        return sum(seconds - self.base.get(pid, 0.0) for pid, seconds in self.last.items())
 
 
 def run_config(name: str, items: list[Any], make_worker: MakeDeepWorker) -> dict[str, float]:
@@ -112,12 +138,12 @@ def run_config(name: str, items: list[Any], make_worker: MakeDeepWorker) -> dict
 
         actors, threads = map(int, shape.split("x"))
         engine = RayEngine(num_actors=actors, threads_per_actor=threads)
-    timeline = Timeline()
-    cpu_start, start = namespace_cpu_seconds(), time.perf_counter()
+    timeline, meter = Timeline(), CpuMeter()
+    meter.start()
+    start = time.perf_counter()
     engine.run(items, make_worker, timeline.commit, timeline)
     wall = time.perf_counter() - start
-    time.sleep(1.0)  # the pool's actors exit and are reaped: their CPU time moves to their parent
-    cpu = namespace_cpu_seconds() - cpu_start
+    cpu = meter.stop()
     chunk = len(items[0].ids)
     n_images = chunk * len(items)
     first = len(items) // 3
