@@ -15,6 +15,7 @@ entry point run inside; it refuses to run where any address other than loopback 
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import ipaddress
 import os
@@ -186,17 +187,20 @@ def require_loopback_only() -> None:
 def start_local_ray(num_cpus: int, **init_kwargs: Any) -> Any:
     """Start a fresh single-node Ray cluster on 127.0.0.1 in this (loopback-only) namespace; returns ray.
 
-    Logs go to a temporary directory; no dashboard, no usage stats. Call ``ray.shutdown()`` when done.
+    Logs go to a temporary directory, removed when this process exits (after Ray's own exit handler,
+    which stops the cluster); no dashboard, no usage stats. Call ``ray.shutdown()`` when done.
     """
     require_loopback_only()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    temp_dir = tempfile.mkdtemp(prefix="ray")
+    atexit.register(shutil.rmtree, temp_dir, ignore_errors=True)  # runs after handlers registered later
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
-        _temp_dir=tempfile.mkdtemp(prefix="ray"),
+        _temp_dir=temp_dir,
         configure_logging=False,
         log_to_driver=False,
         **init_kwargs,
