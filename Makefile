@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := torch,tensorflow,demo,jobs,test,bench,docs
+EXTRAS := torch,tensorflow,demo,jobs,ray,test,bench,docs
 # `:=`, not `?=`: an OUT in the environment must not redirect the demo or `make clean`
 OUT := demo-output
 

@@ -18,6 +18,7 @@ _PUBLIC = {
     "write_report": "deepshap.jobs.report",
     "JobMismatchError": "deepshap.jobs.store",
     "StoreWriteError": "deepshap.jobs.store",
+    "RayEngine": "deepshap.jobs.engines.ray_engine",
 }
 
 __all__ = sorted(_PUBLIC)
