@@ -104,3 +104,25 @@ def raises_on_blank() -> Any:
             return self.inner(x)
 
     return RaisesOnBlank().eval()
+
+
+def from_checkpoint() -> Any:
+    """``tiny_cnn`` with the weights of the ``.npz`` file named by ``DEEPSHAP_TEST_CHECKPOINT``: the
+    module stays the same when the checkpoint changes."""
+    import os
+
+    import torch
+
+    model = tiny_cnn()
+    with np.load(os.environ["DEEPSHAP_TEST_CHECKPOINT"]) as saved:
+        model.load_state_dict({name: torch.from_numpy(saved[name]) for name in saved.files})
+    return model.eval()
+
+
+BUILDS = {"counted_tiny_cnn": 0}
+
+
+def counted_tiny_cnn() -> Any:
+    """``tiny_cnn``, counting how often it is built."""
+    BUILDS["counted_tiny_cnn"] += 1
+    return tiny_cnn()

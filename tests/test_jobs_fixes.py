@@ -46,3 +46,45 @@ def test_every_image_of_the_first_chunk_failing_stops_the_job(tmp_path: Path) ->
             jobs_models.raises_on_blank(), blank_at(8, [0, 1, 2, 3]), tmp_path / "out", "deep",
             background=np.ones((2, 1, 8, 8), np.float32), batch_size=4, quiet=True,
         )  # fmt: skip
+
+
+def save_checkpoint(path: Path, shift: float) -> None:
+    state = jobs_models.tiny_cnn().state_dict()
+    np.savez(path, **{name: tensor.numpy() + shift for name, tensor in state.items()})
+
+
+def test_resuming_with_other_weights_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepshap.jobs import JobMismatchError
+
+    checkpoint = tmp_path / "weights.npz"
+    monkeypatch.setenv("DEEPSHAP_TEST_CHECKPOINT", str(checkpoint))
+    out, images = tmp_path / "out", digits(16)
+    settings = {"background": 4, "batch_size": 4, "quiet": True}
+    save_checkpoint(checkpoint, 0.0)
+    explain_dataset("jobs_models:from_checkpoint", images, out, "deep", **settings)
+    (out / "index" / "chunk-00000003.parquet").unlink()  # a job stopped before its last chunk
+    (out / "index.parquet").unlink()
+    save_checkpoint(checkpoint, 0.5)
+    with pytest.raises(JobMismatchError, match="weights differ"):
+        explain_dataset("jobs_models:from_checkpoint", images, out, "deep", **settings)
+    assert not (out / "index" / "chunk-00000003.parquet").exists()
+    save_checkpoint(checkpoint, 0.0)  # the original weights resume
+    assert explain_dataset("jobs_models:from_checkpoint", images, out, "deep", **settings).n_images == 16
+
+
+def test_a_failed_first_run_leaves_no_store_in_the_way(tmp_path: Path) -> None:
+    out, images = tmp_path / "out", digits(8)
+    with pytest.raises(ValueError, match="only 3 outputs"):
+        explain_dataset(jobs_models.tiny_cnn(), images, out, "deep", outputs=5, background=4, quiet=True)
+    result = explain_dataset(jobs_models.tiny_cnn(), images, out, "deep", outputs=2, background=4, quiet=True)
+    assert (result.n_images, result.n_errors) == (8, 0)
+
+
+def test_rerunning_a_finished_job_does_not_load_the_model(tmp_path: Path) -> None:
+    out, images = tmp_path / "out", digits(8)
+    settings = {"background": 4, "batch_size": 4, "quiet": True}
+    explain_dataset("jobs_models:counted_tiny_cnn", images, out, "deep", **settings)
+    builds = jobs_models.BUILDS["counted_tiny_cnn"]
+    again = explain_dataset("jobs_models:counted_tiny_cnn", images, out, "deep", **settings)
+    assert jobs_models.BUILDS["counted_tiny_cnn"] == builds
+    assert (again.n_images, again.n_explained_now) == (8, 0)

@@ -65,7 +65,7 @@ def model_fingerprint(source: Any) -> dict[str, Any]:
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "name": getattr(model, "__qualname__", None),
-        "weights": _weights_digest(model),
+        "weights": weights_digest(model),
     }
 
 
@@ -128,8 +128,11 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _weights_digest(model: Any) -> str | None:
-    """sha256 over a torch module's state_dict or a Keras model's weights; None for a plain function."""
+def weights_digest(model: Any) -> str | None:
+    """sha256 over a torch module's state_dict or a Keras model's weights; None for a plain function.
+
+    The worker takes it of the model it built: an entry point's module can stay the same while the
+    checkpoint it loads changes."""
     digest = hashlib.sha256()
     if hasattr(model, "state_dict"):
         for name, tensor in model.state_dict().items():

@@ -2,7 +2,8 @@
 
 Layout of ``DIR``::
 
-    manifest.json        the job's fingerprint (model, explainer, parameters, data) and settings
+    manifest.json        the job's fingerprint (model, explainer, parameters, data), its settings and the
+                         digest of the model's weights; written at the first commit
     values.zarr/         (N, *input_shape, R) attributions, one Zarr chunk per job chunk; NaN rows for
                          images that failed
     index/               one Parquet file per committed chunk; its presence commits the chunk
@@ -49,18 +50,23 @@ class ResultStore:
         self.chunk_size = int(manifest["chunk_size"])
         self.n_images: int | None = manifest.get("n_images")
         self._values: Any = None
+        self._manifest_written = False
         with _storage_errors(self.out):
             self._open(overwrite)
         self.done = self._committed_chunks()
 
     # opening ----------------------------------------------------------------------------------------
     def _open(self, overwrite: bool) -> None:
+        """Resume, refuse or clear what ``out`` holds; nothing is written before the first commit, so a
+        job that fails before explaining anything (a bad model or argument) leaves no store behind."""
         manifest_path = self.out / MANIFEST
         if manifest_path.exists():
             existing = json.loads(manifest_path.read_text())
             if existing.get("fingerprint") == self.manifest["fingerprint"] and not overwrite:
+                self.manifest["model_weights"] = existing.get("model_weights")
+                self._manifest_written = True
                 return
-            if not overwrite:
+            if not overwrite and self._committed_chunks():
                 changed = sorted(
                     key
                     for key in set(existing.get("fingerprint", {})) | set(self.manifest["fingerprint"])
@@ -70,13 +76,28 @@ class ResultStore:
                     f"{self.out} holds the results of another job (it differs in: {', '.join(changed)}); "
                     "pass --overwrite (overwrite=True) to replace them, or choose another output folder."
                 )
-            self._clear()
+            self._clear()  # overwrite, or a job that committed nothing: nothing is lost
         elif self.out.exists() and any(self.out.iterdir()):
             raise JobMismatchError(
                 f"{self.out} is not empty and holds no deepshap job; choose an empty or new output folder."
             )
-        (self.out / INDEX_PARTS).mkdir(parents=True, exist_ok=True)
-        _write_atomically(manifest_path, json.dumps(self.manifest, indent=2, default=str).encode())
+
+    def _check_model(self, digest: str | None) -> None:
+        """Write the manifest, with the model's weights digest, at the first commit; refuse a resumed job
+        whose model has other weights (the chunks would mix two models)."""
+        if not self._manifest_written:
+            self.manifest["model_weights"] = digest
+            (self.out / INDEX_PARTS).mkdir(parents=True, exist_ok=True)
+            _write_atomically(self.out / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
+            self._manifest_written = True
+            return
+        known = self.manifest.get("model_weights")
+        if digest is not None and known is not None and digest != known:
+            raise JobMismatchError(
+                f"the model's weights differ from those that wrote {self.out} (the entry point's module is "
+                "the same, the weights it loads are not); pass --overwrite (overwrite=True) to start "
+                "again with these weights, or choose another output folder."
+            )
 
     def _clear(self) -> None:
         """Remove a previous job's files (only those a job writes: a user's other files stay)."""
@@ -100,6 +121,7 @@ class ResultStore:
         if result.chunk in self.done:
             return
         with _storage_errors(self.out):
+            self._check_model(result.model_digest)
             start = result.chunk * self.chunk_size
             ok = [i for i, row in enumerate(result.rows) if row["error"] is None]
             if len(ok) != len(result.values):
@@ -165,6 +187,12 @@ class ResultStore:
             pq.write_table(table, temporary)
             os.replace(temporary, final)
         return final
+
+    def complete(self) -> bool:
+        """Whether every chunk of a dataset of known length is committed (nothing is left to explain)."""
+        if self.n_images is None or not self._manifest_written:
+            return False
+        return len(self.done) >= -(-self.n_images // self.chunk_size)
 
     def images_done(self) -> int:
         if not self.done:

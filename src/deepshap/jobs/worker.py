@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from deepshap.jobs.engine import ChunkResult, WorkItem
-from deepshap.jobs.models import load_model
+from deepshap.jobs.models import load_model, weights_digest
 from deepshap.jobs.spec import JobSpec
 
 PREDICT_BATCH = 256
@@ -40,6 +40,7 @@ class ExplainWorker:
                 "partition explainer."
             )
         self.model = loaded.model
+        self.model_digest = weights_digest(self.model)
         self.preprocess = spec.preprocess or loaded.preprocess or _identity
         background = self.preprocess(spec.background)
         self._adapter = None
@@ -104,7 +105,7 @@ class ExplainWorker:
         seconds = (time.perf_counter() - start) / max(len(item.images), 1)
         kept = [slot for slot in range(len(values)) if slot not in failures]
         rows = self._rows(item, classes, fx, base, gaps, failures, seconds)
-        return ChunkResult(item.chunk, values[kept], rows)
+        return ChunkResult(item.chunk, values[kept], rows, self.model_digest)
 
     def _explain_one_by_one(
         self, item: WorkItem
