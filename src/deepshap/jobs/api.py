@@ -116,13 +116,14 @@ def explain_dataset(
     store = ResultStore(out, manifest, overwrite=overwrite)
     done_before = store.images_done()
     runner = _engine(engine, address)
-    with _progress_bar(source.n_images, done_before, quiet) as progress:
-        runner.run(
-            source.items(int(batch_size), set(store.done)),
-            functools.partial(ExplainWorker, spec),
-            store.commit,
-            progress,
-        )
+    if not store.complete():  # a finished job's rerun loads no model
+        with _progress_bar(source.n_images, done_before, quiet) as progress:
+            runner.run(
+                source.items(int(batch_size), set(store.done)),
+                functools.partial(ExplainWorker, spec),
+                store.commit,
+                progress,
+            )
     index = store.finish()
     return _summary(store, index, done_before, time.perf_counter() - started)
 
