@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,65 @@ def test_rerunning_a_finished_job_does_not_load_the_model(tmp_path: Path) -> Non
     again = explain_dataset("jobs_models:counted_tiny_cnn", images, out, "deep", **settings)
     assert jobs_models.BUILDS["counted_tiny_cnn"] == builds
     assert (again.n_images, again.n_explained_now) == (8, 0)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str]:
+    """``deepshap explain ARGUMENTS`` in this process: the exit status and stderr."""
+    from deepshap.cli import main
+
+    try:
+        status = main(["explain", "--explainer", "deep", "--quiet", "--report", "0", *arguments])
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture
+def npy(tmp_path: Path) -> Path:
+    path = tmp_path / "digits.npy"
+    np.save(path, digits(8))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arguments", "status", "message"),
+    [
+        (["--model", "{tmp}/none.keras"], 1, "none.keras'?: no such file"),
+        (["--model", "no_such_module_xyz:build"], 1, "no module 'no_such_module_xyz'"),
+        (["--class-names", "{tmp}/names.txt"], 2, "--class-names .*names.txt: no such file"),
+        (["--background", "{tmp}/bg.npy"], 1, "--background .*bg.npy: no such file"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, npy: Path, arguments: list[str], status: int,
+    message: str,
+) -> None:  # fmt: skip
+    arguments = [a.format(tmp=tmp_path) for a in arguments]
+    model = [] if "--model" in arguments else ["--model", "jobs_models:tiny_cnn"]
+    code, err = run_cli(capsys, *model, "--data", str(npy), "--out", str(tmp_path / "out"), *arguments)
+    assert code == status
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_class_names_and_another_jobs_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, npy: Path
+) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("zero\none\n")
+    common = ["--model", "jobs_models:tiny_cnn", "--data", str(npy), "--out", str(tmp_path / "out")]
+    code, err = run_cli(capsys, *common, "--class-names", str(names))
+    assert code == 1 and "2 class names for a model of 3 outputs" in err
+    assert run_cli(capsys, *common, "--background", "4")[0] == 0
+    code, err = run_cli(capsys, *common, "--background", "5")
+    assert code == 2 and "holds the results of another job" in err and "usage:" not in err
+
+
+def test_a_pickled_torch_model_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "model.pth"
+    torch.save(jobs_models.tiny_cnn(), path)
+    with pytest.raises(ValueError, match="pickled models are refused.*MODULE:FUNCTION"):
+        explain_dataset(str(path), digits(4), tmp_path / "out", "gradient", background=2, quiet=True)

@@ -137,6 +137,8 @@ def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) 
         return np.ascontiguousarray(source.sample(int(background), seed), dtype=np.float32)
     if isinstance(background, str | Path):
         path = Path(background).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"--background {path}: no such file or folder.")
         if path.is_dir():
             from deepshap.jobs.data import FolderSource
 

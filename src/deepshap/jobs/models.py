@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+MODEL_FILE_SUFFIXES = (".keras", ".pt2", *TORCHSCRIPT_SUFFIXES)
 
 
 @dataclass
@@ -56,8 +57,15 @@ def model_fingerprint(source: Any) -> dict[str, Any]:
         path = Path(text).expanduser()
         if path.is_file():
             return {"source": text, "sha256": _file_digest(path)}
+        if path.suffix in MODEL_FILE_SUFFIXES or ":" not in text:
+            raise FileNotFoundError(f"--model {text!r}: no such file.")
         module_name = text.partition(":")[0]
-        spec = importlib.util.find_spec(module_name) if module_name else None
+        try:
+            spec = importlib.util.find_spec(module_name) if module_name else None
+        except ImportError as exc:
+            raise ValueError(f"--model {text!r}: cannot import {module_name!r} ({exc}).") from exc
+        if spec is None:
+            raise ValueError(f"--model {text!r}: no module {module_name!r} (is its folder on PYTHONPATH?).")
         origin = Path(spec.origin) if spec is not None and spec.origin else None
         digest = _file_digest(origin) if origin is not None and origin.is_file() else None
         return {"source": text, "module_sha256": digest}
@@ -117,7 +125,15 @@ def _load_exported(path: Path) -> Any:
 def _load_torchscript(path: Path) -> Any:
     import torch
 
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except RuntimeError as exc:  # torch.save's pickles (a whole model or a state_dict) land here
+        raise ValueError(
+            f"--model {str(path)!r} is not a TorchScript file ({str(exc).splitlines()[0]}). A model saved "
+            "with torch.save is a pickle, and pickled models are refused (unpickling runs arbitrary code): "
+            "give a MODULE:FUNCTION entry point that builds the model and loads its weights, or save it "
+            "with torch.jit.save or torch.export."
+        ) from exc
 
 
 def _file_digest(path: Path) -> str:

@@ -48,6 +48,12 @@ class ExplainWorker:
             self._adapter = load_adapter(self.model, background)
         self.explainer = self._build_explainer(background)
         self.n_outputs = int(self._predict(background[:1]).shape[1])
+        names = spec.output_names
+        if names is not None and len(names) < self.n_outputs:
+            raise ValueError(
+                f"{len(names)} class names for a model of {self.n_outputs} outputs: give one name per "
+                "output (--class-names: one a line)."
+            )
         if spec.outputs is not None and spec.outputs > self.n_outputs:
             raise ValueError(f"outputs={spec.outputs} but the model has only {self.n_outputs} outputs.")
 
