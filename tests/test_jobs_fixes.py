@@ -151,3 +151,29 @@ def test_a_pickled_torch_model_is_refused_with_what_to_do(tmp_path: Path) -> Non
     torch.save(jobs_models.tiny_cnn(), path)
     with pytest.raises(ValueError, match="pickled models are refused.*MODULE:FUNCTION"):
         explain_dataset(str(path), digits(4), tmp_path / "out", "gradient", background=2, quiet=True)
+
+
+def test_a_npy_file_reaches_the_model_as_writable_arrays(tmp_path: Path, npy: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explain_dataset(jobs_models.tiny_cnn(), npy, tmp_path / "out", "gradient", background=4, quiet=True)
+    assert not [w for w in caught if "not writable" in str(w.message)]
+
+
+def test_a_npy_file_changed_in_rows_not_sampled_before_is_another_job(tmp_path: Path) -> None:
+    from deepshap.jobs import JobMismatchError
+    from deepshap.jobs.data import NpyRows
+
+    path, images = tmp_path / "digits.npy", digits(96)
+    np.save(path, images)
+    settings = {"background": np.ones((2, 1, 8, 8), np.float32), "batch_size": 32, "quiet": True}
+    explain_dataset(jobs_models.tiny_cnn(), path, tmp_path / "out", "deep", **settings)
+    images[30] += 1.0  # neither the first, middle nor last row
+    np.save(path, images)
+    assert np.array_equal(NpyRows(path)[29:31], images[29:31])
+    assert np.array_equal(NpyRows(path)[np.array([95, 3])], images[[95, 3]])
+    (tmp_path / "out" / "index" / "chunk-00000002.parquet").unlink()
+    with pytest.raises(JobMismatchError, match="data"):
+        explain_dataset(jobs_models.tiny_cnn(), path, tmp_path / "out", "deep", **settings)

@@ -86,7 +86,9 @@ def _pixels(job: JobResults, row: dict, data: Any) -> np.ndarray | None:
         decoder = ImageDecoder(size, settings["resize"], settings["crop"], settings["mode"])
         return decoder.decode(source / row["id"])
     if source.suffix == ".npy":
-        return np.asarray(np.load(source, mmap_mode="r")[row["position"]])
+        from deepshap.jobs.data import NpyRows
+
+        return NpyRows(source)[row["position"] : row["position"] + 1][0]
     return None
 
 
