@@ -177,3 +177,35 @@ def test_a_npy_file_changed_in_rows_not_sampled_before_is_another_job(tmp_path: 
     (tmp_path / "out" / "index" / "chunk-00000002.parquet").unlink()
     with pytest.raises(JobMismatchError, match="data"):
         explain_dataset(jobs_models.tiny_cnn(), path, tmp_path / "out", "deep", **settings)
+
+
+def test_actors_and_threads_reach_the_ray_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], npy: Path
+) -> None:
+    import sys
+    import types
+
+    from deepshap.jobs.engines.local import LocalEngine
+
+    made: list[dict] = []
+
+    class RecordingEngine(LocalEngine):
+        def __init__(self, **options: object) -> None:
+            super().__init__()
+            made.append(options)
+
+    module = types.ModuleType("deepshap.jobs.engines.ray_engine")
+    module.RayEngine = RecordingEngine  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "deepshap.jobs.engines.ray_engine", module)
+    common = ["--model", "jobs_models:tiny_cnn", "--data", str(npy), "--background", "4"]
+    status, _ = run_cli(
+        capsys, *common, "--out", str(tmp_path / "a"), "--engine", "ray", "--actors", "3",
+        "--threads-per-actor", "2",
+    )  # fmt: skip
+    assert status == 0 and made == [{"address": None, "num_actors": 3, "threads_per_actor": 2}]
+    status, err = run_cli(capsys, *common, "--out", str(tmp_path / "b"), "--actors", "3")
+    assert status == 0 and "apply to --engine ray only" in err and len(made) == 1
+    with pytest.warns(UserWarning, match="local engine ignores them"):
+        explain_dataset(
+            jobs_models.tiny_cnn(), npy, tmp_path / "c", "deep", background=4, quiet=True, actors=2
+        )

@@ -44,6 +44,12 @@ def add_explain_command(commands: Any) -> None:
     )
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--address", default=None, help="the Ray cluster to join (with --engine ray)")
+    parser.add_argument(
+        "--actors", type=int, default=None, metavar="N", help="--engine ray: actors in the pool"
+    )
+    parser.add_argument(
+        "--threads-per-actor", type=int, default=None, metavar="T", help="--engine ray: threads per actor"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the background sample and the explainers")
     parser.add_argument(
         "--dtype", choices=("float32", "float16"), default="float32", help="of the attributions"
@@ -99,6 +105,13 @@ def run_explain(args: argparse.Namespace) -> int:
         names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]
     if ":" in args.model:
         sys.path.insert(0, str(Path.cwd()))  # an entry point in the current folder, as `python -m` finds it
+    if args.engine == "local" and (args.actors is not None or args.threads_per_actor is not None):
+        print(
+            "deepshap explain: warning: --actors and --threads-per-actor apply to --engine ray only; "
+            "ignored.",
+            file=sys.stderr,
+        )
+        args.actors = args.threads_per_actor = None
     try:
         result = explain_dataset(
             args.model,
@@ -119,6 +132,8 @@ def run_explain(args: argparse.Namespace) -> int:
             seed=args.seed,
             engine=args.engine,
             address=args.address,
+            actors=args.actors,
+            threads_per_actor=args.threads_per_actor,
             overwrite=args.overwrite,
             quiet=args.quiet,
         )
