@@ -153,13 +153,14 @@ def test_a_pickled_torch_model_is_refused_with_what_to_do(tmp_path: Path) -> Non
         explain_dataset(str(path), digits(4), tmp_path / "out", "gradient", background=2, quiet=True)
 
 
-def test_a_npy_file_reaches_the_model_as_writable_arrays(tmp_path: Path, npy: Path) -> None:
-    import warnings
+def test_a_npy_file_reaches_the_model_as_writable_arrays(npy: Path) -> None:
+    from deepshap.jobs.data import open_source
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        explain_dataset(jobs_models.tiny_cnn(), npy, tmp_path / "out", "gradient", background=4, quiet=True)
-    assert not [w for w in caught if "not writable" in str(w.message)]
+    source = open_source(npy)
+    chunks = list(source.items(4, set()))
+    assert [item.images.flags.writeable for item in chunks] == [True, True]
+    assert np.array_equal(np.concatenate([item.images for item in chunks]), np.load(npy))
+    assert source.sample(3, 0).flags.writeable
 
 
 def test_a_npy_file_changed_in_rows_not_sampled_before_is_another_job(tmp_path: Path) -> None:
@@ -209,3 +210,54 @@ def test_actors_and_threads_reach_the_ray_engine(
         explain_dataset(
             jobs_models.tiny_cnn(), npy, tmp_path / "c", "deep", background=4, quiet=True, actors=2
         )
+
+
+def test_float16_gap_is_that_of_the_stored_values(tmp_path: Path) -> None:
+    result = explain_dataset(
+        jobs_models.tiny_cnn(), digits(8) * 40, tmp_path / "out", "deep", background=4, quiet=True,
+        dtype="float16",
+    )  # fmt: skip
+    job = open_job(result.out)
+    values = job.values()[:].astype(np.float64)
+    for row in job.index().to_pylist():
+        sums = values[row["position"]].reshape(-1, values.shape[-1]).sum(axis=0)
+        expected = np.abs(sums - (np.asarray(row["fx"]) - np.asarray(row["base_values"]))).max()
+        assert row["gap"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_commits_sync_the_folders_they_rename_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    out = tmp_path / "out"
+    explain_dataset(jobs_models.tiny_cnn(), digits(8), out, "deep", background=4, batch_size=4, quiet=True)
+    folders = {
+        str(out),
+        str(out / "index"),
+        str(out / "values.zarr" / "c"),
+        str(out / "values.zarr" / "c" / "1"),
+    }
+    assert folders <= set(synced)
+    assert str(out / "index.parquet.tmp") in synced
+
+
+def test_row_lookups_read_one_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    explain_dataset(jobs_models.tiny_cnn(), digits(12), out, "deep", background=4, batch_size=4, quiet=True)
+    job = open_job(out)
+    everything = job.index().to_pylist()
+    (out / "index.parquet").write_bytes(b"not read for a position")
+    (out / "index" / "chunk-00000000.parquet").rename(tmp_path / "away.parquet")  # nor is this
+    assert job.row(9) == everything[9]
+    (out / "index.parquet").unlink()
+    assert job.row("10") == everything[10]
+    assert job.load_explanation(9).values.shape == (1, 1, 8, 8, 3)
+    with pytest.raises(KeyError):
+        job.row(1)

@@ -88,7 +88,8 @@ class ResultStore:
         if not self._manifest_written:
             self.manifest["model_weights"] = digest
             (self.out / INDEX_PARTS).mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.out / MANIFEST, json.dumps(self.manifest, indent=2, default=str).encode())
+            text = json.dumps(self.manifest, indent=2, default=str).encode()
+            _write_atomically(self.out / MANIFEST, lambda temporary: temporary.write_bytes(text))
             self._manifest_written = True
             return
         known = self.manifest.get("model_weights")
@@ -132,9 +133,15 @@ class ResultStore:
                 block = np.full((len(result.rows), *values.shape[1:]), np.nan, dtype=values.dtype)
                 block[ok] = result.values
                 values[start : start + len(result.rows)] = block
-                for path in (self.out / VALUES / "c" / str(result.chunk)).rglob("*"):
+                for i in ok:  # the gap of the values as stored (float16 rounds them)
+                    rows[i]["gap"] = _stored_gap(block[i], rows[i]["fx"], rows[i]["base_values"])
+                chunk_folder = self.out / VALUES / "c" / str(result.chunk)
+                for path in chunk_folder.rglob("*"):  # on disk before the index file commits the chunk
                     if path.is_file():
-                        _fsync_file(path)  # on disk before the index file that commits the chunk
+                        _fsync(path)
+                for folder in (*[p for p in chunk_folder.rglob("*") if p.is_dir()], chunk_folder):
+                    _fsync(folder)
+                _fsync(chunk_folder.parent)
             self._write_rows(result.chunk, rows)
         self.done.add(result.chunk)
 
@@ -169,23 +176,25 @@ class ResultStore:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(rows, schema=index_schema())
-        final = self.out / INDEX_PARTS / f"chunk-{chunk:08d}.parquet"
-        temporary = final.with_suffix(".parquet.tmp")
-        pq.write_table(table, temporary)
-        _fsync_file(temporary)
-        os.replace(temporary, final)
+        final = index_part(self.out, chunk)
+        _write_atomically(final, lambda temporary: pq.write_table(table, temporary))
 
     # finishing --------------------------------------------------------------------------------------
     def finish(self) -> Path:
-        """Write ``index.parquet`` (every row, in image order) from the chunks' index files."""
+        """Write ``index.parquet`` (every row, in image order) from the chunks' index files, one part at
+        a time (the whole index is never in memory)."""
         import pyarrow.parquet as pq
 
+        def write(temporary: Path) -> None:
+            with pq.ParquetWriter(temporary, index_schema()) as writer:
+                for part in _index_parts(self.out):  # chunk order is image order
+                    writer.write_table(pq.read_table(part, schema=index_schema()))
+
         with _storage_errors(self.out):
-            table = read_index_parts(self.out).sort_by("position")
+            if not self._manifest_written:  # a job of no image
+                self._check_model(None)
             final = self.out / INDEX
-            temporary = final.with_suffix(".parquet.tmp")
-            pq.write_table(table, temporary)
-            os.replace(temporary, final)
+            _write_atomically(final, write)
         return final
 
     def complete(self) -> bool:
@@ -219,26 +228,47 @@ def index_schema() -> Any:
     )
 
 
+def _index_parts(out: Path) -> list[Path]:
+    return sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
+
+
 def read_index_parts(out: Path) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
+    parts = _index_parts(out)
     if not parts:
         return index_schema().empty_table()
     return pa.concat_tables([pq.read_table(part, schema=index_schema()) for part in parts])
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def index_part(out: Path, chunk: int) -> Path:
+    """The index file of one chunk (present once the chunk is committed)."""
+    return Path(out) / INDEX_PARTS / f"chunk-{chunk:08d}.parquet"
+
+
+def _stored_gap(values: np.ndarray, fx: list[float], base: list[float]) -> float:
+    sums = values.reshape(-1, values.shape[-1]).sum(axis=0, dtype=np.float64)
+    return float(np.abs(sums - (np.asarray(fx) - np.asarray(base))).max())
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """``write(temporary)`` then rename to ``path``, each step on disk (the file and its folder synced)
+    before the next: a crash leaves the old file or the new one, never part of one."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    _fsync_file(temporary)
+    write(temporary)
+    _fsync(temporary)
     os.replace(temporary, path)
+    _fsync(path.parent)
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as file:
-        os.fsync(file.fileno())
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class _storage_errors:
