@@ -92,14 +92,15 @@ def test_rerunning_a_finished_job_does_not_load_the_model(tmp_path: Path) -> Non
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str]:
-    """``deepshap explain ARGUMENTS`` in this process: the exit status and stderr."""
+    """``deepshap explain ARGUMENTS`` in this process: the exit status, and stderr then stdout."""
     from deepshap.cli import main
 
     try:
         status = main(["explain", "--explainer", "deep", "--quiet", "--report", "0", *arguments])
     except SystemExit as exc:
         status = int(exc.code or 0)
-    return status, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return status, captured.err + captured.out
 
 
 @pytest.fixture
@@ -261,3 +262,36 @@ def test_row_lookups_read_one_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert job.load_explanation(9).values.shape == (1, 1, 8, 8, 3)
     with pytest.raises(KeyError):
         job.row(1)
+
+
+def test_the_image_size_is_the_most_common_one(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from deepshap.jobs.images import to_channels_first
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((10, 12)) * 255).astype(np.uint8)).save(folder / "a-odd.png")
+    for i in range(6):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(folder / f"b{i}.png")
+    result = explain_dataset(
+        jobs_models.tiny_cnn(), folder, tmp_path / "out", "deep", background=3, grayscale=True,
+        preprocess=to_channels_first, quiet=True,
+    )  # fmt: skip
+    assert (result.n_images, result.n_errors) == (7, 1)
+    error = open_job(result.out).row("a-odd.png")["error"]
+    assert "12x10" in error and "--image-size" in error
+
+
+def test_the_summary_line_counts_explained_and_failed_images(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "data.npy"
+    np.save(path, blank_at(8, [2, 6]))
+    np.save(tmp_path / "bg.npy", digits(2, seed=1))
+    status, output = run_cli(
+        capsys, "--model", "jobs_models:raises_on_blank", "--data", str(path), "--out", str(tmp_path / "out"),
+        "--background", str(tmp_path / "bg.npy"),
+    )  # fmt: skip
+    assert status == 0 and "8 images: 6 explained, 2 failed (8 done in this run)" in output

@@ -7,6 +7,7 @@ without reading them (a folder's skipped images are not decoded, an array's not 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from deepshap.jobs.spec import array_digest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SAMPLED_ROWS = 64  # rows of a .npy file hashed into its fingerprint
+SIZE_SAMPLE = 32  # image files whose size is read to find a folder's common size
 
 
 class DataSource(Protocol):
@@ -171,15 +173,24 @@ class FolderSource:
         self.decoder = decoder
         self.n_images = len(self.paths)
         if decoder.size is None:
-            decoder.size = self._first_size()
+            decoder.size = self._common_size()
 
-    def _first_size(self) -> tuple[int, int]:
-        for path in self.paths:
+    def _common_size(self) -> tuple[int, int]:
+        """The most common size over up to ``SIZE_SAMPLE`` files spread over the folder (the first file
+        may be the odd one out)."""
+        spread = np.unique(np.linspace(0, self.n_images - 1, min(self.n_images, SIZE_SAMPLE)).astype(int))
+        sizes: Counter[tuple[int, int]] = Counter()
+        for i in spread:
             try:
-                return self.decoder.natural_size(path)
+                sizes[self.decoder.natural_size(self.paths[i])] += 1
             except (OSError, ValueError):
                 continue
-        raise ValueError(f"data: no image under {self.folder} can be read.")
+        if not sizes:
+            raise ValueError(
+                f"data: none of {len(spread)} images sampled under {self.folder} can be read; "
+                "pass --image-size WxH if only some are broken."
+            )
+        return sizes.most_common(1)[0][0]
 
     def _id(self, path: Path) -> str:
         return path.relative_to(self.folder).as_posix()
