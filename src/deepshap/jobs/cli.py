@@ -149,8 +149,8 @@ def run_explain(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OSError, RuntimeError, ImportError, KeyError) as exc:
         return _fail(str(exc))
     print(
-        f"{result.n_images} images ({result.n_errors} failed, {result.n_explained_now} explained now) "
-        f"in {result.out}; index: {result.index}"
+        f"{result.n_images} images: {result.n_images - result.n_errors} explained, {result.n_errors} "
+        f"failed ({result.n_explained_now} done in this run) in {result.out}; index: {result.index}"
     )
     if args.report > 0:
         from deepshap.jobs.report import write_report
