@@ -295,3 +295,13 @@ def test_the_summary_line_counts_explained_and_failed_images(
         "--background", str(tmp_path / "bg.npy"),
     )  # fmt: skip
     assert status == 0 and "8 images: 6 explained, 2 failed (8 done in this run)" in output
+
+
+def test_a_pt2_file_of_a_static_batch_size_says_how_to_export_it(tmp_path: Path) -> None:
+    import torch
+
+    path = tmp_path / "static.pt2"
+    torch.export.save(torch.export.export(jobs_models.tiny_cnn(), (torch.zeros(1, 1, 8, 8),)), str(path))
+    with pytest.raises((RuntimeError, ValueError), match="dynamic batch dimension"):
+        explain_dataset(str(path), digits(8), tmp_path / "out", "gradient", background=4, quiet=True)
+    assert not (tmp_path / "out").exists()

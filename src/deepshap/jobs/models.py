@@ -117,7 +117,17 @@ def _load_exported(path: Path) -> Any:
             return graph.parameters(recurse)
 
         def forward(self, *inputs: Any) -> Any:
-            return graph(*inputs)
+            try:
+                return graph(*inputs)
+            except (AssertionError, RuntimeError) as exc:
+                if "Guard failed" not in str(exc) and "guard" not in str(exc).lower():
+                    raise
+                shapes = ", ".join(str(tuple(x.shape)) for x in inputs if hasattr(x, "shape"))
+                raise ValueError(
+                    f"--model {str(path)!r} was exported for other input shapes than {shapes} (a static "
+                    "batch size?): export it with a dynamic batch dimension, e.g. torch.export.export("
+                    "model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))."
+                ) from exc
 
     return ExportedModel()
 
