@@ -86,7 +86,7 @@ class ArraySource:
         self.n_images = int(array.shape[0])
 
     def fingerprint(self) -> dict[str, Any]:
-        fingerprint = {
+        fingerprint: dict[str, Any] = {
             "kind": "array",
             "shape": list(self.array.shape),
             "dtype": self.array.dtype.str,

@@ -117,7 +117,8 @@ class ExplainWorker:
         self, item: WorkItem
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
         """Explain a chunk's images one at a time; a failing image gets NaN values and its error text."""
-        explained, failures = [], {}
+        explained: list[tuple[np.ndarray, ...] | None] = []
+        failures: dict[int, str] = {}
         for slot in range(len(item.images)):
             try:
                 explained.append(self._explain(item.chunk, item.images[slot : slot + 1]))
