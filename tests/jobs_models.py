@@ -67,3 +67,62 @@ def _slow_identity(images: np.ndarray) -> np.ndarray:
 def slow_tiny_cnn() -> Any:
     """``tiny_cnn`` with a preprocessing step that sleeps, so a test can stop the job half-way."""
     return tiny_cnn(), _slow_identity
+
+
+def _blank_rows(x: Any) -> Any:
+    return x.flatten(1).abs().sum(1) == 0
+
+
+def nan_on_blank() -> Any:
+    """``tiny_cnn`` whose scores are NaN for an all-black image (a silently failing image)."""
+    import torch
+
+    class NanOnBlank(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = tiny_cnn()
+
+        def forward(self, x: Any) -> Any:
+            out = self.inner(x)
+            return torch.where(_blank_rows(x)[:, None], torch.full_like(out, float("nan")), out)
+
+    return NanOnBlank().eval()
+
+
+def raises_on_blank() -> Any:
+    """``tiny_cnn`` that raises for a batch holding an all-black image (one bad image)."""
+    import torch
+
+    class RaisesOnBlank(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = tiny_cnn()
+
+        def forward(self, x: Any) -> Any:
+            if bool(_blank_rows(x).any()):
+                raise ValueError("a blank image")
+            return self.inner(x)
+
+    return RaisesOnBlank().eval()
+
+
+def from_checkpoint() -> Any:
+    """``tiny_cnn`` with the weights of the ``.npz`` file named by ``DEEPSHAP_TEST_CHECKPOINT``: the
+    module stays the same when the checkpoint changes."""
+    import os
+
+    import torch
+
+    model = tiny_cnn()
+    with np.load(os.environ["DEEPSHAP_TEST_CHECKPOINT"]) as saved:
+        model.load_state_dict({name: torch.from_numpy(saved[name]) for name in saved.files})
+    return model.eval()
+
+
+BUILDS = {"counted_tiny_cnn": 0}
+
+
+def counted_tiny_cnn() -> Any:
+    """``tiny_cnn``, counting how often it is built."""
+    BUILDS["counted_tiny_cnn"] += 1
+    return tiny_cnn()

@@ -48,6 +48,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert (out / "mnist-job" / "report" / "index.html").is_file()
     job_text = re.search(r"explained (\d+) test digits.*?largest additivity gap (\d\.\de[-+]\d+)", page, re.S)
     assert int(job_text.group(1)) == 60 and float(job_text.group(2)) < 1e-4
+    assert "deepshap explain --model deepshap.demo.sections:trained_cnn" in page  # the CLI ran it
 
     accuracy = float(re.search(r"MNIST CNN test accuracy: ([\d.]+)%", page).group(1))
     assert 50.0 < accuracy <= 100.0, "one epoch on 4000 digits reaches well above chance"

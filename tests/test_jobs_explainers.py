@@ -174,7 +174,7 @@ def test_cli_on_a_folder_with_report(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "7 images (1 failed" in done.stdout
+    assert "7 images: 6 explained, 1 failed" in done.stdout
     page = (out / "report" / "index.html").read_text()
     assert page.count("<img") == 2 and "broken.png" in page
     rows = open_job(out).index().to_pylist()

@@ -92,7 +92,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(
     assert 3 <= survived < N_IMAGES // BATCH, "the kill must land mid-job"
     rerun = subprocess.run(cli(out, dataset), env=environment(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"{N_IMAGES - survived * BATCH} explained now" in rerun.stdout
+    assert f"({N_IMAGES - survived * BATCH} done in this run)" in rerun.stdout
     same_results(out, reference)
 
 

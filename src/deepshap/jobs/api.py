@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ def explain_dataset(
     seed: int = 0,
     engine: str | Engine = "local",
     address: str | None = None,
+    actors: int | None = None,
+    threads_per_actor: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
 ) -> JobResult:
@@ -66,6 +69,10 @@ def explain_dataset(
     data with ``seed``, or the background images (an array, a ``.npy`` file or a folder). ``outputs``: the
     top-K classes to explain per image (all when None). ``batch_size``: images per store chunk and per
     explainer call. ``explainer_options`` go to the explainer (nsamples, max_evals, masker, ...).
+
+    ``engine="ray"`` runs on Ray (``address``: the cluster to join) with ``actors`` actors of
+    ``threads_per_actor`` threads each (the Ray engine's defaults when None); the local engine ignores
+    them, with a warning.
 
     Rerunning the same job in the same ``out`` resumes it; a different job's store is refused unless
     ``overwrite``. Returns a :class:`JobResult`; open the results with :func:`deepshap.jobs.open_job`.
@@ -115,14 +122,15 @@ def explain_dataset(
     }
     store = ResultStore(out, manifest, overwrite=overwrite)
     done_before = store.images_done()
-    runner = _engine(engine, address)
-    with _progress_bar(source.n_images, done_before, quiet) as progress:
-        runner.run(
-            source.items(int(batch_size), set(store.done)),
-            functools.partial(ExplainWorker, spec),
-            store.commit,
-            progress,
-        )
+    runner = _engine(engine, address, actors, threads_per_actor)
+    if not store.complete():  # a finished job's rerun loads no model
+        with _progress_bar(source.n_images, done_before, quiet) as progress:
+            runner.run(
+                source.items(int(batch_size), set(store.done)),
+                functools.partial(ExplainWorker, spec),
+                store.commit,
+                progress,
+            )
     index = store.finish()
     return _summary(store, index, done_before, time.perf_counter() - started)
 
@@ -136,6 +144,8 @@ def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) 
         return np.ascontiguousarray(source.sample(int(background), seed), dtype=np.float32)
     if isinstance(background, str | Path):
         path = Path(background).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"--background {path}: no such file or folder.")
         if path.is_dir():
             from deepshap.jobs.data import FolderSource
 
@@ -149,12 +159,24 @@ def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) 
     return np.ascontiguousarray(np.asarray(background, dtype=np.float32))
 
 
-def _engine(engine: str | Engine, address: str | None) -> Engine:
+def _engine(
+    engine: str | Engine, address: str | None, actors: int | None, threads_per_actor: int | None
+) -> Engine:
+    pool = {"num_actors": actors, "threads_per_actor": threads_per_actor}
+    for name, value in pool.items():
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    pool = {name: int(value) for name, value in pool.items() if value is not None}
     if not isinstance(engine, str):
         return engine
     if engine == "local":
         from deepshap.jobs.engines.local import LocalEngine
 
+        if pool:
+            warnings.warn(
+                "actors and threads_per_actor apply to the ray engine; the local engine ignores them.",
+                stacklevel=3,
+            )
         return LocalEngine()
     if engine == "ray":
         try:
@@ -165,7 +187,7 @@ def _engine(engine: str | Engine, address: str | None) -> Engine:
                 f"the ray engine is not available ({missing} cannot be imported): "
                 "pip install 'deepshap[jobs,ray]'."
             ) from exc
-        return RayEngine(address=address)
+        return RayEngine(address=address, **pool)
     raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
 
 

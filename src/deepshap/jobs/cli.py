@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+JOB_MODULES = ("zarr", "pyarrow", "PIL")  # the jobs extra, checked before a model is loaded
 
 
 def add_explain_command(commands: Any) -> None:
@@ -40,6 +44,12 @@ def add_explain_command(commands: Any) -> None:
     )
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--address", default=None, help="the Ray cluster to join (with --engine ray)")
+    parser.add_argument(
+        "--actors", type=int, default=None, metavar="N", help="--engine ray: actors in the pool"
+    )
+    parser.add_argument(
+        "--threads-per-actor", type=int, default=None, metavar="T", help="--engine ray: threads per actor"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the background sample and the explainers")
     parser.add_argument(
         "--dtype", choices=("float32", "float16"), default="float32", help="of the attributions"
@@ -66,9 +76,18 @@ def add_explain_command(commands: Any) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Run the job described by the parsed arguments; returns the exit status."""
+    missing = [name for name in JOB_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        return _fail(
+            f"deepshap explain needs packages that are not installed ({', '.join(missing)}): "
+            "pip install 'deepshap[jobs]'."
+        )
+    for option, path in (("--class-names", args.class_names), ("--data", Path(args.data))):
+        if path is not None and not path.expanduser().exists():
+            return _fail(f"{option} {path}: no such file or folder.", EXIT_USAGE)
     from deepshap.jobs.api import explain_dataset
     from deepshap.jobs.images import to_channels_first
-    from deepshap.jobs.store import JobMismatchError, StoreWriteError
+    from deepshap.jobs.store import JobMismatchError
 
     options = {
         name: value
@@ -86,6 +105,13 @@ def run_explain(args: argparse.Namespace) -> int:
         names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]
     if ":" in args.model:
         sys.path.insert(0, str(Path.cwd()))  # an entry point in the current folder, as `python -m` finds it
+    if args.engine == "local" and (args.actors is not None or args.threads_per_actor is not None):
+        print(
+            "deepshap explain: warning: --actors and --threads-per-actor apply to --engine ray only; "
+            "ignored.",
+            file=sys.stderr,
+        )
+        args.actors = args.threads_per_actor = None
     try:
         result = explain_dataset(
             args.model,
@@ -106,14 +132,13 @@ def run_explain(args: argparse.Namespace) -> int:
             seed=args.seed,
             engine=args.engine,
             address=args.address,
+            actors=args.actors,
+            threads_per_actor=args.threads_per_actor,
             overwrite=args.overwrite,
             quiet=args.quiet,
         )
-    except JobMismatchError as exc:
-        args.error(str(exc))
-    except StoreWriteError as exc:
-        print(f"deepshap explain: error: {exc}", file=sys.stderr)
-        return 1
+    except JobMismatchError as exc:  # not a usage mistake: the usage lines would hide the message
+        return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         print(
             f"deepshap explain: interrupted; the chunks finished so far are saved in {args.out}. "
@@ -121,12 +146,11 @@ def run_explain(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        print(f"deepshap explain: error: {exc}", file=sys.stderr)
-        return 1
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError, KeyError) as exc:
+        return _fail(str(exc))
     print(
-        f"{result.n_images} images ({result.n_errors} failed, {result.n_explained_now} explained now) "
-        f"in {result.out}; index: {result.index}"
+        f"{result.n_images} images: {result.n_images - result.n_errors} explained, {result.n_errors} "
+        f"failed ({result.n_explained_now} done in this run) in {result.out}; index: {result.index}"
     )
     if args.report > 0:
         from deepshap.jobs.report import write_report
@@ -134,6 +158,12 @@ def run_explain(args: argparse.Namespace) -> int:
         page = write_report(result.out, n_images=args.report)
         print(f"Report: {page.resolve()}")
     return 0
+
+
+def _fail(message: str, status: int = EXIT_FAILURE) -> int:
+    """One line on stderr (a traceback helps no user of the command line); returns the exit status."""
+    print(f"deepshap explain: error: {message}", file=sys.stderr)
+    return status
 
 
 def _size(value: str) -> tuple[int, int]:

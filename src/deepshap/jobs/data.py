@@ -7,6 +7,7 @@ without reading them (a folder's skipped images are not decoded, an array's not 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,8 +16,11 @@ import numpy as np
 
 from deepshap.jobs.engine import WorkItem
 from deepshap.jobs.images import ImageDecoder
+from deepshap.jobs.spec import array_digest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SAMPLED_ROWS = 64  # rows of a .npy file hashed into its fingerprint
+SIZE_SAMPLE = 32  # image files whose size is read to find a folder's common size
 
 
 class DataSource(Protocol):
@@ -32,10 +36,49 @@ class DataSource(Protocol):
         ...
 
 
-class ArraySource:
-    """An array of images (a ``np.load(mmap_mode="r")`` memmap reads only the chunks it explains)."""
+class NpyRows:
+    """The rows of a ``.npy`` file, read with explicit reads at their offsets: unlike a memmap, the pages
+    read do not stay in the process's memory, which then does not grow with the file."""
 
-    def __init__(self, array: np.ndarray, name: str = "array") -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+            else:
+                raise ValueError(f"data: {self.path} is a .npy file of version {version}; save it again.")
+            self.offset = file.tell()
+        if fortran_order or dtype.hasobject:
+            raise ValueError(f"data: {self.path} must be a C-ordered array of numbers.")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = dtype
+        self.ndim = len(self.shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        """A new, writable array of the rows ``rows`` (a slice of step 1, or row indices)."""
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(self.shape[0])
+            return self._read(start, max(stop - start, 0))
+        return np.stack([self._read(int(i), 1)[0] for i in rows]) if len(rows) else self._read(0, 0)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        with open(self.path, "rb") as file:
+            file.seek(self.offset + start * self.row_bytes)
+            data = np.fromfile(file, dtype=self.dtype, count=count * self.row_bytes // self.dtype.itemsize)
+        return data.reshape(count, *self.shape[1:])
+
+
+class ArraySource:
+    """An array of images, or the rows of a ``.npy`` file (:class:`NpyRows`, read chunk by chunk)."""
+
+    def __init__(self, array: np.ndarray | NpyRows, name: str = "array") -> None:
         if array.ndim < 2:
             raise ValueError(f"data must be an array of images (N, ...); got shape {array.shape}.")
         self.array = array
@@ -43,19 +86,24 @@ class ArraySource:
         self.n_images = int(array.shape[0])
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        fingerprint: dict[str, Any] = {
             "kind": "array",
             "shape": list(self.array.shape),
             "dtype": self.array.dtype.str,
-            "sha256": _array_digest(self.array),
+            "sha256": _rows_digest(self.array),
         }
+        if isinstance(self.array, NpyRows):
+            status = self.array.path.stat()
+            fingerprint |= {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
+        return fingerprint
 
     def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]:
         for chunk, start in enumerate(range(0, self.n_images, chunk_size)):
             if chunk in skip:
                 continue
             stop = min(start + chunk_size, self.n_images)
-            images = np.asarray(self.array[start:stop], dtype=np.float32)
+            # a copy of its own: a view of a read-only array would reach torch as a read-only tensor
+            images = np.array(self.array[start:stop], dtype=np.float32)
             yield WorkItem(chunk, [str(i) for i in range(start, stop)], images, {})
 
     def sample(self, n: int, seed: int) -> np.ndarray:
@@ -125,15 +173,24 @@ class FolderSource:
         self.decoder = decoder
         self.n_images = len(self.paths)
         if decoder.size is None:
-            decoder.size = self._first_size()
+            decoder.size = self._common_size()
 
-    def _first_size(self) -> tuple[int, int]:
-        for path in self.paths:
+    def _common_size(self) -> tuple[int, int]:
+        """The most common size over up to ``SIZE_SAMPLE`` files spread over the folder (the first file
+        may be the odd one out)."""
+        spread = np.unique(np.linspace(0, self.n_images - 1, min(self.n_images, SIZE_SAMPLE)).astype(int))
+        sizes: Counter[tuple[int, int]] = Counter()
+        for i in spread:
             try:
-                return self.decoder.natural_size(path)
+                sizes[self.decoder.natural_size(self.paths[i])] += 1
             except (OSError, ValueError):
                 continue
-        raise ValueError(f"data: no image under {self.folder} can be read.")
+        if not sizes:
+            raise ValueError(
+                f"data: none of {len(spread)} images sampled under {self.folder} can be read; "
+                "pass --image-size WxH if only some are broken."
+            )
+        return sizes.most_common(1)[0][0]
 
     def _id(self, path: Path) -> str:
         return path.relative_to(self.folder).as_posix()
@@ -141,7 +198,8 @@ class FolderSource:
     def fingerprint(self) -> dict[str, Any]:
         digest = hashlib.sha256()
         for path in self.paths:
-            digest.update(f"{self._id(path)}\0{path.stat().st_size}\n".encode())
+            status = path.stat()
+            digest.update(f"{self._id(path)}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
         return {
             "kind": "folder",
             "n_images": self.n_images,
@@ -184,7 +242,7 @@ def open_source(data: Any, decoder: ImageDecoder | None = None, n_images: int | 
         if path.is_dir():
             return FolderSource(path, decoder or ImageDecoder())
         if path.suffix == ".npy" and path.is_file():
-            return ArraySource(np.load(path, mmap_mode="r", allow_pickle=False), name=str(path))
+            return ArraySource(NpyRows(path), name=str(path))
         raise FileNotFoundError(f"data: {path} is neither a folder of images nor a .npy file.")
     if isinstance(data, np.ndarray):
         return ArraySource(data)
@@ -197,12 +255,11 @@ def open_source(data: Any, decoder: ImageDecoder | None = None, n_images: int | 
     )
 
 
-def _array_digest(array: np.ndarray) -> str:
-    """sha256 of an array in memory; of a memmap's first, middle and last images (a file of millions of
-    images is not read through at each start)."""
-    digest = hashlib.sha256()
+def _rows_digest(array: np.ndarray | NpyRows) -> str:
+    """sha256 of an array in memory; of up to ``SAMPLED_ROWS`` evenly spaced rows of a file (a file of
+    millions of images is not read through at each start; its size and mtime are fingerprinted too)."""
+    if not isinstance(array, NpyRows):
+        return array_digest(np.asarray(array))
     n = array.shape[0]
-    rows = sorted({0, n // 2, n - 1}) if isinstance(array, np.memmap) else range(n)
-    for i in rows:
-        digest.update(np.ascontiguousarray(array[i]).tobytes())
-    return digest.hexdigest()
+    rows = np.unique(np.linspace(0, n - 1, min(n, SAMPLED_ROWS)).round().astype(np.int64))
+    return array_digest(array[rows])

@@ -37,6 +37,9 @@ class ChunkResult:
     """``(n_ok, *input_shape, R)`` attributions of the chunk's images that were read."""
     rows: list[dict]
     """One index row per image of the chunk (failed ones included, with their error)."""
+    model_digest: str | None = None
+    """sha256 of the weights of the model that explained the chunk (None when it has none): a store
+    resumed with other weights is refused, whatever engine ran the chunk."""
 
 
 class ProgressLike(Protocol):

@@ -54,7 +54,8 @@ class ImageDecoder:
             if not self.resize:
                 raise ValueError(
                     f"image is {image.size[0]}x{image.size[1]}, the job's images are "
-                    f"{self.size[0]}x{self.size[1]}; pass --resize to resize it"
+                    f"{self.size[0]}x{self.size[1]}; pass --resize to resize it (and --image-size WxH "
+                    "to choose the size)"
                 )
             if self.crop:
                 image = _center_crop(image, self.size[0] / self.size[1])

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+MODEL_FILE_SUFFIXES = (".keras", ".pt2", *TORCHSCRIPT_SUFFIXES)
 
 
 @dataclass
@@ -56,8 +57,15 @@ def model_fingerprint(source: Any) -> dict[str, Any]:
         path = Path(text).expanduser()
         if path.is_file():
             return {"source": text, "sha256": _file_digest(path)}
+        if path.suffix in MODEL_FILE_SUFFIXES or ":" not in text:
+            raise FileNotFoundError(f"--model {text!r}: no such file.")
         module_name = text.partition(":")[0]
-        spec = importlib.util.find_spec(module_name) if module_name else None
+        try:
+            spec = importlib.util.find_spec(module_name) if module_name else None
+        except ImportError as exc:
+            raise ValueError(f"--model {text!r}: cannot import {module_name!r} ({exc}).") from exc
+        if spec is None:
+            raise ValueError(f"--model {text!r}: no module {module_name!r} (is its folder on PYTHONPATH?).")
         origin = Path(spec.origin) if spec is not None and spec.origin else None
         digest = _file_digest(origin) if origin is not None and origin.is_file() else None
         return {"source": text, "module_sha256": digest}
@@ -65,7 +73,7 @@ def model_fingerprint(source: Any) -> dict[str, Any]:
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "name": getattr(model, "__qualname__", None),
-        "weights": _weights_digest(model),
+        "weights": weights_digest(model),
     }
 
 
@@ -109,7 +117,17 @@ def _load_exported(path: Path) -> Any:
             return graph.parameters(recurse)
 
         def forward(self, *inputs: Any) -> Any:
-            return graph(*inputs)
+            try:
+                return graph(*inputs)
+            except (AssertionError, RuntimeError) as exc:
+                if "Guard failed" not in str(exc) and "guard" not in str(exc).lower():
+                    raise
+                shapes = ", ".join(str(tuple(x.shape)) for x in inputs if hasattr(x, "shape"))
+                raise ValueError(
+                    f"--model {str(path)!r} was exported for other input shapes than {shapes} (a static "
+                    "batch size?): export it with a dynamic batch dimension, e.g. torch.export.export("
+                    "model, (x,), dynamic_shapes=({0: torch.export.Dim('batch')},))."
+                ) from exc
 
     return ExportedModel()
 
@@ -117,7 +135,15 @@ def _load_exported(path: Path) -> Any:
 def _load_torchscript(path: Path) -> Any:
     import torch
 
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except RuntimeError as exc:  # torch.save's pickles (a whole model or a state_dict) land here
+        raise ValueError(
+            f"--model {str(path)!r} is not a TorchScript file ({str(exc).splitlines()[0]}). A model saved "
+            "with torch.save is a pickle, and pickled models are refused (unpickling runs arbitrary code): "
+            "give a MODULE:FUNCTION entry point that builds the model and loads its weights, or save it "
+            "with torch.jit.save or torch.export."
+        ) from exc
 
 
 def _file_digest(path: Path) -> str:
@@ -128,8 +154,11 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _weights_digest(model: Any) -> str | None:
-    """sha256 over a torch module's state_dict or a Keras model's weights; None for a plain function."""
+def weights_digest(model: Any) -> str | None:
+    """sha256 over a torch module's state_dict or a Keras model's weights; None for a plain function.
+
+    The worker takes it of the model it built: an entry point's module can stay the same while the
+    checkpoint it loads changes."""
     digest = hashlib.sha256()
     if hasattr(model, "state_dict"):
         for name, tensor in model.state_dict().items():

@@ -21,6 +21,7 @@ def write_report(
     (positions or ids; default: the first ``n_images`` explained). The images are shown from ``data``
     (the job's array), or read again from the job's folder or ``.npy`` file."""
     import matplotlib.pyplot as plt
+    import pyarrow.compute as pc
 
     from deepshap.demo.gallery import write_gallery
     from deepshap.demo.sections import SectionResult
@@ -28,8 +29,8 @@ def write_report(
 
     job = JobResults(out)
     table = job.index()
-    rows = table.to_pylist()
-    chosen = _choose(rows, n_images, images)
+    failed = table.filter(pc.is_valid(table["error"]))
+    chosen = _choose(job, table, n_images, images)
     folder = job.out / REPORT
     folder.mkdir(exist_ok=True)
     sections = []
@@ -47,29 +48,28 @@ def write_report(
             f"additivity gap {row['gap']:.3g}, {row['seconds']:.3f} s."
         ]
         sections.append(SectionResult(f"{row['id']}", text, [name], row["seconds"]))
-    errors = [row for row in rows if row["error"] is not None]
-    if errors:
-        listed = [f"{row['id']}: {row['error']}" for row in errors[:20]]
-        more = [f"... and {len(errors) - 20} more (see the index)."] if len(errors) > 20 else []
-        sections.append(SectionResult(f"{len(errors)} images not explained", listed + more))
-    gaps = [row["gap"] for row in rows if row["gap"] is not None]
+    n_failed = failed.num_rows
+    if n_failed:
+        listed = [f"{row['id']}: {row['error']}" for row in failed.slice(0, 20).to_pylist()]
+        more = [f"... and {n_failed - 20} more (see the index)."] if n_failed > 20 else []
+        sections.append(SectionResult(f"{n_failed} images not explained", listed + more))
+    largest_gap = pc.max(table["gap"]).as_py()
     manifest = job.manifest
     summary = [
-        f"{len(rows)} images explained by the {manifest['explainer']} explainer, {len(errors)} failed; "
-        f"largest additivity gap {max(gaps, default=0.0):.3g}.",
+        f"{table.num_rows - n_failed} images explained by the {manifest['explainer']} explainer, "
+        f"{n_failed} failed; largest additivity gap {largest_gap or 0.0:.3g}.",
         f"Attributions: {job.out / 'values.zarr'} ({manifest['dtype']}); index: {job.out / 'index.parquet'}.",
     ]
     return write_gallery(folder, summary, sections, heading="deepshap explain: report")
 
 
-def _choose(rows: list[dict], n_images: int, images: Sequence[int | str] | None) -> list[dict]:
+def _choose(job: JobResults, table: Any, n_images: int, images: Sequence[int | str] | None) -> list[dict]:
+    """The rows to draw: those of ``images``, or the first ``n_images`` explained."""
+    import pyarrow.compute as pc
+
     if images is None:
-        return [row for row in rows if row["error"] is None][:n_images]
-    by_key = {row["id"]: row for row in rows} | {row["position"]: row for row in rows}
-    missing = [image for image in images if image not in by_key]
-    if missing:
-        raise KeyError(f"no image {missing[0]!r} in the job.")
-    return [by_key[image] for image in images]
+        return table.filter(pc.is_null(table["error"])).slice(0, n_images).to_pylist()
+    return [job.row(image) for image in images]  # a KeyError names an image not in the job
 
 
 def _pixels(job: JobResults, row: dict, data: Any) -> np.ndarray | None:
@@ -86,7 +86,9 @@ def _pixels(job: JobResults, row: dict, data: Any) -> np.ndarray | None:
         decoder = ImageDecoder(size, settings["resize"], settings["crop"], settings["mode"])
         return decoder.decode(source / row["id"])
     if source.suffix == ".npy":
-        return np.asarray(np.load(source, mmap_mode="r")[row["position"]])
+        from deepshap.jobs.data import NpyRows
+
+        return NpyRows(source)[row["position"] : row["position"] + 1][0]
     return None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from deepshap.jobs.store import INDEX, MANIFEST, VALUES, read_index_parts
+from deepshap.jobs.store import INDEX, INDEX_PARTS, MANIFEST, VALUES, read_index_parts
 
 
 class JobResults:
@@ -37,12 +37,24 @@ class JobResults:
         return zarr.open_array(str(self.out / VALUES), mode="r")
 
     def row(self, image: int | str) -> dict[str, Any]:
-        """The index row of an image, by position or id."""
-        import pyarrow.compute as pc
+        """The index row of an image, by position (read from its chunk's index file) or id (found with
+        a filter): the whole index is not read."""
+        import pyarrow.dataset as ds
 
-        table = self.index()
-        key = "position" if isinstance(image, int | np.integer) else "id"
-        found = table.filter(pc.equal(table[key], image)).to_pylist()
+        from deepshap.jobs.store import index_part, index_schema
+
+        if isinstance(image, int | np.integer):
+            parts = [index_part(self.out, int(image) // int(self.manifest["chunk_size"]))]
+            condition = ds.field("position") == int(image)
+        else:
+            final = self.out / INDEX
+            parts = [final] if final.is_file() else sorted((self.out / INDEX_PARTS).glob("chunk-*.parquet"))
+            condition = ds.field("id") == str(image)
+        parts = [part for part in parts if part.is_file()]
+        found = []
+        if parts:
+            dataset = ds.dataset([str(p) for p in parts], format="parquet", schema=index_schema())
+            found = dataset.to_table(filter=condition).to_pylist()
         if not found:
             raise KeyError(f"no image {image!r} in {self.out}.")
         return found[0]

@@ -2,7 +2,8 @@
 
 Layout of ``DIR``::
 
-    manifest.json        the job's fingerprint (model, explainer, parameters, data) and settings
+    manifest.json        the job's fingerprint (model, explainer, parameters, data), its settings and the
+                         digest of the model's weights; written at the first commit
     values.zarr/         (N, *input_shape, R) attributions, one Zarr chunk per job chunk; NaN rows for
                          images that failed
     index/               one Parquet file per committed chunk; its presence commits the chunk
@@ -49,18 +50,23 @@ class ResultStore:
         self.chunk_size = int(manifest["chunk_size"])
         self.n_images: int | None = manifest.get("n_images")
         self._values: Any = None
+        self._manifest_written = False
         with _storage_errors(self.out):
             self._open(overwrite)
         self.done = self._committed_chunks()
 
     # opening ----------------------------------------------------------------------------------------
     def _open(self, overwrite: bool) -> None:
+        """Resume, refuse or clear what ``out`` holds; nothing is written before the first commit, so a
+        job that fails before explaining anything (a bad model or argument) leaves no store behind."""
         manifest_path = self.out / MANIFEST
         if manifest_path.exists():
             existing = json.loads(manifest_path.read_text())
             if existing.get("fingerprint") == self.manifest["fingerprint"] and not overwrite:
+                self.manifest["model_weights"] = existing.get("model_weights")
+                self._manifest_written = True
                 return
-            if not overwrite:
+            if not overwrite and self._committed_chunks():
                 changed = sorted(
                     key
                     for key in set(existing.get("fingerprint", {})) | set(self.manifest["fingerprint"])
@@ -70,13 +76,29 @@ class ResultStore:
                     f"{self.out} holds the results of another job (it differs in: {', '.join(changed)}); "
                     "pass --overwrite (overwrite=True) to replace them, or choose another output folder."
                 )
-            self._clear()
+            self._clear()  # overwrite, or a job that committed nothing: nothing is lost
         elif self.out.exists() and any(self.out.iterdir()):
             raise JobMismatchError(
                 f"{self.out} is not empty and holds no deepshap job; choose an empty or new output folder."
             )
-        (self.out / INDEX_PARTS).mkdir(parents=True, exist_ok=True)
-        _write_atomically(manifest_path, json.dumps(self.manifest, indent=2, default=str).encode())
+
+    def _check_model(self, digest: str | None) -> None:
+        """Write the manifest, with the model's weights digest, at the first commit; refuse a resumed job
+        whose model has other weights (the chunks would mix two models)."""
+        if not self._manifest_written:
+            self.manifest["model_weights"] = digest
+            (self.out / INDEX_PARTS).mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.manifest, indent=2, default=str).encode()
+            _write_atomically(self.out / MANIFEST, lambda temporary: temporary.write_bytes(text))
+            self._manifest_written = True
+            return
+        known = self.manifest.get("model_weights")
+        if digest is not None and known is not None and digest != known:
+            raise JobMismatchError(
+                f"the model's weights differ from those that wrote {self.out} (the entry point's module is "
+                "the same, the weights it loads are not); pass --overwrite (overwrite=True) to start "
+                "again with these weights, or choose another output folder."
+            )
 
     def _clear(self) -> None:
         """Remove a previous job's files (only those a job writes: a user's other files stay)."""
@@ -100,6 +122,7 @@ class ResultStore:
         if result.chunk in self.done:
             return
         with _storage_errors(self.out):
+            self._check_model(result.model_digest)
             start = result.chunk * self.chunk_size
             ok = [i for i, row in enumerate(result.rows) if row["error"] is None]
             if len(ok) != len(result.values):
@@ -110,9 +133,15 @@ class ResultStore:
                 block = np.full((len(result.rows), *values.shape[1:]), np.nan, dtype=values.dtype)
                 block[ok] = result.values
                 values[start : start + len(result.rows)] = block
-                for path in (self.out / VALUES / "c" / str(result.chunk)).rglob("*"):
+                for i in ok:  # the gap of the values as stored (float16 rounds them)
+                    rows[i]["gap"] = _stored_gap(block[i], rows[i]["fx"], rows[i]["base_values"])
+                chunk_folder = self.out / VALUES / "c" / str(result.chunk)
+                for path in chunk_folder.rglob("*"):  # on disk before the index file commits the chunk
                     if path.is_file():
-                        _fsync_file(path)  # on disk before the index file that commits the chunk
+                        _fsync(path)
+                for folder in (*[p for p in chunk_folder.rglob("*") if p.is_dir()], chunk_folder):
+                    _fsync(folder)
+                _fsync(chunk_folder.parent)
             self._write_rows(result.chunk, rows)
         self.done.add(result.chunk)
 
@@ -147,24 +176,32 @@ class ResultStore:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(rows, schema=index_schema())
-        final = self.out / INDEX_PARTS / f"chunk-{chunk:08d}.parquet"
-        temporary = final.with_suffix(".parquet.tmp")
-        pq.write_table(table, temporary)
-        _fsync_file(temporary)
-        os.replace(temporary, final)
+        final = index_part(self.out, chunk)
+        _write_atomically(final, lambda temporary: pq.write_table(table, temporary))
 
     # finishing --------------------------------------------------------------------------------------
     def finish(self) -> Path:
-        """Write ``index.parquet`` (every row, in image order) from the chunks' index files."""
+        """Write ``index.parquet`` (every row, in image order) from the chunks' index files, one part at
+        a time (the whole index is never in memory)."""
         import pyarrow.parquet as pq
 
+        def write(temporary: Path) -> None:
+            with pq.ParquetWriter(temporary, index_schema()) as writer:
+                for part in _index_parts(self.out):  # chunk order is image order
+                    writer.write_table(pq.read_table(part, schema=index_schema()))
+
         with _storage_errors(self.out):
-            table = read_index_parts(self.out).sort_by("position")
+            if not self._manifest_written:  # a job of no image
+                self._check_model(None)
             final = self.out / INDEX
-            temporary = final.with_suffix(".parquet.tmp")
-            pq.write_table(table, temporary)
-            os.replace(temporary, final)
+            _write_atomically(final, write)
         return final
+
+    def complete(self) -> bool:
+        """Whether every chunk of a dataset of known length is committed (nothing is left to explain)."""
+        if self.n_images is None or not self._manifest_written:
+            return False
+        return len(self.done) >= -(-self.n_images // self.chunk_size)
 
     def images_done(self) -> int:
         if not self.done:
@@ -191,26 +228,47 @@ def index_schema() -> Any:
     )
 
 
+def _index_parts(out: Path) -> list[Path]:
+    return sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
+
+
 def read_index_parts(out: Path) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
+    parts = _index_parts(out)
     if not parts:
         return index_schema().empty_table()
     return pa.concat_tables([pq.read_table(part, schema=index_schema()) for part in parts])
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def index_part(out: Path, chunk: int) -> Path:
+    """The index file of one chunk (present once the chunk is committed)."""
+    return Path(out) / INDEX_PARTS / f"chunk-{chunk:08d}.parquet"
+
+
+def _stored_gap(values: np.ndarray, fx: list[float], base: list[float]) -> float:
+    sums = values.reshape(-1, values.shape[-1]).sum(axis=0, dtype=np.float64)
+    return float(np.abs(sums - (np.asarray(fx) - np.asarray(base))).max())
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """``write(temporary)`` then rename to ``path``, each step on disk (the file and its folder synced)
+    before the next: a crash leaves the old file or the new one, never part of one."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    _fsync_file(temporary)
+    write(temporary)
+    _fsync(temporary)
     os.replace(temporary, path)
+    _fsync(path.parent)
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as file:
-        os.fsync(file.fileno())
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class _storage_errors:

@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 
 from deepshap.jobs.engine import ChunkResult, WorkItem
-from deepshap.jobs.models import load_model
+from deepshap.jobs.models import load_model, weights_digest
 from deepshap.jobs.spec import JobSpec
 
 PREDICT_BATCH = 256
+NON_FINITE = (
+    "ValueError: non-finite result (NaN or inf in f(x), the base values or the attributions): the model's "
+    "output for this image overflowed or is undefined"
+)
 
 
 class ExplainWorker:
@@ -36,6 +40,7 @@ class ExplainWorker:
                 "partition explainer."
             )
         self.model = loaded.model
+        self.model_digest = weights_digest(self.model)
         self.preprocess = spec.preprocess or loaded.preprocess or _identity
         background = self.preprocess(spec.background)
         self._adapter = None
@@ -43,6 +48,14 @@ class ExplainWorker:
             self._adapter = load_adapter(self.model, background)
         self.explainer = self._build_explainer(background)
         self.n_outputs = int(self._predict(background[:1]).shape[1])
+        names = spec.output_names
+        if names is not None and len(names) < self.n_outputs:
+            raise ValueError(
+                f"{len(names)} class names for a model of {self.n_outputs} outputs: give one name per "
+                "output (--class-names: one a line)."
+            )
+        if spec.outputs is not None and spec.outputs > self.n_outputs:
+            raise ValueError(f"outputs={spec.outputs} but the model has only {self.n_outputs} outputs.")
 
     def _build_explainer(self, background: Any) -> Any:
         options = self.spec.constructor_options()
@@ -77,40 +90,85 @@ class ExplainWorker:
 
     def __call__(self, item: WorkItem) -> ChunkResult:
         start = time.perf_counter()
+        failures: dict[int, str] = {}
         if len(item.images):
-            values, classes, fx, base = self._explain(item)
+            try:
+                values, classes, fx, base = self._explain(item.chunk, item.images)
+            except Exception:  # one bad image must not fail its chunk: find which images fail
+                values, classes, fx, base, failures = self._explain_one_by_one(item)
         else:
             values = np.zeros((0, *self._value_shape(item), 1), np.float32)
             classes = fx = base = np.zeros((0, 1))
+        gaps = _gaps(values, fx, base)
+        for slot in range(len(values)):
+            if slot not in failures and not _all_finite(values[slot], fx[slot], base[slot], gaps[slot]):
+                failures[slot] = NON_FINITE
+        if failures and len(failures) == len(item.images) and item.chunk == 0:
+            raise RuntimeError(
+                f"every image of the first chunk failed to explain, so the job stops (the model, its "
+                f"preprocessing or the explainer options are likely wrong): {failures[0]}"
+            )
         seconds = (time.perf_counter() - start) / max(len(item.images), 1)
-        return ChunkResult(item.chunk, values, self._rows(item, values, classes, fx, base, seconds))
+        kept = [slot for slot in range(len(values)) if slot not in failures]
+        rows = self._rows(item, classes, fx, base, gaps, failures, seconds)
+        return ChunkResult(item.chunk, values[kept], rows, self.model_digest)
+
+    def _explain_one_by_one(
+        self, item: WorkItem
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+        """Explain a chunk's images one at a time; a failing image gets NaN values and its error text."""
+        explained: list[tuple[np.ndarray, ...] | None] = []
+        failures: dict[int, str] = {}
+        for slot in range(len(item.images)):
+            try:
+                explained.append(self._explain(item.chunk, item.images[slot : slot + 1]))
+            except Exception as exc:  # that image's error only
+                failures[slot] = f"{type(exc).__name__}: {exc}"
+                explained.append(None)
+        done = [parts for parts in explained if parts is not None]
+        template = (
+            done[0]
+            if done
+            else (
+                np.zeros((1, *self._value_shape(item), 1), np.float32),
+                np.zeros((1, 1), np.int64),
+                np.zeros((1, 1)),
+                np.zeros((1, 1)),
+            )
+        )
+        blank = tuple(np.zeros_like(array) for array in template)  # the place of a failed image
+        filled = [blank if parts is None else parts for parts in explained]
+        values, classes, fx, base = (np.concatenate(arrays) for arrays in zip(*filled, strict=True))
+        return values, classes, fx, base, failures
 
     def _value_shape(self, item: WorkItem) -> tuple[int, ...]:
         if self.spec.explainer == "partition":
             return tuple(item.images.shape[1:])
         return tuple(np.asarray(self.preprocess(self.spec.background[:1])).shape[1:])
 
-    def _explain(self, item: WorkItem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _explain(
+        self, chunk: int, images: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         spec = self.spec
         k = spec.outputs
         if spec.explainer == "partition":
-            scores = self._score_images(item.images)
+            scores = self._score_images(images)
             classes = _top_classes(scores, k)
-            explanation = self.explainer(item.images, outputs=classes, silent=True, **spec.call_options())
+            explanation = self.explainer(images, outputs=classes, silent=True, **spec.call_options())
         else:
-            inputs = self.preprocess(item.images)
+            inputs = self.preprocess(images)
             scores = self._predict(inputs)
             classes = _top_classes(scores, k)
             ranked = {} if k is None else {"ranked_output": int(k)}
             if spec.explainer == "deep":
                 explanation = self.explainer(inputs, **ranked, **spec.call_options())
             else:
-                seed = spec.chunk_seed(item.chunk)
+                seed = spec.chunk_seed(chunk)
                 explanation = self.explainer(inputs, rseed=seed, **ranked, **spec.call_options())
             if explanation.output_indexes is not None:
                 classes = np.asarray(explanation.output_indexes, dtype=np.int64)
         values = np.asarray(explanation.values)
-        if values.ndim == np.ndim(item.images if spec.explainer == "partition" else inputs):
+        if values.ndim == np.ndim(images if spec.explainer == "partition" else inputs):
             values = values[..., None]  # a single-output model explained without ranking
         base = np.asarray(explanation.base_values, dtype=np.float64).reshape(len(values), -1)
         fx = np.take_along_axis(scores, classes, axis=1)
@@ -119,19 +177,22 @@ class ExplainWorker:
     def _rows(
         self,
         item: WorkItem,
-        values: np.ndarray,
         classes: np.ndarray,
         fx: np.ndarray,
         base: np.ndarray,
+        gaps: np.ndarray,
+        failures: dict[int, str],
         seconds: float,
     ) -> list[dict]:
-        sums = values.reshape(len(values), -1, values.shape[-1]).sum(axis=1, dtype=np.float64)
-        gaps = np.abs(sums - (fx - base)).max(axis=1) if len(values) else np.zeros(0)
         names = self.spec.output_names
         rows, slot = [], 0
         for image_id in item.ids:
             if image_id in item.errors:
                 rows.append(_row(image_id, error=item.errors[image_id]))
+                continue
+            if slot in failures:
+                rows.append(_row(image_id, seconds=seconds, error=failures[slot]))
+                slot += 1
                 continue
             explained = [int(c) for c in classes[slot]]
             rows.append(
@@ -163,6 +224,18 @@ def _row(image_id: str, **fields: Any) -> dict:
     }
     row.update(fields)
     return row
+
+
+def _gaps(values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Each image's additivity/efficiency gap: max over its classes of |sum(values) - (f(x) - base)|."""
+    if not len(values):
+        return np.zeros(0)
+    sums = values.reshape(len(values), -1, values.shape[-1]).sum(axis=1, dtype=np.float64)
+    return np.abs(sums - (fx - base)).max(axis=1)
+
+
+def _all_finite(*arrays: Any) -> bool:
+    return all(bool(np.isfinite(array).all()) for array in arrays)
 
 
 def _top_classes(scores: np.ndarray, k: int | None) -> np.ndarray:
