@@ -37,7 +37,9 @@ class OpRule:
     args, kwargs)``: raises where a call has no rule (dropout in training mode, rounding division).
     ``operands(args, kwargs)``: of a select, ``(condition, chosen, other)``. ``out_of_place``: of an
     in-place method, its out-of-place partner; ``inplace_arg``: the position of an ``inplace`` flag.
-    ``value_free``: the result depends on the input's shape only (``zeros_like``).
+    ``value_free``: the result depends on the input's shape only (``zeros_like``). ``mask_product``: a
+    product whose other factor may be a boolean mask computed from the input (``h * (h > 0)``), which
+    the mode rewrites as ``where(mask, h, 0)``.
     """
 
     kind: Rule
@@ -48,6 +50,7 @@ class OpRule:
     out_of_place: Callable[..., Any] | None = None
     inplace_arg: int | None = None
     value_free: bool = False
+    mask_product: bool = False
 
 
 def resolve(name: str) -> Any:
@@ -161,9 +164,10 @@ _put(
 
 # --- products --------------------------------------------------------------------------------------
 _put(
-    _names("torch.", "mul multiply") + _names(_T, "mul mul_ __mul__ __rmul__ __imul__ multiply"),
-    OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor),
+    _names("torch.", "mul multiply") + _names(_T, "mul __mul__ __rmul__ multiply"),
+    OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor, mask_product=True),
 )
+_put(_names(_T, "mul_ __imul__"), OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor))
 _put(
     _names("torch.", "div divide true_divide")
     + _names(_T, "div div_ divide true_divide __truediv__ __itruediv__ __div__"),
