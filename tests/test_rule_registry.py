@@ -120,11 +120,9 @@ def test_a_registered_torch_function_gets_its_rule_and_an_unregistered_one_is_na
     model(bg)
     with pytest.raises(UnsupportedOperationError, match="erfcx"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    try:
-        deepshap.rules.register(torch.special.erfcx, "rescale")
+    with deepshap.rules.registered(torch.special.erfcx, "rescale"):
         _additive(model, bg, X)
-    finally:
-        RULES.pop(torch.special.erfcx, None)
+    assert torch.special.erfcx not in RULES
 
 
 def test_a_torch_function_registered_with_a_decomposition_is_explained_through_it() -> None:
@@ -135,11 +133,9 @@ def test_a_torch_function_registered_with_a_decomposition_is_explained_through_i
     model(bg)
     with pytest.raises(UnsupportedOperationError, match="logaddexp"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    try:
-        deepshap.rules.register(torch.logaddexp, lambda a, b: torch.logsumexp(torch.stack([a, b]), 0))
+    with deepshap.rules.registered(torch.logaddexp, lambda a, b: torch.logsumexp(torch.stack([a, b]), 0)):
         _additive(model, bg, X)
-    finally:
-        RULES.pop(torch.logaddexp, None)
+    assert torch.logaddexp not in RULES
 
 
 def test_a_registered_tensorflow_op_type_gets_its_rule() -> None:
@@ -159,14 +155,37 @@ def test_a_registered_tensorflow_op_type_gets_its_rule() -> None:
     bg, X = (np.asarray(t, np.float32) for t in _data())
     with pytest.raises(UnsupportedOperationError, match="Erfinv"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    try:
-        deepshap.rules.register("Erfinv", "rescale", data_inputs=(0,))
+    with deepshap.rules.registered("Erfinv", "rescale", data_inputs=(0,)):
         explainer = deepshap.DeepExplainer(model, bg)
         values = explainer.shap_values(X)  # checks additivity
         gap = np.asarray(model(X), np.float64) - explainer.expected_value
         np.testing.assert_allclose(np.stack([v.sum(1) for v in values], 1), gap, rtol=1e-4, atol=1e-6)
+    assert "Erfinv" not in OP_RULES
+
+
+def test_a_registration_overrides_a_built_in_rule_until_undone() -> None:
+    """Registering tanh as linear (its gradient) changes the values; unregister() and the end of a
+    registered() block give tanh its own rule back, an earlier registration surviving a nested block."""
+    bg, X = _data()
+    model = _Fn(torch.tanh).eval()
+    model(bg)
+
+    def values() -> np.ndarray:
+        return np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X, check_additivity=False))
+
+    own = values()
+    with deepshap.rules.registered(torch.tanh, "linear"):
+        as_linear = values()
+    assert np.abs(as_linear - own).max() > 1e-3
+    np.testing.assert_array_equal(values(), own)
+    deepshap.rules.register(torch.tanh, "linear")
+    try:
+        with deepshap.rules.registered(torch.tanh, "rescale"):
+            np.testing.assert_array_equal(values(), own)
+        np.testing.assert_array_equal(values(), as_linear)
     finally:
-        OP_RULES.pop("Erfinv", None)
+        deepshap.rules.unregister(torch.tanh)
+    np.testing.assert_array_equal(values(), own)
 
 
 def test_register_refuses_what_it_cannot_do() -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from deepshap.frameworks.keras import handlers as H
 from deepshap.rules import Rule, maths, pending
 
-__all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add"]
+__all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add", "current", "remove", "restore"]
 
 IDENTITY = "identity"
 SHAPE = "shape"
@@ -137,6 +137,28 @@ def add(op_type: str, kind: str, data_inputs: tuple[int, ...] | None = None) -> 
             f"A TensorFlow op type can be registered as one of {[str(k) for k in REGISTRABLE]}; got {kind!r}."
         )
     OP_RULES[op_type] = OpRule(str(kind) if kind == IDENTITY else Rule(kind), data_inputs, _GRADIENTS[kind])
+
+
+#: deepshap's own rules, which :func:`remove` puts back.
+_BUILTIN: dict[str, OpRule] = dict(OP_RULES)
+
+
+def current(op_type: str) -> OpRule | None:
+    """The rule ``op_type`` has now (for :func:`restore`)."""
+    return OP_RULES.get(op_type)
+
+
+def restore(op_type: str, rule: OpRule) -> None:
+    """Give ``op_type`` back a rule taken with :func:`current`."""
+    OP_RULES[op_type] = rule
+
+
+def remove(op_type: str) -> None:
+    """Undo registrations for ``op_type``: deepshap's own rule, or none."""
+    if op_type in _BUILTIN:
+        OP_RULES[op_type] = _BUILTIN[op_type]
+    else:
+        OP_RULES.pop(op_type, None)
 
 
 for _op, _kind, _options in pending("tensorflow"):

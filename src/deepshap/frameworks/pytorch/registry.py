@@ -23,7 +23,7 @@ from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
 from deepshap.rules import Rule, maths, pending
 
-__all__ = ["RULES", "OpRule", "add", "resolve"]
+__all__ = ["RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,8 @@ for _name, _rule in list(_NAMED.items()):
 
 #: The rule of every function deepshap knows, keyed by the function object the mode receives.
 RULES: dict[Any, OpRule] = {resolve(name): rule for name, rule in _NAMED.items()}
+#: deepshap's own rules, which :func:`remove` puts back.
+_BUILTIN: dict[Any, OpRule] = dict(RULES)
 #: The names the table was written with (for tests and messages).
 NAMES: tuple[str, ...] = tuple(_NAMED)
 
@@ -320,6 +322,24 @@ def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
             f"a decomposition (a function); got {rule!r}."
         )
     RULES[op] = _REGISTRABLE[rule]
+
+
+def current(op: Callable[..., Any]) -> OpRule | None:
+    """The rule ``op`` has now (for :func:`restore`)."""
+    return RULES.get(op)
+
+
+def restore(op: Callable[..., Any], rule: OpRule) -> None:
+    """Give ``op`` back a rule taken with :func:`current`."""
+    RULES[op] = rule
+
+
+def remove(op: Callable[..., Any]) -> None:
+    """Undo registrations for ``op``: deepshap's own rule, or none."""
+    if op in _BUILTIN:
+        RULES[op] = _BUILTIN[op]
+    else:
+        RULES.pop(op, None)
 
 
 for _op, _rule, _ in pending("torch"):
