@@ -102,8 +102,13 @@ def _data(width: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
         lambda h: torch.relu(sum(torch.broadcast_tensors(h, torch.ones(1, 6)))),
         lambda h: torch.relu(F.native_channel_shuffle(h.reshape(len(h), 6, 1), 2)),
         lambda h: torch.tensordot(torch.sigmoid(h), torch.tanh(h), dims=([1], [1])).diagonal().unsqueeze(1),
+        lambda h: torch.special.expit(h) + torch.erfc(h) + torch.arctan(h) + h.negative() + torch.absolute(h),
+        lambda h: torch.hypot(h, 2 * h) + torch.logaddexp(h, h.flip(1)) + torch.arctan2(h, h.flip(1) + 3),
+        lambda h: torch.stack([torch.dot(torch.tanh(r), r) + torch.outer(r, r).sum() for r in h])[:, None],
+        lambda h: torch.special.softmax(h, 1) + torch.special.logsumexp(h, 1, keepdim=True),
     ],
-    ids=["split", "mm", "atleast", "tensordot", "broadcast_tensors", "native_channel_shuffle", "tensordot2"],
+    ids=["split", "mm", "atleast", "tensordot", "broadcast_tensors", "native_channel_shuffle", "tensordot2"]
+    + ["aliases", "binary", "vector_products", "special_softmax"],
 )
 def test_torch_functions_known_under_another_name_get_their_rule(fn: Any) -> None:
     bg, X = _data()
@@ -129,13 +134,13 @@ def test_a_torch_function_registered_with_a_decomposition_is_explained_through_i
     from deepshap.frameworks.pytorch.registry import RULES
 
     bg, X = _data()
-    model = _Fn(lambda h: torch.logaddexp(h, 2 * h)).eval()
+    model = _Fn(lambda h: torch.lerp(h, torch.tanh(h), 0.3)).eval()
     model(bg)
-    with pytest.raises(UnsupportedOperationError, match="logaddexp"):
+    with pytest.raises(UnsupportedOperationError, match="lerp"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    with deepshap.rules.registered(torch.logaddexp, lambda a, b: torch.logsumexp(torch.stack([a, b]), 0)):
+    with deepshap.rules.registered(torch.lerp, lambda start, end, weight: start + weight * (end - start)):
         _additive(model, bg, X)
-    assert torch.logaddexp not in RULES
+    assert torch.lerp not in RULES
 
 
 def test_a_registered_tensorflow_op_type_gets_its_rule() -> None:

@@ -99,8 +99,8 @@ _put(
         _T,
         """
         add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ neg neg_ __neg__ __pos__
-        positive sum mean nansum cumsum flatten unflatten reshape reshape_as view view_as squeeze squeeze_
-        unsqueeze unsqueeze_ transpose transpose_ swapaxes permute movedim split split_with_sizes
+        negative positive sum mean nansum cumsum flatten unflatten reshape reshape_as view view_as squeeze
+        squeeze_ unsqueeze unsqueeze_ transpose transpose_ swapaxes permute movedim split split_with_sizes
         tensor_split chunk unbind narrow select index_select gather flip roll tile repeat repeat_interleave
         expand expand_as t T mT diagonal tril triu contiguous clone float double half bfloat16 to type
         type_as cpu cuda __getitem__ __setitem__ copy_ fill_ zero_ index_add index_add_ index_copy
@@ -142,6 +142,8 @@ _put(
         """,
     )
     + _names(_T, "log_ sqrt_ rsqrt_ square_ abs_ clamp_ clip_ reciprocal_ clamp_min_ clamp_max_")
+    + _names("torch. torch.Tensor.", "erfc absolute arctan arcsin asin acos arccos logit")
+    + _names("torch.special.", "expit erf erfc exp2 expm1 log1p ndtr sinc logit")
     + _names(
         _F,
         """
@@ -157,7 +159,8 @@ _put(
     OpRule(Rule.RESCALE, functools.partial(H.unary_closed_form, secant=maths.square_secant)),
 )
 _put(
-    _names("torch. torch.Tensor.", "pow float_power maximum minimum fmax fmin atan2")
+    _names("torch. torch.Tensor.", "pow float_power maximum minimum fmax fmin atan2 arctan2 hypot logaddexp")
+    + _names("torch. torch.Tensor.", "logaddexp2 xlogy")
     + _names(_T, "__pow__ __rpow__ pow_ __ipow__"),
     OpRule(Rule.SHAPLEY_PAIR, H.shapley_pair),
 )
@@ -182,13 +185,13 @@ _put(
     ),
 )
 _put(
-    _names("torch.", "matmul mm bmm einsum bilinear tensordot")
-    + _names(_T, "matmul __matmul__ __rmatmul__ mm bmm")
+    _names("torch.", "matmul mm bmm einsum bilinear tensordot mv outer ger dot inner")
+    + _names(_T, "matmul __matmul__ __rmatmul__ mm bmm mv outer ger dot inner")
     + _names(_F, "linear bilinear"),
     OpRule(Rule.BILINEAR, H.bilinear, linear_if=H.one_factor),
 )
 _put(
-    _names("torch. torch.Tensor.", "addmm baddbmm addbmm"),
+    _names("torch. torch.Tensor.", "addmm baddbmm addbmm addmv addr"),
     OpRule(
         Rule.BILINEAR,
         functools.partial(H.bilinear, additive_first=True),
@@ -221,11 +224,11 @@ for _adaptive in (False, True):
             _put([_F + _base + _suffix], OpRule(Rule.MAX, _pool))
 for _kind in ("softmax", "log_softmax"):
     _put(
-        _names("torch. torch.Tensor. torch.nn.functional.", _kind),
+        _names("torch. torch.Tensor. torch.nn.functional. torch.special.", _kind),
         OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind=_kind)),
     )
 _put(
-    _names("torch. torch.Tensor.", "logsumexp"),
+    _names("torch. torch.Tensor. torch.special.", "logsumexp"),
     OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind="logsumexp")),
 )
 _put([_F + "softmin"], OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind="softmax", negate=True)))
