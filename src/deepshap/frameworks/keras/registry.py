@@ -98,14 +98,14 @@ OP_RULES: dict[str, OpRule] = {
     **_rules(
         Rule.RESCALE,
         "LeakyRelu Elu Selu Softplus Softsign Sigmoid Tanh Exp Expm1 Log Log1p Sqrt Rsqrt "
-        "Reciprocal Inv Abs Erf Erfc Sin Cos Atan Asinh ClipByValue",
+        "Reciprocal Inv Abs Erf Erfc Sin Cos Sinh Cosh Atan Asin Acos Asinh ClipByValue",
         (0,),
     ),
     "Relu": _closed(Rule.RESCALE, H.relu_multipliers(None), (0,)),
     "Relu6": _closed(Rule.RESCALE, H.relu_multipliers(6.0), (0,)),
     "Square": _closed(Rule.RESCALE, H.unary_closed_form(maths.square_secant), (0,)),
     # Elementwise functions of two operands: exact two-player Shapley split when both carry data.
-    **_rules(Rule.SHAPLEY_PAIR, "Maximum Minimum Pow DivNoNan Atan2"),
+    **_rules(Rule.SHAPLEY_PAIR, "Maximum Minimum Pow DivNoNan Atan2 Xlogy"),
     "RealDiv": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.quotient_multipliers)),
     "Div": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.quotient_multipliers)),
     "SquaredDifference": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.squared_difference_secants)),
