@@ -184,8 +184,8 @@ _TORCH_BINARY = sorted(
     and not name.startswith("torch.Tensor.__i")
     and (
         RULES[resolve(name)].kind is Rule.SHAPLEY_PAIR
-        or RULES[resolve(name)].apply in (H.multiply, H.divide)
-        or getattr(RULES[resolve(name)].apply, "func", None) is H.divide
+        or RULES[resolve(name)].apply is H.divide
+        or getattr(RULES[resolve(name)].apply, "func", None) in (H.divide, H.binary_closed_form)
     )
 )
 

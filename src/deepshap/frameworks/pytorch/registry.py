@@ -165,12 +165,14 @@ _put(
     OpRule(Rule.SHAPLEY_PAIR, H.shapley_pair),
 )
 
+_MULTIPLY = functools.partial(H.binary_closed_form, multipliers=maths.product_multipliers)
+
 # --- products --------------------------------------------------------------------------------------
 _put(
     _names("torch.", "mul multiply") + _names(_T, "mul __mul__ __rmul__ multiply"),
-    OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor, mask_product=True),
+    OpRule(Rule.BILINEAR, _MULTIPLY, linear_if=H.one_factor, mask_product=True),
 )
-_put(_names(_T, "mul_ __imul__"), OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor))
+_put(_names(_T, "mul_ __imul__"), OpRule(Rule.BILINEAR, _MULTIPLY, linear_if=H.one_factor))
 _put(
     _names("torch.", "div divide true_divide")
     + _names(_T, "div div_ divide true_divide __truediv__ __itruediv__ __div__"),
