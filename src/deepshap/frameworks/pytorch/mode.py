@@ -88,7 +88,10 @@ class DeepMode(TorchFunctionMode):
                 value, mask = masked
                 zero = torch.zeros((), dtype=value.dtype, device=value.device)
                 with self:
-                    return torch.where(mask, value, zero)
+                    if rule.out_of_place is None:
+                        return torch.where(mask, value, zero)
+                    if value is args[0]:  # h *= mask: the where's result copied back
+                        return value.copy_(torch.where(mask, value, zero))
         linear = rule.kind is Rule.LINEAR
         condition = None
         if rule.operands is not None:  # a select

@@ -169,10 +169,10 @@ _MULTIPLY = functools.partial(H.binary_closed_form, multipliers=maths.product_mu
 
 # --- products --------------------------------------------------------------------------------------
 _put(
-    _names("torch.", "mul multiply") + _names(_T, "mul __mul__ __rmul__ multiply"),
+    _names("torch.", "mul multiply") + _names(_T, "mul mul_ __mul__ __rmul__ __imul__ multiply"),
     OpRule(Rule.BILINEAR, _MULTIPLY, linear_if=H.one_factor, mask_product=True),
 )
-_put(_names(_T, "mul_ __imul__"), OpRule(Rule.BILINEAR, _MULTIPLY, linear_if=H.one_factor))
+
 _put(
     _names("torch.", "div divide true_divide")
     + _names(_T, "div div_ divide true_divide __truediv__ __itruediv__ __div__"),
