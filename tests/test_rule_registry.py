@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
+nn = torch.nn
 
 import deepshap  # noqa: E402
 from deepshap.errors import UnsupportedOperationError  # noqa: E402
@@ -191,6 +192,33 @@ def test_a_registration_overrides_a_built_in_rule_until_undone() -> None:
     finally:
         deepshap.rules.unregister(torch.tanh)
     np.testing.assert_array_equal(values(), own)
+
+
+class _Erfcx(nn.Module):
+    """A module whose forward has no rule of its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erfcx(x)
+
+
+def test_a_registered_module_class_gets_one_rule_for_its_whole_forward() -> None:
+    """Registered as rescale, the module gets the secant of its whole forward (the values of its one
+    function registered as rescale); before and after the block it is refused, naming that function."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), _Erfcx(), nn.Linear(8, 2)).eval()
+    bg, X = _data()
+    with deepshap.rules.registered(torch.special.erfcx, "rescale"):
+        by_function = np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X))
+    with deepshap.rules.registered(_Erfcx, "rescale"):
+        by_module = np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X))
+    np.testing.assert_allclose(by_module, by_function, rtol=1e-6, atol=1e-7)
+    assert "forward" not in vars(model[1])
+    with pytest.raises(UnsupportedOperationError, match="erfcx"):
+        deepshap.DeepExplainer(model, bg).shap_values(X)
+    with pytest.raises(TypeError, match="class"):
+        deepshap.rules.register(_Erfcx(), "rescale")
+    with pytest.raises(TypeError, match="rule kind"):
+        deepshap.rules.register(_Erfcx, lambda x: x)
 
 
 def test_register_refuses_what_it_cannot_do() -> None:

@@ -78,6 +78,8 @@ def register(op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int,
     - ``"rescale"``: an element-wise function of one input-dependent argument.
     - ``"shapley_pair"``: an element-wise function of two arguments that may both depend on the input.
     - ``"bilinear"``: bilinear in two arguments (a product, a matrix product).
+    - PyTorch only: ``op`` may be an ``nn.Module`` class with one of the kinds above; the whole forward
+      of its instances then gets that rule (``register(MyActivation, "rescale")``).
     - PyTorch only: a function with ``op``'s signature written in operations that have rules (a
       decomposition), for instance the forward of a custom ``autograd.Function``; each of its operations
       then gets its own rule. TensorFlow only: ``"identity"``, a value identity whose gradient passes

@@ -23,7 +23,7 @@ from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
 from deepshap.rules import Rule, maths, pending
 
-__all__ = ["RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
+__all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
 
 
 @dataclass(frozen=True)
@@ -315,9 +315,39 @@ _REGISTRABLE: dict[str, OpRule] = {
 }
 
 
+#: The module classes given a rule, each with the function the mode receives for their calls.
+MODULE_CALLS: dict[type, Callable[..., Any]] = {}
+
+
+def _module_call(cls: type) -> Callable[..., Any]:
+    """A function that runs ``cls.forward`` and that a ``TorchFunctionMode`` receives (with the module as
+    first argument), so that the module's whole forward gets one rule."""
+
+    def call(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        tensors = tuple(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
+        if torch.overrides.has_torch_function(tensors):
+            return torch.overrides.handle_torch_function(call, tensors, module, *args, **kwargs)
+        return cls.forward(module, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{cls.__module__}.{cls.__qualname__}.forward"
+    return call
+
+
 def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
     """Give the function ``op`` a rule: a kind of :data:`_REGISTRABLE`, or a decomposition (a function
-    with ``op``'s signature written in operations that have rules), replacing any rule it had."""
+    with ``op``'s signature written in operations that have rules), replacing any rule it had. An
+    ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule."""
+    if isinstance(op, torch.nn.Module):
+        raise TypeError(f"Register the class of a module, {type(op).__name__}, not one instance of it.")
+    if isinstance(op, type):
+        if not issubclass(op, torch.nn.Module) or not isinstance(rule, str):
+            raise TypeError(
+                f"A class can be registered only if it is a torch.nn.Module, with a rule kind; got {op!r}, "
+                f"{rule!r}."
+            )
+        call = MODULE_CALLS.setdefault(op, _module_call(op))
+        add(call, rule)
+        return
     if callable(rule) and not isinstance(rule, str):
         RULES[op] = OpRule(Rule.DECOMPOSE, rule)
         return
@@ -331,17 +361,19 @@ def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
 
 def current(op: Callable[..., Any]) -> OpRule | None:
     """The rule ``op`` has now (for :func:`restore`)."""
-    return RULES.get(op)
+    return RULES.get(MODULE_CALLS.get(op, op))  # type: ignore[call-overload]
 
 
 def restore(op: Callable[..., Any], rule: OpRule) -> None:
     """Give ``op`` back a rule taken with :func:`current`."""
-    RULES[op] = rule
+    RULES[MODULE_CALLS.get(op, op)] = rule  # type: ignore[call-overload]
 
 
 def remove(op: Callable[..., Any]) -> None:
     """Undo registrations for ``op``: deepshap's own rule, or none."""
-    if op in _BUILTIN:
+    if isinstance(op, type):
+        RULES.pop(MODULE_CALLS.pop(op, None), None)
+    elif op in _BUILTIN:
         RULES[op] = _BUILTIN[op]
     else:
         RULES.pop(op, None)
