@@ -319,7 +319,7 @@ _REGISTRABLE: dict[str, OpRule] = {
 MODULE_CALLS: dict[type, Callable[..., Any]] = {}
 
 
-def _module_call(cls: type) -> Callable[..., Any]:
+def _module_call(cls: type[torch.nn.Module]) -> Callable[..., Any]:
     """A function that runs ``cls.forward`` and that a ``TorchFunctionMode`` receives (with the module as
     first argument), so that the module's whole forward gets one rule."""
 
