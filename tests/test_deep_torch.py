@@ -561,6 +561,12 @@ def _in_place_masked_relu(x: torch.Tensor) -> torch.Tensor:
     return h
 
 
+def _in_place_mask_product(x: torch.Tensor) -> torch.Tensor:
+    h = x.clone()
+    h *= h > 0
+    return h
+
+
 @pytest.mark.parametrize(
     ("written", "module"),
     [
@@ -574,6 +580,10 @@ def _in_place_masked_relu(x: torch.Tensor) -> torch.Tensor:
         (lambda x: x.masked_fill(x < 0, torch.tensor(0.0, dtype=torch.float64)), nn.ReLU()),
         (lambda x: torch.where((x > 0).unsqueeze(-1).squeeze(-1).clone(), x, 0.2 * x), nn.LeakyReLU(0.2)),
         (lambda x: torch.where(F.relu(x).to(torch.bool), x, 0.2 * x), nn.LeakyReLU(0.2)),
+        (lambda x: x * (x > 0), nn.ReLU()),
+        (lambda x: (x > 0) * x, nn.ReLU()),
+        (lambda x: torch.mul(x, x > 0.3), nn.Threshold(0.3, 0.0)),
+        (_in_place_mask_product, nn.ReLU()),
     ],
     ids=[
         "relu",
@@ -586,6 +596,10 @@ def _in_place_masked_relu(x: torch.Tensor) -> torch.Tensor:
         "float64_fill",
         "reshaped_condition",
         "condition_by_to_bool",
+        "times_its_mask",
+        "mask_times",
+        "torch_mul_mask",
+        "in_place_mask_product",
     ],
 )
 def test_activations_written_with_where_equal_the_activation(written, module) -> None:  # noqa: ANN001
@@ -595,6 +609,22 @@ def test_activations_written_with_where_equal_the_activation(written, module) ->
     (by_where,) = _additive(_mlp(Lambda(written)), bg, X)
     (by_module,) = _additive(_mlp(module), bg, X)
     np.testing.assert_allclose(by_where, by_module, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        (lambda x: x // 2, "__floordiv__"),
+        (lambda x: x % 2, "remainder"),
+    ],
+    ids=["floordiv", "mod"],
+)
+def test_an_unsupported_binary_operator_raises_naming_it(written, name) -> None:  # noqa: ANN001
+    """PyTorch turns a TypeError inside a binary operator into NotImplemented; the explainer's error (a
+    TypeError too) must still reach the user with its message, not Python's "unsupported operand"."""
+    explainer = deepshap.DeepExplainer(_mlp(Lambda(written)).eval(), _data((4, 6), 1))
+    with pytest.raises(UnsupportedOperationError, match=name):
+        explainer.shap_values(_data((2, 6), 2))
 
 
 def test_where_with_a_condition_from_one_input_and_branches_from_another() -> None:

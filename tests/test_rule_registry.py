@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
+nn = torch.nn
 
 import deepshap  # noqa: E402
 from deepshap.errors import UnsupportedOperationError  # noqa: E402
@@ -102,8 +103,13 @@ def _data(width: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
         lambda h: torch.relu(sum(torch.broadcast_tensors(h, torch.ones(1, 6)))),
         lambda h: torch.relu(F.native_channel_shuffle(h.reshape(len(h), 6, 1), 2)),
         lambda h: torch.tensordot(torch.sigmoid(h), torch.tanh(h), dims=([1], [1])).diagonal().unsqueeze(1),
+        lambda h: torch.special.expit(h) + torch.erfc(h) + torch.arctan(h) + h.negative() + torch.absolute(h),
+        lambda h: torch.hypot(h, 2 * h) + torch.logaddexp(h, h.flip(1)) + torch.arctan2(h, h.flip(1) + 3),
+        lambda h: torch.stack([torch.dot(torch.tanh(r), r) + torch.outer(r, r).sum() for r in h])[:, None],
+        lambda h: torch.special.softmax(h, 1) + torch.special.logsumexp(h, 1, keepdim=True),
     ],
-    ids=["split", "mm", "atleast", "tensordot", "broadcast_tensors", "native_channel_shuffle", "tensordot2"],
+    ids=["split", "mm", "atleast", "tensordot", "broadcast_tensors", "native_channel_shuffle", "tensordot2"]
+    + ["aliases", "binary", "vector_products", "special_softmax"],
 )
 def test_torch_functions_known_under_another_name_get_their_rule(fn: Any) -> None:
     bg, X = _data()
@@ -120,26 +126,22 @@ def test_a_registered_torch_function_gets_its_rule_and_an_unregistered_one_is_na
     model(bg)
     with pytest.raises(UnsupportedOperationError, match="erfcx"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    try:
-        deepshap.rules.register(torch.special.erfcx, "rescale")
+    with deepshap.rules.registered(torch.special.erfcx, "rescale"):
         _additive(model, bg, X)
-    finally:
-        RULES.pop(torch.special.erfcx, None)
+    assert torch.special.erfcx not in RULES
 
 
 def test_a_torch_function_registered_with_a_decomposition_is_explained_through_it() -> None:
     from deepshap.frameworks.pytorch.registry import RULES
 
     bg, X = _data()
-    model = _Fn(lambda h: torch.logaddexp(h, 2 * h)).eval()
+    model = _Fn(lambda h: torch.lerp(h, torch.tanh(h), 0.3)).eval()
     model(bg)
-    with pytest.raises(UnsupportedOperationError, match="logaddexp"):
+    with pytest.raises(UnsupportedOperationError, match="lerp"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    try:
-        deepshap.rules.register(torch.logaddexp, lambda a, b: torch.logsumexp(torch.stack([a, b]), 0))
+    with deepshap.rules.registered(torch.lerp, lambda start, end, weight: start + weight * (end - start)):
         _additive(model, bg, X)
-    finally:
-        RULES.pop(torch.logaddexp, None)
+    assert torch.lerp not in RULES
 
 
 def test_a_registered_tensorflow_op_type_gets_its_rule() -> None:
@@ -159,14 +161,64 @@ def test_a_registered_tensorflow_op_type_gets_its_rule() -> None:
     bg, X = (np.asarray(t, np.float32) for t in _data())
     with pytest.raises(UnsupportedOperationError, match="Erfinv"):
         deepshap.DeepExplainer(model, bg).shap_values(X)
-    try:
-        deepshap.rules.register("Erfinv", "rescale", data_inputs=(0,))
+    with deepshap.rules.registered("Erfinv", "rescale", data_inputs=(0,)):
         explainer = deepshap.DeepExplainer(model, bg)
         values = explainer.shap_values(X)  # checks additivity
         gap = np.asarray(model(X), np.float64) - explainer.expected_value
         np.testing.assert_allclose(np.stack([v.sum(1) for v in values], 1), gap, rtol=1e-4, atol=1e-6)
+    assert "Erfinv" not in OP_RULES
+
+
+def test_a_registration_overrides_a_built_in_rule_until_undone() -> None:
+    """Registering tanh as linear (its gradient) changes the values; unregister() and the end of a
+    registered() block give tanh its own rule back, an earlier registration surviving a nested block."""
+    bg, X = _data()
+    model = _Fn(torch.tanh).eval()
+    model(bg)
+
+    def values() -> np.ndarray:
+        return np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X, check_additivity=False))
+
+    own = values()
+    with deepshap.rules.registered(torch.tanh, "linear"):
+        as_linear = values()
+    assert np.abs(as_linear - own).max() > 1e-3
+    np.testing.assert_array_equal(values(), own)
+    deepshap.rules.register(torch.tanh, "linear")
+    try:
+        with deepshap.rules.registered(torch.tanh, "rescale"):
+            np.testing.assert_array_equal(values(), own)
+        np.testing.assert_array_equal(values(), as_linear)
     finally:
-        OP_RULES.pop("Erfinv", None)
+        deepshap.rules.unregister(torch.tanh)
+    np.testing.assert_array_equal(values(), own)
+
+
+class _Erfcx(nn.Module):
+    """A module whose forward has no rule of its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erfcx(x)
+
+
+def test_a_registered_module_class_gets_one_rule_for_its_whole_forward() -> None:
+    """Registered as rescale, the module gets the secant of its whole forward (the values of its one
+    function registered as rescale); before and after the block it is refused, naming that function."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), _Erfcx(), nn.Linear(8, 2)).eval()
+    bg, X = _data()
+    with deepshap.rules.registered(torch.special.erfcx, "rescale"):
+        by_function = np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X))
+    with deepshap.rules.registered(_Erfcx, "rescale"):
+        by_module = np.asarray(deepshap.DeepExplainer(model, bg).shap_values(X))
+    np.testing.assert_allclose(by_module, by_function, rtol=1e-6, atol=1e-7)
+    assert "forward" not in vars(model[1])
+    with pytest.raises(UnsupportedOperationError, match="erfcx"):
+        deepshap.DeepExplainer(model, bg).shap_values(X)
+    with pytest.raises(TypeError, match="class"):
+        deepshap.rules.register(_Erfcx(), "rescale")
+    with pytest.raises(TypeError, match="rule kind"):
+        deepshap.rules.register(_Erfcx, lambda x: x)
 
 
 def test_register_refuses_what_it_cannot_do() -> None:

@@ -81,6 +81,8 @@ def _close(actual: np.ndarray, expected: np.ndarray, dtype: Any) -> None:
 
 _POSITIVE = {"log", "log2", "log10", "log1p", "sqrt", "rsqrt", "reciprocal", "Log", "Log1p", "Sqrt", "Rsqrt"}
 _POSITIVE |= {"Reciprocal", "Inv"}
+#: Functions defined on (0, 1) or (-1, 1) only, checked on (0.05, 0.95).
+_UNIT = {"asin", "arcsin", "acos", "arccos", "logit", "Asin", "Acos"}
 #: Extra arguments of the PyTorch element-wise functions that need them.
 _TORCH_EXTRA: dict[str, tuple] = {
     "clamp": (-0.5, 0.5),
@@ -96,6 +98,12 @@ _TORCH_RESCALE = sorted(
 )
 
 
+def _unit_pair(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A sample and a reference in (0.05, 0.95) whose entries differ by 0.45."""
+    x = RNG.uniform(0.05, 0.95, shape)
+    return x, (x - 0.05 + 0.45) % 0.9 + 0.05
+
+
 def _secant(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (f(x) - f(r)) / (x - r)
 
@@ -105,7 +113,7 @@ def _secant(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, r: np.ndarray)
 def test_torch_rescale_is_the_secant(name: str, dtype: Any) -> None:
     short = name.rsplit(".", 1)[-1]
     func, extra = resolve(name), _TORCH_EXTRA.get(short, ())
-    x, r = _pair((3, 5), positive=short in _POSITIVE)
+    x, r = _unit_pair((3, 5)) if short in _UNIT else _pair((3, 5), positive=short in _POSITIVE)
     _, (m,) = torch_rule(func, [x], [r], dtype, *extra)
     exact = _secant(lambda a: func(torch.tensor(a, dtype=torch.float64), *extra).numpy(), x, r)
     _close(m, exact, dtype)
@@ -135,6 +143,10 @@ _TF_RESCALE: dict[str, Callable[[Any], Any]] = {
     "Sin": tf.sin,
     "Cos": tf.cos,
     "Atan": tf.atan,
+    "Sinh": tf.sinh,
+    "Cosh": tf.cosh,
+    "Asin": tf.asin,
+    "Acos": tf.acos,
     "Asinh": tf.asinh,
     "ClipByValue": lambda t: tf.clip_by_value(t, -0.5, 0.5),
     "Square": tf.square,
@@ -149,7 +161,7 @@ def test_every_tensorflow_rescale_op_has_a_definition_here() -> None:
 @pytest.mark.parametrize("op_type", sorted(_TF_RESCALE))
 def test_tensorflow_rescale_is_the_secant(op_type: str, dtype: Any) -> None:
     fn = _TF_RESCALE[op_type]
-    x, r = _pair((3, 5), positive=op_type in _POSITIVE)
+    x, r = _unit_pair((3, 5)) if op_type in _UNIT else _pair((3, 5), positive=op_type in _POSITIVE)
     _, (m,) = tf_rule(fn, [x], [r], dtype)
     _close(m, _secant(lambda a: fn(tf.constant(a, tf.float64)).numpy(), x, r), dtype)
 
@@ -172,8 +184,8 @@ _TORCH_BINARY = sorted(
     and not name.startswith("torch.Tensor.__i")
     and (
         RULES[resolve(name)].kind is Rule.SHAPLEY_PAIR
-        or RULES[resolve(name)].apply in (H.multiply, H.divide)
-        or getattr(RULES[resolve(name)].apply, "func", None) is H.divide
+        or RULES[resolve(name)].apply is H.divide
+        or getattr(RULES[resolve(name)].apply, "func", None) in (H.divide, H.binary_closed_form)
     )
 )
 
@@ -201,6 +213,7 @@ _TF_BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "Pow": tf.pow,
     "DivNoNan": tf.math.divide_no_nan,
     "Atan2": tf.atan2,
+    "Xlogy": tf.math.xlogy,
     "RealDiv": tf.math.truediv,
     "Div": lambda a, b: tf.raw_ops.Div(x=a, y=b),
     "SquaredDifference": tf.math.squared_difference,
@@ -390,8 +403,10 @@ def test_softmax_agrees_between_backends_and_with_its_definition(log: bool, dtyp
         (F.softplus, tf.nn.softplus, False),
         (F.elu, tf.nn.elu, False),
         (torch.square, tf.square, False),
+        (torch.sinh, tf.sinh, False),
+        (torch.cosh, tf.cosh, False),
     ],
-    ids=["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "softplus", "elu", "square"],
+    ids=["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "softplus", "elu", "square", "sinh", "cosh"],
 )
 def test_rescale_agrees_between_backends(torch_fn: Any, tf_fn: Any, positive: bool, dtype: Any) -> None:
     x, r = _pair((4, 6), positive)
@@ -408,8 +423,10 @@ def test_rescale_agrees_between_backends(torch_fn: Any, tf_fn: Any, positive: bo
         (torch.div, tf.math.truediv),
         (torch.maximum, tf.maximum),
         (torch.pow, tf.pow),
+        (torch.atan2, tf.atan2),
+        (torch.xlogy, tf.math.xlogy),
     ],
-    ids=["mul", "div", "maximum", "pow"],
+    ids=["mul", "div", "maximum", "pow", "atan2", "xlogy"],
 )
 def test_binary_rules_agree_between_backends(torch_fn: Any, tf_fn: Any, dtype: Any) -> None:
     a, b = _pair((3, 4), positive=True), _pair((3, 4), positive=True)

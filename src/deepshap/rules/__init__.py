@@ -11,12 +11,13 @@ function object in PyTorch (``deepshap.frameworks.pytorch.registry``), the op ty
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Rule", "register"]
+__all__ = ["Rule", "register", "registered", "unregister"]
 
 
 class Rule(StrEnum):
@@ -77,13 +78,17 @@ def register(op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int,
     - ``"rescale"``: an element-wise function of one input-dependent argument.
     - ``"shapley_pair"``: an element-wise function of two arguments that may both depend on the input.
     - ``"bilinear"``: bilinear in two arguments (a product, a matrix product).
+    - PyTorch only: ``op`` may be an ``nn.Module`` class with one of the kinds above; the whole forward
+      of its instances then gets that rule (``register(MyActivation, "rescale")``).
     - PyTorch only: a function with ``op``'s signature written in operations that have rules (a
       decomposition), for instance the forward of a custom ``autograd.Function``; each of its operations
       then gets its own rule. TensorFlow only: ``"identity"``, a value identity whose gradient passes
       through.
 
     ``data_inputs`` (TensorFlow): the input positions that may depend on the input (default: any).
-    A registration replaces deepshap's own rule for ``op``, for every explainer created afterwards.
+    A registration replaces deepshap's own rule for ``op``, for every explainer created afterwards;
+    :func:`unregister` gives ``op`` its own rule back, and :func:`registered` registers for the duration of
+    a ``with`` block only (tests, one model).
 
     >>> import deepshap
     >>> deepshap.rules.register("Erfinv", "rescale")  # TensorFlow's tf.math.erfinv
@@ -104,6 +109,37 @@ def register(op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int,
         _PENDING.append((framework, op, rule, options))
     else:
         module.add(op, rule, **options)
+
+
+def unregister(op: Any) -> None:
+    """Undo :func:`register` for ``op``: it gets deepshap's own rule back, or none where it had none."""
+    framework = "tensorflow" if isinstance(op, str) else "torch"
+    _PENDING[:] = [entry for entry in _PENDING if not (entry[0] == framework and entry[1] is op)]
+    module = sys.modules.get(_BACKENDS[framework])
+    if module is not None:
+        module.remove(op)
+
+
+@contextlib.contextmanager
+def registered(
+    op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int, ...] | None = None
+) -> Iterator[None]:
+    """:func:`register` for the duration of a ``with`` block; afterwards ``op`` has the rule it had before
+    (deepshap's own, an earlier registration, or none)."""
+    framework = "tensorflow" if isinstance(op, str) else "torch"
+    pending_before = list(_PENDING)
+    module = sys.modules.get(_BACKENDS[framework])
+    before = module.current(op) if module is not None else None
+    register(op, rule, data_inputs=data_inputs)
+    try:
+        yield
+    finally:
+        _PENDING[:] = pending_before
+        module = sys.modules.get(_BACKENDS[framework])
+        if module is not None and before is not None:
+            module.restore(op, before)
+        elif module is not None:  # loaded during the block: op had deepshap's own rule before it
+            module.remove(op)
 
 
 def _check_kind(framework: str, rule: Any) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from deepshap.frameworks.keras import handlers as H
 from deepshap.rules import Rule, maths, pending
 
-__all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add"]
+__all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add", "current", "remove", "restore"]
 
 IDENTITY = "identity"
 SHAPE = "shape"
@@ -98,14 +98,14 @@ OP_RULES: dict[str, OpRule] = {
     **_rules(
         Rule.RESCALE,
         "LeakyRelu Elu Selu Softplus Softsign Sigmoid Tanh Exp Expm1 Log Log1p Sqrt Rsqrt "
-        "Reciprocal Inv Abs Erf Erfc Sin Cos Atan Asinh ClipByValue",
+        "Reciprocal Inv Abs Erf Erfc Sin Cos Sinh Cosh Atan Asin Acos Asinh ClipByValue",
         (0,),
     ),
     "Relu": _closed(Rule.RESCALE, H.relu_multipliers(None), (0,)),
     "Relu6": _closed(Rule.RESCALE, H.relu_multipliers(6.0), (0,)),
     "Square": _closed(Rule.RESCALE, H.unary_closed_form(maths.square_secant), (0,)),
     # Elementwise functions of two operands: exact two-player Shapley split when both carry data.
-    **_rules(Rule.SHAPLEY_PAIR, "Maximum Minimum Pow DivNoNan Atan2"),
+    **_rules(Rule.SHAPLEY_PAIR, "Maximum Minimum Pow DivNoNan Atan2 Xlogy"),
     "RealDiv": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.quotient_multipliers)),
     "Div": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.quotient_multipliers)),
     "SquaredDifference": _closed(Rule.SHAPLEY_PAIR, H.binary_closed_form(maths.squared_difference_secants)),
@@ -137,6 +137,28 @@ def add(op_type: str, kind: str, data_inputs: tuple[int, ...] | None = None) -> 
             f"A TensorFlow op type can be registered as one of {[str(k) for k in REGISTRABLE]}; got {kind!r}."
         )
     OP_RULES[op_type] = OpRule(str(kind) if kind == IDENTITY else Rule(kind), data_inputs, _GRADIENTS[kind])
+
+
+#: deepshap's own rules, which :func:`remove` puts back.
+_BUILTIN: dict[str, OpRule] = dict(OP_RULES)
+
+
+def current(op_type: str) -> OpRule | None:
+    """The rule ``op_type`` has now (for :func:`restore`)."""
+    return OP_RULES.get(op_type)
+
+
+def restore(op_type: str, rule: OpRule) -> None:
+    """Give ``op_type`` back a rule taken with :func:`current`."""
+    OP_RULES[op_type] = rule
+
+
+def remove(op_type: str) -> None:
+    """Undo registrations for ``op_type``: deepshap's own rule, or none."""
+    if op_type in _BUILTIN:
+        OP_RULES[op_type] = _BUILTIN[op_type]
+    else:
+        OP_RULES.pop(op_type, None)
 
 
 for _op, _kind, _options in pending("tensorflow"):

@@ -25,6 +25,7 @@ exactly "requires grad".
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.pytorch.mode import DeepMode, OperationsDiffer
 from deepshap.frameworks.pytorch.model import require_autograd
 from deepshap.frameworks.pytorch.pairing import AmbiguousLayout
+from deepshap.frameworks.pytorch.registry import MODULE_CALLS
 from deepshap.rules.maths import plan_chunks
 
 __all__ = ["UnsupportedOperationError", "deep_attributions"]
@@ -50,7 +52,7 @@ def deep_attributions(
     n_bg = int(adapter.background[0].shape[0])
     n_chunk, m_chunk = plan_chunks(int(inputs[0].shape[0]), n_bg, batch_size)
     index = torch.as_tensor(np.asarray(output_index, dtype=np.int64), device=inputs[0].device)
-    with _frozen_parameters(adapter):
+    with _frozen_parameters(adapter), _registered_modules(adapter):
         try:
             phi = _attributions(adapter, inputs, index, m_chunk, n_chunk)
         except AmbiguousLayout:  # one sample per chunk: pair and reference shapes are then equal
@@ -186,3 +188,22 @@ def _frozen_parameters(adapter: Any) -> Iterator[None]:
     finally:
         for p in params:
             p.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def _registered_modules(adapter: Any) -> Iterator[None]:
+    """The modules whose class was given a rule (:func:`deepshap.rules.register`) called through the
+    function the registry knows them by, for the duration of the block."""
+    module = getattr(adapter, "module", None)
+    patched = []
+    if module is not None and MODULE_CALLS:
+        for sub in module.modules():
+            call = MODULE_CALLS.get(type(sub))
+            if call is not None and "forward" not in vars(sub):
+                sub.forward = functools.partial(call, sub)
+                patched.append(sub)
+    try:
+        yield
+    finally:
+        for sub in patched:
+            del sub.forward

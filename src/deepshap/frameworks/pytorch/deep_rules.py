@@ -156,21 +156,18 @@ def _product_rule(value: torch.Tensor, ref: torch.Tensor, factors: list[tuple[An
     return Pair(with_multipliers(value, [t for t, _ in tracked], mults), ref)
 
 
-def multiply(a: Pair, b: Pair) -> Pair:
-    """Product: two-player Shapley split, multipliers ``(b_x + b_r) / 2`` and ``(a_x + a_r) / 2``."""
+def closed_form_pair(
+    fn: Callable[[Any, Any], torch.Tensor],
+    multipliers: Callable[[Any, Any, Any, Any], tuple[Any, Any]],
+    a: Pair,
+    b: Pair,
+) -> Pair:
+    """An element-wise ``fn(a, b)`` whose exact two-player Shapley ``multipliers(a_x, a_r, b_x, b_r)`` are
+    known in closed form (:func:`deepshap.rules.maths.product_multipliers`, ...): no threshold."""
     ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
     with torch.no_grad():
-        value, ref = ax * bx, ar * br
-        m_a, m_b = maths.product_multipliers(ax, ar, bx, br)
-    return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
-
-
-def divide(a: Pair, b: Pair) -> Pair:
-    """Quotient: Shapley multipliers ``(1/b_x + 1/b_r) / 2`` and ``-(a_x + a_r) / (2 b_x b_r)``."""
-    ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
-    with torch.no_grad():
-        value, ref = ax / bx, ar / br
-        m_a, m_b = maths.quotient_multipliers(ax, ar, bx, br)
+        value, ref = fn(ax, bx), fn(ar, br)
+        m_a, m_b = multipliers(ax, ar, bx, br)
     return _product_rule(value, ref, [(a.x, m_a), (b.x, m_b)])
 
 
@@ -316,7 +313,7 @@ def normalize(p: Pair, dims: Sequence[int], eps: float, center: bool = True) -> 
     sq = rescale_pair(torch.square, centred)
     var = sq.map(lambda t: t.mean(dims, keepdim=True) + eps)
     inv = rescale_pair(torch.rsqrt, var)
-    return multiply(centred, inv)
+    return closed_form_pair(torch.mul, maths.product_multipliers, centred, inv)
 
 
 def affine(p: Pair, weight: torch.Tensor | None, bias: torch.Tensor | None) -> Pair:

@@ -19,16 +19,17 @@ from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
 from deepshap.frameworks.pytorch.pairing import TAG, Refs, depends, pair_of, same
+from deepshap.rules import maths
 
 __all__ = [
     "bilinear",
+    "binary_closed_form",
     "check_batch_norm",
     "check_dropout",
     "check_rounding",
     "divide",
     "max_pool",
     "max_reduction",
-    "multiply",
     "norm",
     "one_factor",
     "constant_denominator",
@@ -174,16 +175,31 @@ def check_rounding(name: str, args: Sequence[Any], kwargs: dict) -> None:
         )
 
 
-def multiply(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -> Any:
-    """``a * b``: the Shapley multipliers in closed form."""
-    return R.multiply(pair_of(args[0], ref_of), pair_of(args[1], ref_of)).x
+def binary_closed_form(
+    func: Any,
+    name: str,
+    args: list,
+    kwargs: dict,
+    ref_of: Refs,
+    multipliers: Callable[[Any, Any, Any, Any], tuple[Any, Any]],
+    reverse: bool = False,
+) -> Any:
+    """An element-wise function of two operands (``func(b, a)`` with ``reverse``: ``__rtruediv__``) whose
+    exact Shapley ``multipliers`` are known in closed form (:mod:`deepshap.rules.maths`)."""
+    first, second = args[0], args[1] if len(args) > 1 else kwargs["other"]
+    a, b = (second, first) if reverse else (first, second)
+
+    def fn(u: Any, v: Any) -> torch.Tensor:
+        return func(v, u) if reverse else func(u, v)
+
+    return R.closed_form_pair(fn, multipliers, pair_of(a, ref_of), pair_of(b, ref_of)).x
 
 
 def divide(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, reverse: bool = False) -> Any:
     """``a / b`` (``b / a`` with ``reverse``): the Shapley multipliers in closed form."""
     check_rounding(name, args, kwargs)
-    num, den = (args[1], args[0]) if reverse else (args[0], args[1] if len(args) > 1 else kwargs["other"])
-    return R.divide(pair_of(num, ref_of), pair_of(den, ref_of)).x
+    kwargs = {k: v for k, v in kwargs.items() if k != "rounding_mode"}
+    return binary_closed_form(func, name, args, kwargs, ref_of, maths.quotient_multipliers, reverse)
 
 
 def bilinear(

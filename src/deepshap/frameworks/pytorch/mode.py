@@ -57,9 +57,24 @@ class DeepMode(TorchFunctionMode):
         self.position = 0
         self.copy_records = copy_records
         self._versions: list[list[int]] = []  # version counters of the recorded tensors when recorded
+        self.error: UnsupportedOperationError | None = None  # the last one raised (see __exit__)
 
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
-        kwargs = dict(kwargs or {})
+        try:
+            return self._dispatch(func, args, dict(kwargs or {}))
+        except UnsupportedOperationError as error:
+            self.error = error
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> Any:
+        """PyTorch turns a ``TypeError`` raised inside a binary operator (``h * mask``, ``h // 2``) into
+        ``NotImplemented``, and Python then raises its own "unsupported operand type(s)";
+        :class:`UnsupportedOperationError` is a ``TypeError``, so its message would be lost: raise it."""
+        super().__exit__(exc_type, exc, traceback)
+        if isinstance(exc, TypeError) and not isinstance(exc, UnsupportedOperationError) and self.error:
+            raise self.error from exc
+
+    def _dispatch(self, func: Any, args: Sequence[Any], kwargs: dict) -> Any:
         flat, _ = tree_flatten((args, kwargs))
         dependent = [t for t in flat if depends(t)]
         if not dependent:
@@ -67,6 +82,16 @@ class DeepMode(TorchFunctionMode):
         rule = RULES.get(func)
         if rule is None:
             return _unknown(func, args, kwargs)
+        if rule.mask_product:
+            masked = _masked_factor(args, kwargs)
+            if masked is not None:  # value * mask with a mask computed from the input: a where
+                value, mask = masked
+                zero = torch.zeros((), dtype=value.dtype, device=value.device)
+                with self:
+                    if rule.out_of_place is None:
+                        return torch.where(mask, value, zero)
+                    if value is args[0]:  # h *= mask: the where's result copied back
+                        return value.copy_(torch.where(mask, value, zero))
         linear = rule.kind is Rule.LINEAR
         condition = None
         if rule.operands is not None:  # a select
@@ -154,6 +179,19 @@ def _unknown(func: Any, args: Sequence[Any], kwargs: dict) -> Any:
         if isinstance(t, torch.Tensor):
             setattr(t, TAG, True)
     return out
+
+
+def _masked_factor(args: Sequence[Any], kwargs: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Of a product ``value * mask`` (either order) whose boolean mask is computed from the input and
+    whose floating value depends on it too: ``(value, mask)``, the product being ``where(mask, value, 0)``
+    (``h * (h > 0)`` is a ReLU). None for any other product."""
+    factors = [*args, *kwargs.values()]
+    if len(factors) != 2 or not all(depends(t) for t in factors):
+        return None
+    for value, mask in (factors, factors[::-1]):
+        if mask.dtype == torch.bool and is_float(value):
+            return value, mask
+    return None
 
 
 def _tag_discrete(out: Any, rule: OpRule) -> Any:

@@ -23,7 +23,7 @@ from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
 from deepshap.rules import Rule, maths, pending
 
-__all__ = ["RULES", "OpRule", "add", "resolve"]
+__all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ class OpRule:
     args, kwargs)``: raises where a call has no rule (dropout in training mode, rounding division).
     ``operands(args, kwargs)``: of a select, ``(condition, chosen, other)``. ``out_of_place``: of an
     in-place method, its out-of-place partner; ``inplace_arg``: the position of an ``inplace`` flag.
-    ``value_free``: the result depends on the input's shape only (``zeros_like``).
+    ``value_free``: the result depends on the input's shape only (``zeros_like``). ``mask_product``: a
+    product whose other factor may be a boolean mask computed from the input (``h * (h > 0)``), which
+    the mode rewrites as ``where(mask, h, 0)``.
     """
 
     kind: Rule
@@ -48,6 +50,7 @@ class OpRule:
     out_of_place: Callable[..., Any] | None = None
     inplace_arg: int | None = None
     value_free: bool = False
+    mask_product: bool = False
 
 
 def resolve(name: str) -> Any:
@@ -96,8 +99,8 @@ _put(
         _T,
         """
         add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ neg neg_ __neg__ __pos__
-        positive sum mean nansum cumsum flatten unflatten reshape reshape_as view view_as squeeze squeeze_
-        unsqueeze unsqueeze_ transpose transpose_ swapaxes permute movedim split split_with_sizes
+        negative positive sum mean nansum cumsum flatten unflatten reshape reshape_as view view_as squeeze
+        squeeze_ unsqueeze unsqueeze_ transpose transpose_ swapaxes permute movedim split split_with_sizes
         tensor_split chunk unbind narrow select index_select gather flip roll tile repeat repeat_interleave
         expand expand_as t T mT diagonal tril triu contiguous clone float double half bfloat16 to type
         type_as cpu cuda __getitem__ __setitem__ copy_ fill_ zero_ index_add index_add_ index_copy
@@ -139,6 +142,8 @@ _put(
         """,
     )
     + _names(_T, "log_ sqrt_ rsqrt_ square_ abs_ clamp_ clip_ reciprocal_ clamp_min_ clamp_max_")
+    + _names("torch. torch.Tensor.", "erfc absolute arctan arcsin asin acos arccos logit")
+    + _names("torch.special.", "expit erf erfc exp2 expm1 log1p ndtr sinc logit")
     + _names(
         _F,
         """
@@ -154,16 +159,20 @@ _put(
     OpRule(Rule.RESCALE, functools.partial(H.unary_closed_form, secant=maths.square_secant)),
 )
 _put(
-    _names("torch. torch.Tensor.", "pow float_power maximum minimum fmax fmin atan2")
+    _names("torch. torch.Tensor.", "pow float_power maximum minimum fmax fmin atan2 arctan2 hypot logaddexp")
+    + _names("torch. torch.Tensor.", "logaddexp2 xlogy")
     + _names(_T, "__pow__ __rpow__ pow_ __ipow__"),
     OpRule(Rule.SHAPLEY_PAIR, H.shapley_pair),
 )
 
+_MULTIPLY = functools.partial(H.binary_closed_form, multipliers=maths.product_multipliers)
+
 # --- products --------------------------------------------------------------------------------------
 _put(
     _names("torch.", "mul multiply") + _names(_T, "mul mul_ __mul__ __rmul__ __imul__ multiply"),
-    OpRule(Rule.BILINEAR, H.multiply, linear_if=H.one_factor),
+    OpRule(Rule.BILINEAR, _MULTIPLY, linear_if=H.one_factor, mask_product=True),
 )
+
 _put(
     _names("torch.", "div divide true_divide")
     + _names(_T, "div div_ divide true_divide __truediv__ __itruediv__ __div__"),
@@ -178,13 +187,13 @@ _put(
     ),
 )
 _put(
-    _names("torch.", "matmul mm bmm einsum bilinear tensordot")
-    + _names(_T, "matmul __matmul__ __rmatmul__ mm bmm")
+    _names("torch.", "matmul mm bmm einsum bilinear tensordot mv outer ger dot inner")
+    + _names(_T, "matmul __matmul__ __rmatmul__ mm bmm mv outer ger dot inner")
     + _names(_F, "linear bilinear"),
     OpRule(Rule.BILINEAR, H.bilinear, linear_if=H.one_factor),
 )
 _put(
-    _names("torch. torch.Tensor.", "addmm baddbmm addbmm"),
+    _names("torch. torch.Tensor.", "addmm baddbmm addbmm addmv addr"),
     OpRule(
         Rule.BILINEAR,
         functools.partial(H.bilinear, additive_first=True),
@@ -217,11 +226,11 @@ for _adaptive in (False, True):
             _put([_F + _base + _suffix], OpRule(Rule.MAX, _pool))
 for _kind in ("softmax", "log_softmax"):
     _put(
-        _names("torch. torch.Tensor. torch.nn.functional.", _kind),
+        _names("torch. torch.Tensor. torch.nn.functional. torch.special.", _kind),
         OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind=_kind)),
     )
 _put(
-    _names("torch. torch.Tensor.", "logsumexp"),
+    _names("torch. torch.Tensor. torch.special.", "logsumexp"),
     OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind="logsumexp")),
 )
 _put([_F + "softmin"], OpRule(Rule.SOFTMAX, functools.partial(H.softmax, kind="softmax", negate=True)))
@@ -292,6 +301,8 @@ for _name, _rule in list(_NAMED.items()):
 
 #: The rule of every function deepshap knows, keyed by the function object the mode receives.
 RULES: dict[Any, OpRule] = {resolve(name): rule for name, rule in _NAMED.items()}
+#: deepshap's own rules, which :func:`remove` puts back.
+_BUILTIN: dict[Any, OpRule] = dict(RULES)
 #: The names the table was written with (for tests and messages).
 NAMES: tuple[str, ...] = tuple(_NAMED)
 
@@ -304,9 +315,39 @@ _REGISTRABLE: dict[str, OpRule] = {
 }
 
 
+#: The module classes given a rule, each with the function the mode receives for their calls.
+MODULE_CALLS: dict[type, Callable[..., Any]] = {}
+
+
+def _module_call(cls: type[torch.nn.Module]) -> Callable[..., Any]:
+    """A function that runs ``cls.forward`` and that a ``TorchFunctionMode`` receives (with the module as
+    first argument), so that the module's whole forward gets one rule."""
+
+    def call(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        tensors = tuple(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
+        if torch.overrides.has_torch_function(tensors):
+            return torch.overrides.handle_torch_function(call, tensors, module, *args, **kwargs)
+        return cls.forward(module, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{cls.__module__}.{cls.__qualname__}.forward"
+    return call
+
+
 def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
     """Give the function ``op`` a rule: a kind of :data:`_REGISTRABLE`, or a decomposition (a function
-    with ``op``'s signature written in operations that have rules), replacing any rule it had."""
+    with ``op``'s signature written in operations that have rules), replacing any rule it had. An
+    ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule."""
+    if isinstance(op, torch.nn.Module):
+        raise TypeError(f"Register the class of a module, {type(op).__name__}, not one instance of it.")
+    if isinstance(op, type):
+        if not issubclass(op, torch.nn.Module) or not isinstance(rule, str):
+            raise TypeError(
+                f"A class can be registered only if it is a torch.nn.Module, with a rule kind; got {op!r}, "
+                f"{rule!r}."
+            )
+        call = MODULE_CALLS.setdefault(op, _module_call(op))
+        add(call, rule)
+        return
     if callable(rule) and not isinstance(rule, str):
         RULES[op] = OpRule(Rule.DECOMPOSE, rule)
         return
@@ -316,6 +357,26 @@ def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
             f"a decomposition (a function); got {rule!r}."
         )
     RULES[op] = _REGISTRABLE[rule]
+
+
+def current(op: Callable[..., Any]) -> OpRule | None:
+    """The rule ``op`` has now (for :func:`restore`)."""
+    return RULES.get(MODULE_CALLS.get(op, op))  # type: ignore[call-overload]
+
+
+def restore(op: Callable[..., Any], rule: OpRule) -> None:
+    """Give ``op`` back a rule taken with :func:`current`."""
+    RULES[MODULE_CALLS.get(op, op)] = rule  # type: ignore[call-overload]
+
+
+def remove(op: Callable[..., Any]) -> None:
+    """Undo registrations for ``op``: deepshap's own rule, or none."""
+    if isinstance(op, type):
+        RULES.pop(MODULE_CALLS.pop(op, None), None)
+    elif op in _BUILTIN:
+        RULES[op] = _BUILTIN[op]
+    else:
+        RULES.pop(op, None)
 
 
 for _op, _rule, _ in pending("torch"):
