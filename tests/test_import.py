@@ -77,3 +77,18 @@ def test_explainer_classes_resolve_without_frameworks() -> None:
         """
     )
     assert_ok(result)
+
+
+def test_current_dialect_and_explainers_namespace_resolve_without_frameworks() -> None:
+    result = run_blocked(
+        """
+        import deepshap.current as shap
+        import deepshap.explainers
+
+        for name in ("GradientExplainer", "DeepExplainer", "Explainer", "PartitionExplainer"):
+            assert callable(getattr(shap, name)), name
+        for name in ("Deep", "Gradient", "Partition", "PartitionExplainer"):
+            assert callable(getattr(shap.explainers, name)) and callable(getattr(deepshap.explainers, name))
+        """
+    )
+    assert_ok(result)
