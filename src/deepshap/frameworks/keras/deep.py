@@ -9,7 +9,8 @@ the whole work for a chunk of (sample, background) pairs:
    :mod:`deepshap.frameworks.keras.deep_rules` (ops paired between the two calls, unsupported ops
    rejected before anything runs);
 3. one ``tf.gradients`` per explained output over the input call gives the DeepLIFT multipliers;
-   multiplied by ``x - reference`` and summed over the chunk's background rows. At most
+   multiplied by ``x - reference`` and summed over the chunk's background rows in float64 (the values
+   come back in float64; the explainer gives them the dtype shap would). At most
    :data:`OUTPUTS_PER_TRACE` outputs share one traced function; more run in groups.
 
 The Python loop runs over chunks only; the sum over chunks stays on tf tensors, and numpy appears once,
@@ -38,7 +39,8 @@ _TRACED: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDiction
 def deep_attributions(
     adapter: Any, inputs: list[tf.Tensor], output_index: np.ndarray, batch_size: int
 ) -> list[np.ndarray]:
-    """DeepSHAP values: per input ``(N, *shape, R)``, the mean over the background of multipliers * delta.
+    """DeepSHAP values: per input ``(N, *shape, R)`` float64, the mean over the background of multipliers
+    * delta.
 
     ``inputs`` are the adapter's tensors at the explained level (N rows), ``output_index`` an ``(N, R)``
     integer array naming the outputs explained for each sample, ``batch_size`` the number of (sample,
@@ -70,12 +72,7 @@ def deep_attributions(
             groups.append(total)
         chunks.append([tf.concat([g[i] for g in groups], axis=-1) for i in range(len(inputs))])
     scale = 1.0 / n_background
-    return [
-        (tf.concat([chunk[i] for chunk in chunks], axis=0).numpy() * scale).astype(
-            inputs[i].dtype.as_numpy_dtype, copy=False
-        )
-        for i in range(len(inputs))
-    ]
+    return [tf.concat([chunk[i] for chunk in chunks], axis=0).numpy() * scale for i in range(len(inputs))]
 
 
 def _traced(adapter: Any, n_explained: int) -> Any:
@@ -116,5 +113,5 @@ def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: t
         grads = [g[i] if g[i] is not None else tf.zeros_like(x) for g in per_output]
         phi = tf.stack(grads, axis=-1) * tf.expand_dims(x - ref, -1)
         phi = tf.reshape(phi, tf.concat([[n_x, n_ref], tf.shape(phi)[1:]], 0))
-        result.append(tf.reduce_sum(phi, axis=1))
+        result.append(tf.reduce_sum(tf.cast(phi, tf.float64), axis=1))  # the sum over references
     return result
