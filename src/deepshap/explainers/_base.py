@@ -63,6 +63,18 @@ class DifferentiableExplainer:
             return np.tile(np.arange(self.adapter.n_outputs, dtype=np.int64), (n, 1)), False
         return select_outputs(outputs, ranked, output_rank_order), ranked is not None
 
+    @staticmethod
+    def _in_values_dtype(X: Any, phi: list[np.ndarray], data: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``phi`` in the dtype shap returns: float64 when the user's X is float64 (the model may compute
+        in float32; shap's TensorFlow explainer multiplies by ``x - reference`` in X's precision), else
+        the model's float dtype (float32 at least)."""
+        items = X if isinstance(X, list | tuple) else [X]
+        if any(_is_float64(x) for x in items):
+            dtype = np.dtype(np.float64)
+        else:
+            dtype = np.result_type(*[d.dtype for d in data], np.float32)
+        return [p.astype(dtype, copy=False) for p in phi]
+
     def _format(self, phi: Sequence[np.ndarray], output_index: np.ndarray, ranked: bool) -> Any:
         """Attributions as ``shap_values`` returns them, in the layout in force."""
         return format_values(
@@ -100,3 +112,12 @@ def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return int(value)
+
+
+def _is_float64(x: Any) -> bool:
+    """Whether ``x`` (numpy, a torch or tf tensor, a pandas frame) holds float64 numbers."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None and hasattr(x, "to_numpy"):  # a pandas DataFrame has one dtype per column
+        dtype = x.to_numpy().dtype
+    name = getattr(dtype, "name", None) or str(dtype)
+    return name.removeprefix("torch.") in ("float64", "double")

@@ -107,10 +107,12 @@ class DeepExplainer(DifferentiableExplainer):
             inputs, ranked_output, ranked_outputs, output_rank_order, outputs
         )
         phi = self._backend.deep_attributions(adapter, inputs, output_index, self.batch_size)
+        data = [adapter.to_numpy(x) for x in inputs]
+        phi = self._in_values_dtype(X, phi, data)
         if check_additivity:
             explained = np.take_along_axis(outputs, output_index, axis=1)
             check_additive(phi, explained, self.expected_value[output_index])
-        return phi, output_index, ranked, [adapter.to_numpy(x) for x in inputs]
+        return phi, output_index, ranked, data
 
 
 def check_additive(phi: list[np.ndarray], explained: np.ndarray, base_values: np.ndarray) -> None:

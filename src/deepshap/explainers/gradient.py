@@ -131,6 +131,9 @@ class GradientExplainer(DifferentiableExplainer):
             phi.append(est)
             variances.append(var)
         data = [adapter.to_numpy(x) for x in xs]
+        phi = self._in_values_dtype(X, phi, data)
+        if want_variances:
+            variances = self._in_values_dtype(X, variances, data)
         return _Result(phi, variances if want_variances else [], index, ranked, data)
 
     def _sums(
@@ -280,9 +283,8 @@ def _gradient_sums(
 def _estimate(
     sums: dict[str, list[np.ndarray]], t: int, mean_delta: np.ndarray, nsamples: int, want_variances: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The control-variate estimate and its variance for input t, as ``(N, *shape, R)`` arrays in the
-    model's precision (float32 at least), computed in float64."""
-    dtype = np.result_type(sums["dg"][t].dtype, np.float32)
+    """The control-variate estimate and its variance for input t, as ``(N, *shape, R)`` float64 arrays
+    (the explainer gives them the dtype of the values it returns)."""
     n = float(nsamples)
     mean_g = sums["g"][t].astype(np.float64) / n
     error_mean = sums["d"][t].astype(np.float64) / n - mean_delta
@@ -291,5 +293,5 @@ def _estimate(
     if want_variances:
         squares = sums["dg2"][t] - 2 * mean_g * sums["dge"][t] + mean_g**2 * sums["e2"][t][:, None]
         spread = np.maximum(squares - n * phi**2, 0.0) / max(n - 1.0, 1.0)
-        variance = np.moveaxis(spread / n, 1, -1).astype(dtype)
-    return np.moveaxis(phi, 1, -1).astype(dtype), variance
+        variance = np.moveaxis(spread / n, 1, -1)
+    return np.moveaxis(phi, 1, -1), variance
