@@ -19,6 +19,7 @@ at the end. Memory is bounded by ``batch_size`` pairs.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -85,12 +86,21 @@ def _traced(adapter: Any, n_explained: int) -> Any:
         specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in adapter.background]
         signature = [specs, specs, tf.TensorSpec([None, n_explained], tf.int64)]
         owner = weakref.ref(adapter)
+        # a partial, so that TensorFlow counts each adapter's traces apart (it groups functions by their
+        # code, and would warn of "retracing" after five explainers)
         per_adapter[n_explained] = tf.function(
-            lambda xs, refs, rows: _attribute(owner(), xs, refs, rows),
+            functools.partial(_attribute_owned, owner),
             input_signature=signature,
             autograph=False,
         )
     return per_adapter[n_explained]
+
+
+def _attribute_owned(
+    owner: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor
+) -> list[tf.Tensor]:
+    """:func:`_attribute` for the adapter behind the weak reference ``owner``."""
+    return _attribute(owner(), xs, refs, rows)
 
 
 def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor) -> list[tf.Tensor]:
