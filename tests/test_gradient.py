@@ -320,6 +320,7 @@ def _run_example(name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_tf_retracing")
 def test_seed_000_multi_input_keras_runs_as_written(tmp_path):
     result = _run_example("seed_000_multi_input_gradient.py")(str(tmp_path), epochs=1)
     values, variances = result["shap_values"], result["variances"]
