@@ -90,8 +90,9 @@ def _batched_images(arr: np.ndarray, what: str, image_hw: tuple[int, int] | None
     if arr.ndim != 4:
         raise ValueError(
             f"{what} must be image-shaped: (N, H, W, C), (N, C, H, W), (N, H, W) or one (H, W, C) image; "
-            f"got shape {arr.shape}. For a model with several inputs pick one input first, "
-            "e.g. [sv[i][0] for i in range(len(sv))]."
+            f"got shape {arr.shape}. For a model with several inputs pick one input first: "
+            "[sv[i][0] for i in range(len(sv))] in shap 0.44's layout (a list per output), sv[0] in "
+            "shap 0.45's (deepshap.current: a list per input, outputs on the last axis)."
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{what} holds no images (shape {arr.shape}); pass at least one.")
