@@ -3,12 +3,8 @@
 import numpy as np
 import pytest
 
-from deepshap.explainers._base import (
-    format_shap_values,
-    output_names_for,
-    resolve_ranked_output,
-    select_outputs,
-)
+from deepshap.explainers._layout import LEGACY, format_values
+from deepshap.explainers._outputs import output_names_for, resolve_ranked_output, select_outputs
 
 SCORES = np.array([[0.1, 0.7, -0.9, 0.2], [0.5, -0.1, 0.3, 0.5]])
 
@@ -52,25 +48,29 @@ def _phi(n_inputs, n_outputs, n=3):
     return [rng.normal(size=(n, 4, 5, n_outputs)) for _ in range(n_inputs)]
 
 
+def _index(n_outputs, n=3):
+    return np.tile(np.arange(n_outputs), (n, 1))
+
+
 def test_single_output_single_input_is_an_array():
     phi = _phi(1, 1)
-    values = format_shap_values(phi, single_output=True, multi_input=False)
+    values = format_values(phi, LEGACY, True, False, _index(1), False)
     assert isinstance(values, np.ndarray)
     np.testing.assert_array_equal(values, phi[0][..., 0])
 
 
 def test_k_outputs_give_a_list_of_k_and_several_inputs_a_list_per_input():
     phi = _phi(2, 10)
-    values = format_shap_values(phi, single_output=False, multi_input=True)
+    values = format_values(phi, LEGACY, False, True, _index(10), False)
     assert len(values) == 10 and len(values[0]) == 2
     np.testing.assert_array_equal(values[7][1], phi[1][..., 7])
-    single_input = format_shap_values(_phi(1, 10), single_output=False, multi_input=False)
+    single_input = format_values(_phi(1, 10), LEGACY, False, False, _index(10), False)
     assert len(single_input) == 10 and single_input[0].shape == (3, 4, 5)
 
 
 def test_ranked_format_returns_values_and_indexes():
     index = np.array([[3, 1], [0, 2], [1, 1]])
-    values, indexes = format_shap_values(_phi(1, 2), False, False, output_index=index, ranked=True)
+    values, indexes = format_values(_phi(1, 2), LEGACY, False, False, index, True)
     assert len(values) == 2 and indexes.dtype == np.int64
     np.testing.assert_array_equal(indexes, index)
 

@@ -663,6 +663,7 @@ def _run_example(name: str) -> Callable[..., dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_tf_retracing")
 def test_seed_002_deep_mnist_runs_as_written(tmp_path: Any) -> None:
     result = _run_example("seed_002_deep_mnist.py")(str(tmp_path), n_train=600, epochs=1)
     values = result["shap_values"]
@@ -674,6 +675,7 @@ def test_seed_002_deep_mnist_runs_as_written(tmp_path: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_tf_retracing")
 def test_seed_004_deep_tf_tensors_runs_as_written(tmp_path: Any) -> None:
     result = _run_example("seed_004_deep_tf_tensors.py")(str(tmp_path), n_train=600, epochs=1)
     values = result["shap_values"]

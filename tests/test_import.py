@@ -97,3 +97,18 @@ def test_jobs_and_cli_import_without_their_packages() -> None:
         """
     )
     assert_ok(result)
+
+
+def test_current_dialect_and_explainers_namespace_resolve_without_frameworks() -> None:
+    result = run_blocked(
+        """
+        import deepshap.current as shap
+        import deepshap.explainers
+
+        for name in ("GradientExplainer", "DeepExplainer", "Explainer", "PartitionExplainer"):
+            assert callable(getattr(shap, name)), name
+        for name in ("Deep", "Gradient", "Partition", "PartitionExplainer"):
+            assert callable(getattr(shap.explainers, name)) and callable(getattr(deepshap.explainers, name))
+        """
+    )
+    assert_ok(result)

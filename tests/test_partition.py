@@ -255,7 +255,7 @@ def test_as_many_images_as_channels_keep_one_output_axis():
         deepshap.image_plot(explanation, show=False)
 
 
-def test_a_bfloat16_torch_model_is_read_as_float32():
+def test_a_bfloat16_torch_model_is_read_as_float32_and_explained_in_float64():
     import torch
 
     X = photos(1, 8, 8)
@@ -263,7 +263,7 @@ def test_a_bfloat16_torch_model_is_read_as_float32():
     explanation = Explainer(
         lambda x: torch.from_numpy(f(x)).to(torch.bfloat16), Image("blur(2,2)", X[0].shape)
     )(X, max_evals=40, silent=True)
-    assert explanation.values.dtype == np.float32
+    assert explanation.values.dtype == np.float64
     scores = torch.from_numpy(f(X)).to(torch.bfloat16).float().numpy()
     assert_efficient(explanation, lambda _: scores, X, rtol=1e-5)
 
@@ -332,7 +332,7 @@ def test_torch_images_that_require_grad_and_grayscale_without_a_channel_axis():
         Explainer(smooth_model(gray.shape[1:]), Image(0.0, (*gray.shape[1:], 1)))(gray, silent=True)
 
 
-def test_a_float32_torch_model_gets_float32_values():
+def test_a_float32_torch_model_gets_float64_values_whose_numpy_sum_is_f_x():
     import torch
 
     X = photos(2).astype(np.float32)
@@ -345,10 +345,24 @@ def test_a_float32_torch_model_gets_float32_values():
         return net(torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2) / 255)
 
     explanation = Explainer(f, Image("inpaint_telea", X[0].shape))(X, max_evals=60, silent=True)
-    assert explanation.values.dtype == np.float32
+    assert explanation.values.dtype == np.float64  # as shap's
     scores = f(X).detach().numpy().astype(np.float64)
-    totals = explanation.values.astype(np.float64).sum((1, 2, 3)) + explanation.base_values
-    np.testing.assert_allclose(totals, scores, rtol=1e-4, atol=1e-5)
+    totals = explanation.values.sum((1, 2, 3)) + explanation.base_values  # as users check efficiency
+    np.testing.assert_allclose(totals, scores, rtol=1e-10, atol=1e-10)
+
+
+def test_values_too_large_for_float64_keep_the_models_precision_with_a_warning(monkeypatch):
+    from deepshap.explainers import partition
+
+    X = photos(1, 8, 8)
+    f = smooth_model(X.shape[1:])
+    monkeypatch.setattr(partition, "_FLOAT64_VALUES_BYTES", 8 * 8 * 3 * K * 8 - 1)  # just too small
+    with pytest.warns(UserWarning, match=r"dtype=np.float64"):
+        explanation = Explainer(lambda x: f(x).astype(np.float32), Image("blur(2,2)", X[0].shape))(
+            X, max_evals=40, silent=True
+        )
+    assert explanation.values.dtype == np.float32
+    assert_efficient(explanation, f, X, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- outputs

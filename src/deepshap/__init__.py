@@ -1,8 +1,9 @@
 """deepshap: fast, correct Shapley-value explanations for deep-learning models.
 
-``import deepshap as shap`` runs shap's deep-learning tutorials. Public names are resolved lazily, so
-importing deepshap never imports torch or TensorFlow; each framework is loaded when a model of it is
-explained.
+``import deepshap as shap`` runs shap's deep-learning tutorials in the return layout of shap 0.44 and
+earlier; ``import deepshap.current as shap`` (or ``DEEPSHAP_SHAP_LAYOUT=0.45``) gives shap 0.45's.
+Public names are resolved lazily, so importing deepshap never imports torch or TensorFlow; each
+framework is loaded when a model of it is explained.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _PUBLIC = {
     "AdditivityError": ("deepshap.errors", "AdditivityError"),
     "UnsupportedOperationError": ("deepshap.errors", "UnsupportedOperationError"),
     "metrics": ("deepshap.metrics", None),
+    "explainers": ("deepshap.explainers", None),
 }
 
 __all__ = sorted(_PUBLIC)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from numbers import Integral, Number
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Explanation", "OpChain"]
+__all__ = ["Explanation", "ExplanationMismatchError", "OpChain", "OpHistoryItem"]
 
 _NAME_FIELDS = ("instance_names", "feature_names", "output_names")
 _ARRAY_FIELDS = (
@@ -48,6 +49,40 @@ _LAYOUT_FIELDS = frozenset({"values", "output_names", "output_indexes", "base_va
 _PREFIX_FIELDS = frozenset(
     {"data", "display_data", "lower_bounds", "upper_bounds", "error_std", "main_effects"}
 )
+
+
+class ExplanationMismatchError(ValueError, AssertionError):
+    """Explanations that cannot be combined (an AssertionError too, as shap raises for them)."""
+
+
+@dataclass
+class OpHistoryItem:
+    """One operation applied to an Explanation, as shap records it in ``op_history``."""
+
+    name: str
+    prev_shape: tuple[int, ...]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    collapsed_instances: bool = False
+
+
+def _recorded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Append the call to the ``op_history`` of the Explanation it returns (the caller's history + it)."""
+    name = func.__name__
+
+    @functools.wraps(func)
+    def record(self: Explanation, *args: Any, **kwargs: Any) -> Any:
+        result = func(self, *args, **kwargs)
+        if isinstance(result, Explanation) and result is not self:
+            axis = kwargs.get("axis", args[0] if args and name in _REDUCTIONS else None)
+            item = OpHistoryItem(name, self.shape, args, kwargs, collapsed_instances=axis == 0)
+            result._history = (*self._history, item)
+        return result
+
+    return record
+
+
+_REDUCTIONS = frozenset({"mean", "sum", "max", "min"})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -139,8 +174,8 @@ def _format_index(item: Any) -> str:
 class _Operation:
     """Descriptor for an Explanation operation: runs on an instance, builds an OpChain on the class."""
 
-    def __init__(self, func: Callable[..., Any], *, is_property: bool) -> None:
-        self.func = func
+    def __init__(self, func: Callable[..., Any], *, is_property: bool, record: bool = True) -> None:
+        self.func = _recorded(func) if record else func
         self.is_property = is_property
         self.__doc__ = func.__doc__
         self.name = func.__name__
@@ -162,6 +197,11 @@ def _operation_property(func: Callable[..., Any]) -> _Operation:
 
 def _operation_method(func: Callable[..., Any]) -> _Operation:
     return _Operation(func, is_property=False)
+
+
+def _unrecorded_operation_method(func: Callable[..., Any]) -> _Operation:
+    """A method recorded as the operations it is made of (``sample`` as an ``__getitem__``, like shap)."""
+    return _Operation(func, is_property=False, record=False)
 
 
 def _chainable_names() -> frozenset[str]:
@@ -482,6 +522,7 @@ class Explanation:
         if isinstance(values, Explanation):  # a copy in the source's layout, then the fields given
             copy = values.__copy__()
             self._fields, self._dims, self._output_dims = copy._fields, copy._dims, copy._output_dims
+            self._history: tuple[OpHistoryItem, ...] = copy._history
             self.compute_time = values.compute_time if compute_time is None else compute_time
             for name, value in given.items():
                 if value is not None:
@@ -493,6 +534,7 @@ class Explanation:
         fields.update({name: _convert(name, v) for name, v in given.items() if v is not None})
         self._fields: dict[str, Any] = fields
         self.compute_time = compute_time
+        self._history = ()
         self._infer_layout()
 
     # ------------------------------------------------------------------ layout
@@ -552,11 +594,19 @@ class Explanation:
         new._dims = {name: dims[name] for name in new._fields}
         new._output_dims = output_dims
         new.compute_time = compute_time
+        new._history = ()
         return new
 
     def __copy__(self) -> Explanation:
         """A shallow copy: the arrays are shared, setting a field on the copy leaves the original alone."""
-        return Explanation._build(dict(self._fields), dict(self._dims), self._output_dims, self.compute_time)
+        copy = Explanation._build(dict(self._fields), dict(self._dims), self._output_dims, self.compute_time)
+        copy._history = self._history
+        return copy
+
+    @property
+    def op_history(self) -> list[OpHistoryItem]:
+        """The operations (slicing, abs, mean, arithmetic ...) that made this Explanation, oldest first."""
+        return list(self._history)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -595,6 +645,7 @@ class Explanation:
 
     # ------------------------------------------------------------------ indexing
 
+    @_recorded
     def __getitem__(self, item: Any) -> Explanation:
         items = list(item) if isinstance(item, tuple) else [item]
         items = [self._resolve_index_object(t) for t in items]
@@ -900,6 +951,7 @@ class Explanation:
 
     # ------------------------------------------------------------------ arithmetic
 
+    @_recorded
     def __mul__(self, factor: Any) -> Explanation:
         """Attributions of ``factor * f``: values and base values scaled, the data unchanged."""
         if isinstance(factor, Explanation) or np.ndim(factor) != 0:
@@ -917,17 +969,22 @@ class Explanation:
             fields["lower_bounds"], fields["upper_bounds"] = fields["upper_bounds"], fields["lower_bounds"]
         return Explanation._build(fields, self._dims, self._output_dims, self.compute_time)
 
-    __rmul__ = __mul__
+    @_recorded
+    def __rmul__(self, factor: Any) -> Explanation:
+        return self * factor
 
+    @_recorded
     def __truediv__(self, divisor: Any) -> Explanation:
         """Attributions of ``f / divisor`` (a number)."""
         if isinstance(divisor, Explanation) or np.ndim(divisor) != 0:
             raise TypeError("An Explanation can be divided by a number only.")
         return self * (1.0 / divisor)
 
+    @_recorded
     def __neg__(self) -> Explanation:
         return self * -1
 
+    @_recorded
     def __add__(self, other: Any) -> Explanation:
         """Attributions of ``f + g`` from those of ``f`` and ``g`` on the same inputs: values and base
         values add. A number cannot be added: the values would no longer sum to the output."""
@@ -954,19 +1011,62 @@ class Explanation:
             fields.pop(name, None)  # they do not add up
         return Explanation._build(fields, self._dims, self._output_dims, None)
 
+    @_recorded
     def __radd__(self, other: Any) -> Explanation:
         """``0 + e`` is ``e``, so that ``sum([e1, e2])`` works."""
         if isinstance(other, Number) and other == 0:
             return self
         return self + other
 
+    @_recorded
     def __sub__(self, other: Any) -> Explanation:
         """Attributions of ``f - g`` (see :meth:`__add__`)."""
         if not isinstance(other, Explanation):
             raise TypeError("Only another Explanation of the same inputs can be subtracted from one.")
         return self + (-other)
 
-    @_operation_method
+    def hstack(self, other: Explanation) -> Explanation:
+        """The features of ``other`` after this one's, for the same rows: values, data and feature names
+        joined along axis 1. Both must explain the same rows from the same base values and outputs."""
+        if not isinstance(other, Explanation):
+            raise TypeError(f"hstack joins two Explanations; got {type(other).__name__}.")
+        if len(self.shape) < 2 or len(other.shape) < 2 or self.shape[0] != other.shape[0]:
+            raise ExplanationMismatchError(
+                f"Can't hstack explanations with different numbers of rows, or without a feature axis: "
+                f"shapes {self.shape} and {other.shape}."
+            )
+        mine, theirs = self.base_values, other.base_values
+        if (mine is None) != (theirs is None) or (
+            mine is not None
+            and (np.shape(mine) != np.shape(theirs) or not np.allclose(mine, theirs, atol=1e-6))
+        ):
+            raise ExplanationMismatchError(
+                "Can't hstack explanations with different base values: they explain different outputs."
+            )
+        for name in ("output_names", "output_indexes"):
+            a, b = self._fields.get(name), other._fields.get(name)
+            if a is not None and b is not None and not np.array_equal(a, b):
+                raise ExplanationMismatchError(f"Can't hstack explanations of different outputs ({name}).")
+        joined: dict[str, Any] = {}
+        for name in ("data", "display_data"):
+            a, b = self._fields.get(name), other._fields.get(name)
+            if a is not None and b is not None:
+                joined[name] = np.concatenate([_as_indexable(a), _as_indexable(b)], axis=1)
+        names = self._fields.get("feature_names"), other._fields.get("feature_names")
+        if names[0] is not None and names[1] is not None:
+            joined["feature_names"] = [*_as_indexable(names[0]), *_as_indexable(names[1])]
+        result = Explanation(
+            values=np.concatenate([self.values, other.values], axis=1),
+            base_values=mine,
+            output_names=self._fields.get("output_names", other._fields.get("output_names")),
+            output_indexes=self._fields.get("output_indexes", other._fields.get("output_indexes")),
+            instance_names=self.instance_names,
+            **joined,
+        )
+        result._history = (*self._history, OpHistoryItem("hstack", self.shape, (other,)))
+        return result
+
+    @_unrecorded_operation_method
     def sample(self, max_samples: int, replace: bool = False, random_state: int = 0) -> Explanation:
         """Rows drawn at random (at most ``len(self)`` of them without replacement), reproducibly."""
         rng = np.random.RandomState(random_state)

@@ -1,125 +1,123 @@
-"""Output handling shared by the gradient-based explainers.
+"""What DeepExplainer and GradientExplainer share: model loading, expected values and return formats.
 
-Explainers compute attributions in one canonical layout: a list with one array per model input, each
-shaped ``(N, *input_shape, R)`` where the trailing axis runs over the R explained outputs. This module
-chooses which outputs to explain (``ranked_output``) and turns the canonical layout into the return formats
-that shap's users rely on (the seeds print them), or into an :class:`~deepshap.Explanation`.
+Both explain a differentiable model through a framework adapter (:func:`deepshap.frameworks.load_adapter`),
+compute canonical attributions ``(N, *input_shape, R)`` per input, and hand them back in one of shap's two
+return layouts (:mod:`._layout`), as plain arrays (``shap_values``) or Explanations (``__call__``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-RANK_ORDERS = ("max", "min", "max_abs")
+from deepshap.explainers._layout import build_explanation, format_values, resolve_layout
+from deepshap.explainers._outputs import resolve_ranked_output, select_outputs
+
+__all__ = ["DifferentiableExplainer", "positive_int"]
 
 
-def resolve_ranked_output(ranked_output: int | None, ranked_outputs: int | None) -> int | None:
-    """Accept both spellings (``ranked_output`` is the documented one, shap renamed it back and forth)."""
-    if ranked_output is not None and ranked_outputs is not None and ranked_output != ranked_outputs:
-        raise TypeError("Pass either ranked_output or ranked_outputs, not both with different values.")
-    return ranked_output if ranked_output is not None else ranked_outputs
+class DifferentiableExplainer:
+    """Base of the explainers that use a model's own gradients.
 
-
-def select_outputs(
-    model_output: np.ndarray, ranked_output: int | None = None, output_rank_order: str = "max"
-) -> np.ndarray:
-    """Return an ``(N, R)`` int64 array: row i lists the outputs explained for sample i.
-
-    Without ``ranked_output`` every output is explained in its natural order. With ``ranked_output=R`` the
-    R outputs ranked first by ``output_rank_order`` ("max": largest first, "min": smallest first,
-    "max_abs": largest magnitude first) are explained, ties broken by the lower index.
+    ``expected_value`` is the mean model output over the background, a ``(K,)`` float64 array with one
+    entry per output, a single-output model included (shap's DeepExplainer does the same, so
+    ``expected_value[0]`` works for any model). ``shap_layout`` fixes the return layout for a subclass;
+    None reads ``DEEPSHAP_SHAP_LAYOUT`` at every call (see :mod:`deepshap.explainers._layout`).
     """
-    model_output = np.asarray(model_output)
-    if model_output.ndim != 2:
-        raise ValueError(f"Model outputs must be (N, K); got shape {model_output.shape}.")
-    n_samples, n_outputs = model_output.shape
-    if ranked_output is None:
-        return np.tile(np.arange(n_outputs, dtype=np.int64), (n_samples, 1))
-    if isinstance(ranked_output, bool) or not isinstance(ranked_output, int | np.integer):
-        raise TypeError(f"ranked_output must be a positive integer; got {ranked_output!r}.")
-    if not 1 <= ranked_output <= n_outputs:
-        raise ValueError(
-            f"ranked_output must be between 1 and the number of outputs ({n_outputs}); got {ranked_output}."
+
+    shap_layout: ClassVar[str | None] = None
+
+    def __init__(self, model: Any, data: Any, batch_size: int) -> None:
+        from deepshap.frameworks import load_adapter
+
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.adapter = load_adapter(model, data)
+        background_outputs = self.adapter.predict(self.adapter.background, self.batch_size)
+        self.expected_value: np.ndarray = background_outputs.astype(np.float64).mean(axis=0)
+
+    # helpers for the subclasses ------------------------------------------------------------------------
+    def _explained_inputs(self, X: Any) -> list[Any]:
+        """X checked against the background and taken to the explained level (a layer's input)."""
+        return self.adapter.explained_inputs(self.adapter.to_inputs(X, "X"))
+
+    def _output_index(
+        self,
+        inputs: list[Any],
+        ranked_output: int | None,
+        ranked_outputs: int | None,
+        output_rank_order: str,
+        outputs: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, bool]:
+        """The ``(N, R)`` outputs to explain per sample, and whether they were ranked.
+
+        ``outputs`` are the model outputs on ``inputs`` when the caller has them; ranking needs them.
+        """
+        ranked = resolve_ranked_output(ranked_output, ranked_outputs)
+        if outputs is None and ranked is not None:
+            outputs = self.adapter.predict(inputs, self.batch_size)
+        if outputs is None:
+            n = int(inputs[0].shape[0])
+            return np.tile(np.arange(self.adapter.n_outputs, dtype=np.int64), (n, 1)), False
+        return select_outputs(outputs, ranked, output_rank_order), ranked is not None
+
+    @staticmethod
+    def _in_values_dtype(X: Any, phi: list[np.ndarray], data: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``phi`` in the dtype shap returns: float64 when the user's X is float64 (the model may compute
+        in float32; shap's TensorFlow explainer multiplies by ``x - reference`` in X's precision), else
+        the model's float dtype (float32 at least)."""
+        items = X if isinstance(X, list | tuple) else [X]
+        if any(_is_float64(x) for x in items):
+            dtype = np.dtype(np.float64)
+        else:
+            dtype = np.result_type(*[d.dtype for d in data], np.float32)
+        return [p.astype(dtype, copy=False) for p in phi]
+
+    def _format(self, phi: Sequence[np.ndarray], output_index: np.ndarray, ranked: bool) -> Any:
+        """Attributions as ``shap_values`` returns them, in the layout in force."""
+        return format_values(
+            phi,
+            resolve_layout(self.shap_layout),
+            self.adapter.single_output,
+            self.adapter.multi_input,
+            output_index,
+            ranked,
         )
-    if output_rank_order == "max":
-        keys = -model_output
-    elif output_rank_order == "min":
-        keys = model_output
-    elif output_rank_order == "max_abs":
-        keys = -np.abs(model_output)
-    else:
-        raise ValueError(f"output_rank_order must be one of {RANK_ORDERS}; got {output_rank_order!r}.")
-    return np.argsort(keys, axis=1, kind="stable")[:, :ranked_output].astype(np.int64)
 
-
-def format_shap_values(
-    phi: Sequence[np.ndarray],
-    single_output: bool,
-    multi_input: bool,
-    output_index: np.ndarray | None = None,
-    ranked: bool = False,
-) -> Any:
-    """Turn canonical attributions into shap's legacy return formats.
-
-    One output gives an array (a list per input for several inputs); k outputs give a list of k such
-    entries; ``ranked=True`` gives ``(values, output_index)`` with values a list over the ranked positions.
-    """
-    n_explained = phi[0].shape[-1]
-    per_output = []
-    for j in range(n_explained):
-        per_input = [np.ascontiguousarray(p[..., j]) for p in phi]
-        per_output.append(per_input if multi_input else per_input[0])
-    if ranked:
-        if output_index is None:
-            raise ValueError("ranked formats need the (N, R) output_index array.")
-        return per_output, np.asarray(output_index, dtype=np.int64)
-    if single_output:
-        return per_output[0]
-    return per_output
-
-
-def output_names_for(output_index: np.ndarray, output_names: Sequence[str] | None) -> np.ndarray | None:
-    """Per-sample names ``(N, R)`` of the explained outputs, or None when the model's outputs are unnamed."""
-    if output_names is None:
-        return None
-    names = np.asarray(list(output_names), dtype=object)
-    return names[np.asarray(output_index)]
-
-
-def build_explanation(
-    phi: Sequence[np.ndarray],
-    base_values: np.ndarray,
-    data: Sequence[np.ndarray],
-    output_index: np.ndarray,
-    output_names: Sequence[str] | None = None,
-    single_output: bool = False,
-    ranked: bool = False,
-    compute_time: float | None = None,
-) -> Any:
-    """Wrap canonical attributions in Explanation objects (one per model input, a list for several).
-
-    Values keep the trailing output axis ``(N, *input_shape, R)`` and base_values are ``(N, R)``; a
-    single-output model explained without ranking drops that axis, like shap's scalar explanations.
-    ``output_indexes`` records which model outputs each column explains when outputs were ranked.
-    """
-    from deepshap.explanation import Explanation
-
-    base_values = np.asarray(base_values)
-    names = output_names_for(output_index, output_names)
-    drop_output_axis = single_output and not ranked
-    explanations = []
-    for values, inputs in zip(phi, data, strict=True):
-        explanations.append(
-            Explanation(
-                values=values[..., 0] if drop_output_axis else values,
-                base_values=base_values[:, 0] if drop_output_axis else base_values,
-                data=np.asarray(inputs),
-                output_names=None if names is None or drop_output_axis else names,
-                output_indexes=np.asarray(output_index) if ranked else None,
-                compute_time=compute_time,
-            )
+    def _explanation(
+        self,
+        phi: Sequence[np.ndarray],
+        output_index: np.ndarray,
+        ranked: bool,
+        data: Sequence[np.ndarray],
+        start: float,
+    ) -> Any:
+        """Attributions as ``__call__`` returns them: Explanation(s) with the mean background outputs."""
+        return build_explanation(
+            phi,
+            self.expected_value[output_index],
+            data,
+            output_index,
+            resolve_layout(self.shap_layout),
+            single_output=self.adapter.single_output,
+            ranked=ranked,
+            compute_time=time.perf_counter() - start,
         )
-    return explanations if len(explanations) > 1 else explanations[0]
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def _is_float64(x: Any) -> bool:
+    """Whether ``x`` (numpy, a torch or tf tensor, a pandas frame) holds float64 numbers."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None and hasattr(x, "to_numpy"):  # a pandas DataFrame has one dtype per column
+        dtype = x.to_numpy().dtype
+    name = getattr(dtype, "name", None) or str(dtype)
+    return name.removeprefix("torch.") in ("float64", "double")

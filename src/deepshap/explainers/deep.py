@@ -30,12 +30,7 @@ from typing import Any
 import numpy as np
 
 from deepshap.errors import AdditivityError
-from deepshap.explainers._base import (
-    build_explanation,
-    format_shap_values,
-    resolve_ranked_output,
-    select_outputs,
-)
+from deepshap.explainers._base import DifferentiableExplainer
 
 __all__ = ["AdditivityError", "DeepExplainer"]
 
@@ -47,7 +42,7 @@ CANCELLATION_ULPS = 8  # roundings of sum(|SHAP values|) that their sum may miss
 _BACKENDS = {"torch": "deepshap.frameworks.pytorch.deep", "tensorflow": "deepshap.frameworks.keras.deep"}
 
 
-class DeepExplainer:
+class DeepExplainer(DifferentiableExplainer):
     """DeepSHAP: DeepLIFT multipliers against each background row, averaged over the background.
 
     ``model``: a torch ``nn.Module`` (one or several inputs), a ``(module, layer)`` pair (explains the
@@ -60,16 +55,8 @@ class DeepExplainer:
     """
 
     def __init__(self, model: Any, data: Any, batch_size: int = 256) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-        from deepshap.frameworks import load_adapter
-
-        self.adapter = load_adapter(model, data)
-        self.batch_size = int(batch_size)
+        super().__init__(model, data, batch_size)
         self._backend = importlib.import_module(_BACKENDS[self.adapter.framework])
-        self._background_mean = self._model_outputs(self.adapter.background).mean(axis=0)
-        # one entry per output, a single-output model included: shap users write expected_value[0]
-        self.expected_value: np.ndarray = self._background_mean.copy()
 
     # public API -----------------------------------------------------------------------------------
     def shap_values(
@@ -80,13 +67,12 @@ class DeepExplainer:
         check_additivity: bool = True,
         ranked_outputs: int | None = None,
     ) -> Any:
-        """SHAP values in shap's formats: an array for one output, a list per output (a list per input for
-        several inputs inside), and ``(values, indexes)`` with ``ranked_output``."""
-        ranked = resolve_ranked_output(ranked_output, ranked_outputs)
-        phi, output_index, _, _ = self._explain(X, ranked, output_rank_order, check_additivity)
-        return format_shap_values(
-            phi, self.adapter.single_output, self.adapter.multi_input, output_index, ranked is not None
+        """SHAP values in shap's layout (see :mod:`deepshap.explainers._layout`): ``(values, indexes)``
+        with ``ranked_output``; ``ranked_outputs`` is the same argument under shap's other name."""
+        phi, output_index, ranked, _ = self._explain(
+            X, ranked_output, ranked_outputs, output_rank_order, check_additivity
         )
+        return self._format(phi, output_index, ranked)
 
     def __call__(
         self,
@@ -98,41 +84,33 @@ class DeepExplainer:
     ) -> Any:
         """An :class:`~deepshap.Explanation` (a list of them for several inputs) with base values."""
         start = time.perf_counter()
-        ranked = resolve_ranked_output(ranked_output, ranked_outputs)
-        phi, output_index, base_values, data = self._explain(X, ranked, output_rank_order, check_additivity)
-        return build_explanation(
-            phi,
-            base_values,
-            data,
-            output_index,
-            single_output=self.adapter.single_output,
-            ranked=ranked is not None,
-            compute_time=time.perf_counter() - start,
+        phi, output_index, ranked, data = self._explain(
+            X, ranked_output, ranked_outputs, output_rank_order, check_additivity
         )
+        return self._explanation(phi, output_index, ranked, data, start)
 
     # the work -------------------------------------------------------------------------------------
     def _explain(
-        self, X: Any, ranked: int | None, output_rank_order: str, check_additivity: bool
-    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
+        self,
+        X: Any,
+        ranked_output: int | None,
+        ranked_outputs: int | None,
+        output_rank_order: str,
+        check_additivity: bool,
+    ) -> tuple[list[np.ndarray], np.ndarray, bool, list[np.ndarray]]:
         adapter = self.adapter
-        inputs = adapter.explained_inputs(adapter.to_inputs(X, "X"))
-        outputs = self._model_outputs(inputs)
-        output_index = select_outputs(outputs, ranked, output_rank_order)
+        inputs = self._explained_inputs(X)
+        outputs = adapter.predict(inputs, self.batch_size).astype(np.float64)
+        output_index, ranked = self._output_index(
+            inputs, ranked_output, ranked_outputs, output_rank_order, outputs
+        )
         phi = self._backend.deep_attributions(adapter, inputs, output_index, self.batch_size)
-        base_values = self._background_mean[output_index]
+        data = [adapter.to_numpy(x) for x in inputs]
+        phi = self._in_values_dtype(X, phi, data)
         if check_additivity:
             explained = np.take_along_axis(outputs, output_index, axis=1)
-            check_additive(phi, explained, base_values)
-        return phi, output_index, base_values, [adapter.to_numpy(x) for x in inputs]
-
-    def _model_outputs(self, inputs: list[Any]) -> np.ndarray:
-        """Model outputs ``(B, K)`` as float64 numpy, computed in chunks of ``batch_size`` rows."""
-        n = int(inputs[0].shape[0])
-        chunks = [
-            self.adapter.to_numpy(self.adapter.forward([x[i : i + self.batch_size] for x in inputs]))
-            for i in range(0, n, self.batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float64)
+            check_additive(phi, explained, self.expected_value[output_index])
+        return phi, output_index, ranked, data
 
 
 def check_additive(phi: list[np.ndarray], explained: np.ndarray, base_values: np.ndarray) -> None:

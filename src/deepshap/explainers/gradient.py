@@ -31,13 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from deepshap.explainers._base import (
-    build_explanation,
-    format_shap_values,
-    resolve_ranked_output,
-    select_outputs,
-)
-from deepshap.frameworks import ModelAdapter, load_adapter
+from deepshap.explainers._base import DifferentiableExplainer, positive_int
 
 __all__ = ["GradientExplainer"]
 
@@ -46,7 +40,7 @@ __all__ = ["GradientExplainer"]
 _MAX_GRADIENT_ELEMENTS = 1 << 25
 
 
-class GradientExplainer:
+class GradientExplainer(DifferentiableExplainer):
     """Expected-gradients SHAP values for PyTorch and Keras/TensorFlow models.
 
     ``model``: a ``torch.nn.Module`` (one or several inputs), ``(module, layer)`` to explain the input of
@@ -56,30 +50,18 @@ class GradientExplainer:
     put in eval mode; Keras models run with ``training=False``. ``rseed`` makes a call reproducible,
     whatever ``batch_size`` (up to float rounding): every draw (background row, position on the path
     and, with ``local_smoothing``, the noise) is fixed per sample and draw, not per batch.
+
+    ``expected_value`` is the mean model output over the background, ``(K,)`` as in DeepExplainer.
     """
 
     def __init__(self, model: Any, data: Any, batch_size: int = 50, local_smoothing: float = 0) -> None:
-        self.batch_size = _positive_int(batch_size, "batch_size")
         if not (math.isfinite(local_smoothing) and local_smoothing >= 0):
             raise ValueError(f"local_smoothing must be a finite number >= 0; got {local_smoothing!r}.")
+        super().__init__(model, data, batch_size)
         self.local_smoothing = float(local_smoothing)
-        self.adapter: ModelAdapter = load_adapter(model, data)
         self._background_mean: list[Any] = [
             self.adapter.ops.sum(b, 0) / float(b.shape[0]) for b in self.adapter.background
         ]
-        self._expected: np.ndarray | None = None
-
-    @property
-    def expected_value(self) -> Any:
-        """Mean model output over the background: a scalar for one output, an array ``(K,)`` otherwise."""
-        expected = self._expected_outputs()
-        return expected[0] if self.adapter.single_output else expected
-
-    def _expected_outputs(self) -> np.ndarray:
-        if self._expected is None:
-            outputs = self.adapter.predict(self.adapter.background, self.batch_size)
-            self._expected = outputs.mean(axis=0)
-        return self._expected
 
     def shap_values(
         self,
@@ -91,25 +73,21 @@ class GradientExplainer:
         return_variances: bool = False,
         ranked_outputs: int | None = None,
     ) -> Any:
-        """SHAP values in shap's formats (see :func:`deepshap.explainers._base.format_shap_values`).
+        """SHAP values in shap's layout (see :mod:`deepshap.explainers._layout`).
 
-        ``ranked_output=R`` explains the R top outputs of each sample (by ``output_rank_order``) and returns
-        ``(values, indexes)``; ``return_variances=True`` adds the variances of the estimates, in the same
-        structure, after the values (``(values, variances)`` or ``(values, variances, indexes)``).
+        ``ranked_output=R`` (or ``ranked_outputs``, shap's other name) explains the R top outputs of each
+        sample (by ``output_rank_order``) and returns ``(values, indexes)``; ``return_variances=True`` adds
+        the variances of the estimates, in the same layout, after the values (``(values, variances)`` or
+        ``(values, variances, indexes)``).
         """
         result = self._explain(
             X, nsamples, ranked_output, ranked_outputs, output_rank_order, rseed, return_variances
         )
-        ranked = result.ranked
-        values = format_shap_values(
-            result.phi, self.adapter.single_output, self.adapter.multi_input, result.index, ranked
-        )
+        values = self._format(result.phi, result.index, result.ranked)
         if not return_variances:
             return values
-        variances = format_shap_values(
-            result.variances, self.adapter.single_output, self.adapter.multi_input, result.index, ranked
-        )
-        if ranked:
+        variances = self._format(result.variances, result.index, result.ranked)
+        if result.ranked:
             return values[0], variances[0], result.index
         return values, variances
 
@@ -120,23 +98,15 @@ class GradientExplainer:
         ranked_output: int | None = None,
         output_rank_order: str = "max",
         rseed: int | None = None,
+        ranked_outputs: int | None = None,
     ) -> Any:
         """An :class:`~deepshap.Explanation` (a list, one per input, for several inputs).
 
         Values carry a trailing output axis; base_values are the mean background outputs ``(N, R)``.
         """
         start = time.perf_counter()
-        result = self._explain(X, nsamples, ranked_output, None, output_rank_order, rseed, False)
-        base_values = self._expected_outputs()[result.index]
-        return build_explanation(
-            result.phi,
-            base_values,
-            result.data,
-            result.index,
-            single_output=self.adapter.single_output,
-            ranked=result.ranked,
-            compute_time=time.perf_counter() - start,
-        )
+        result = self._explain(X, nsamples, ranked_output, ranked_outputs, output_rank_order, rseed, False)
+        return self._explanation(result.phi, result.index, result.ranked, result.data, start)
 
     # the computation -------------------------------------------------------------------------------
     def _explain(
@@ -149,15 +119,10 @@ class GradientExplainer:
         rseed: int | None,
         want_variances: bool,
     ) -> _Result:
-        nsamples = _positive_int(nsamples, "nsamples")
-        ranked_output = resolve_ranked_output(ranked_output, ranked_outputs)
+        nsamples = positive_int(nsamples, "nsamples")
         adapter = self.adapter
-        xs = adapter.explained_inputs(adapter.to_inputs(X, "X"))
-        n = int(xs[0].shape[0])
-        if ranked_output is None:
-            index = np.tile(np.arange(adapter.n_outputs, dtype=np.int64), (n, 1))
-        else:
-            index = select_outputs(adapter.predict(xs, self.batch_size), ranked_output, output_rank_order)
+        xs = self._explained_inputs(X)
+        index, ranked = self._output_index(xs, ranked_output, ranked_outputs, output_rank_order)
         sums = self._sums(xs, index, nsamples, np.random.default_rng(rseed), want_variances)
         phi, variances = [], []
         for t, x in enumerate(xs):
@@ -166,7 +131,10 @@ class GradientExplainer:
             phi.append(est)
             variances.append(var)
         data = [adapter.to_numpy(x) for x in xs]
-        return _Result(phi, variances if want_variances else [], index, ranked_output is not None, data)
+        phi = self._in_values_dtype(X, phi, data)
+        if want_variances:
+            variances = self._in_values_dtype(X, variances, data)
+        return _Result(phi, variances if want_variances else [], index, ranked, data)
 
     def _sums(
         self, xs: list[Any], index: np.ndarray, nsamples: int, rng: np.random.Generator, want_variances: bool
@@ -315,9 +283,8 @@ def _gradient_sums(
 def _estimate(
     sums: dict[str, list[np.ndarray]], t: int, mean_delta: np.ndarray, nsamples: int, want_variances: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The control-variate estimate and its variance for input t, as ``(N, *shape, R)`` arrays in the
-    model's precision (float32 at least), computed in float64."""
-    dtype = np.result_type(sums["dg"][t].dtype, np.float32)
+    """The control-variate estimate and its variance for input t, as ``(N, *shape, R)`` float64 arrays
+    (the explainer gives them the dtype of the values it returns)."""
     n = float(nsamples)
     mean_g = sums["g"][t].astype(np.float64) / n
     error_mean = sums["d"][t].astype(np.float64) / n - mean_delta
@@ -326,11 +293,5 @@ def _estimate(
     if want_variances:
         squares = sums["dg2"][t] - 2 * mean_g * sums["dge"][t] + mean_g**2 * sums["e2"][t][:, None]
         spread = np.maximum(squares - n * phi**2, 0.0) / max(n - 1.0, 1.0)
-        variance = np.moveaxis(spread / n, 1, -1).astype(dtype)
-    return np.moveaxis(phi, 1, -1).astype(dtype), variance
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
+        variance = np.moveaxis(spread / n, 1, -1)
+    return np.moveaxis(phi, 1, -1), variance

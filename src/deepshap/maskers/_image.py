@@ -13,11 +13,12 @@ import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from deepshap.maskers._paths import Path, copy_cost, match_paths, path_changes
+from deepshap.maskers._serialization import load_image_masker, save_image_masker
 from deepshap.maskers._trees import PartitionTree, axis_tree, superpixel_tree
 
 INPAINT_METHODS = {"inpaint_telea": "INPAINT_TELEA", "inpaint_ns": "INPAINT_NS"}
@@ -164,6 +165,15 @@ class Image:
                 f"or one per value ({height * width * channels})."
             )
         return (self.filler(x).build(mask.reshape(1, height, width)),)
+
+    def save(self, out_file: IO[bytes]) -> None:
+        """Write this masker to a binary file object (``Image.load`` reads it back; nothing is pickled)."""
+        save_image_masker(self, out_file)
+
+    @classmethod
+    def load(cls, in_file: IO[bytes]) -> Image:
+        """Read a masker written by :meth:`save` from a binary file object, at its current position."""
+        return load_image_masker(cls, in_file)
 
     def __repr__(self) -> str:
         value = self.mask_value if isinstance(self.mask_value, str | int | float) else "<image>"

@@ -90,8 +90,9 @@ def _batched_images(arr: np.ndarray, what: str, image_hw: tuple[int, int] | None
     if arr.ndim != 4:
         raise ValueError(
             f"{what} must be image-shaped: (N, H, W, C), (N, C, H, W), (N, H, W) or one (H, W, C) image; "
-            f"got shape {arr.shape}. For a model with several inputs pick one input first, "
-            "e.g. [sv[i][0] for i in range(len(sv))]."
+            f"got shape {arr.shape}. For a model with several inputs pick one input first: "
+            "[sv[i][0] for i in range(len(sv))] in shap 0.44's layout (a list per output), sv[0] in "
+            "shap 0.45's (deepshap.current: a list per input, outputs on the last axis)."
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{what} holds no images (shape {arr.shape}); pass at least one.")
@@ -175,6 +176,7 @@ def _pixels(pixel_values: Any) -> np.ndarray | None:
     arr = to_numpy(pixel_values)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"pixel_values must be numeric images; got dtype {arr.dtype}.")
+    _check_finite(arr, "pixel_values")
     return _batched_images(arr, "pixel_values")
 
 
@@ -186,6 +188,7 @@ def _maps(outputs: list[np.ndarray], pixels: np.ndarray | None) -> list[np.ndarr
         if not np.issubdtype(out.dtype, np.number):
             raise ValueError(f"attributions for output {j} must be numeric; got dtype {out.dtype}.")
         name = "shap_values" if len(outputs) == 1 else f"shap_values for output {j}"
+        _check_finite(out, name)
         imgs = _batched_images(out, name, image_hw)
         maps.append(imgs.astype(np.float64).sum(-1))
     first = maps[0].shape
@@ -200,7 +203,40 @@ def _maps(outputs: list[np.ndarray], pixels: np.ndarray | None) -> list[np.ndarr
             f"shap_values explain {first[0]} image(s) but pixel_values holds {pixels.shape[0]}; "
             "pass the same images that were explained (e.g. x[:n] for both)."
         )
+    if pixels is not None:
+        _check_map_size(first[1:], pixels.shape[1:3])
     return maps
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    """Refuse NaN and infinite numbers: drawn, they are blanks that look like zero attributions."""
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        count = int(values.size - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(
+            f"{what} contains {count} NaN or infinite value(s), which would be drawn as if they were "
+            "zero; find where they come from (an explainer given NaN inputs, a division by zero) or "
+            "replace them (np.nan_to_num) before plotting."
+        )
+
+
+#: A map smaller than the image is a layer's, stretched to the image; it must be this much smaller.
+_MIN_LAYER_SHRINK = 1.5
+
+
+def _check_map_size(map_hw: tuple[int, ...], image_hw: tuple[int, ...]) -> None:
+    """Accept attribution maps of the image's size, or a layer's map (at least 1.5x smaller along both
+    axes: a pooled or strided layer). Anything else would be stretched into nonsense over the image."""
+    (h, w), (height, width) = map_hw, image_hw
+    if (h, w) == (height, width):
+        return
+    if min(height / h, width / w) >= _MIN_LAYER_SHRINK:
+        return
+    raise ValueError(
+        f"shap_values give {h}x{w} maps but pixel_values are {height}x{width} images: the attributions "
+        "do not belong to these images (and are not a layer's map, which is at least 1.5x smaller along "
+        "both axes). Pass the images that were explained, or pixel_values=None to draw the maps "
+        "alone."
+    )
 
 
 def prepare(shap_values: Any, pixel_values: Any, labels: Any) -> PlotInputs:

@@ -4,6 +4,8 @@ Same layout as shap's ``image_plot``, with its failures fixed: an array with a t
 one column per output (never a sum over outputs), attributions from an intermediate layer are summed over
 channels and stretched to the image, float images in [0, 255] and negated images are shown as they look,
 channels-first arrays and torch / tf tensors are accepted, and the colour scale is shared by all panels.
+The colour map and the panels are shap's; the grey overlay lies exactly under the map (shap stretches it
+over one pixel more). NaN or infinite numbers, and maps that do not fit the images, are errors.
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ from matplotlib.figure import Figure
 
 from ._inputs import label_grid, prepare, to_numpy
 
-_BLUE = (0.0, 0.543, 0.983)
-_RED = (1.0, 0.0, 0.318)
+_BLUE = (30 / 255, 136 / 255, 229 / 255)
+_RED = (1.0, 13 / 255, 87 / 255)
+_HALF_GAP = 0.5 / 199  # shap's map runs through 200 evenly spaced colours; zero falls between two
 
-#: Blue for negative, fully transparent white at zero, red for positive (shap's red_transparent_blue look).
+#: shap's red_transparent_blue: blue for negative values and red for positive ones, each fading in
+#: transparency (not in colour) to nothing at zero, so small values show the image beneath.
 red_transparent_blue = LinearSegmentedColormap.from_list(
-    "deepshap_red_transparent_blue", [(*_BLUE, 1.0), (1.0, 1.0, 1.0, 0.0), (*_RED, 1.0)], N=256
+    "deepshap_red_transparent_blue",
+    [
+        (0.0, (*_BLUE, 1.0)),
+        (0.5 - _HALF_GAP, (*_BLUE, 0.0)),
+        (0.5 + _HALF_GAP, (*_RED, 0.0)),
+        (1.0, (*_RED, 1.0)),
+    ],
+    N=256,
 )
 
 _OVERLAY_ALPHA = 0.15
@@ -148,7 +159,7 @@ def image(
         for j in range(n_outputs):
             ax = axes[row, j + offset]
             if grey is not None:
-                ax.imshow(grey, cmap="gray", vmin=0.0, vmax=1.0, alpha=_OVERLAY_ALPHA)
+                ax.imshow(grey, cmap="gray", alpha=_OVERLAY_ALPHA)  # its own range, as in shap
             ax.imshow(maps[j][row], cmap=cmap, norm=norm)
             if grid is not None and (per_row or row == 0):
                 ax.set_title(str(grid[row if per_row else 0, j]), **title_kwargs)

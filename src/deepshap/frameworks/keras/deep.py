@@ -9,7 +9,8 @@ the whole work for a chunk of (sample, background) pairs:
    :mod:`deepshap.frameworks.keras.deep_rules` (ops paired between the two calls, unsupported ops
    rejected before anything runs);
 3. one ``tf.gradients`` per explained output over the input call gives the DeepLIFT multipliers;
-   multiplied by ``x - reference`` and summed over the chunk's background rows. At most
+   multiplied by ``x - reference`` and summed over the chunk's background rows in float64 (the values
+   come back in float64; the explainer gives them the dtype shap would). At most
    :data:`OUTPUTS_PER_TRACE` outputs share one traced function; more run in groups.
 
 The Python loop runs over chunks only; the sum over chunks stays on tf tensors, and numpy appears once,
@@ -18,6 +19,7 @@ at the end. Memory is bounded by ``batch_size`` pairs.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -41,7 +43,8 @@ _TRACED: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDiction
 def deep_attributions(
     adapter: Any, inputs: list[tf.Tensor], output_index: np.ndarray, batch_size: int
 ) -> list[np.ndarray]:
-    """DeepSHAP values: per input ``(N, *shape, R)``, the mean over the background of multipliers * delta.
+    """DeepSHAP values: per input ``(N, *shape, R)`` float64, the mean over the background of multipliers
+    * delta.
 
     ``inputs`` are the adapter's tensors at the explained level (N rows), ``output_index`` an ``(N, R)``
     integer array naming the outputs explained for each sample, ``batch_size`` the number of (sample,
@@ -68,12 +71,7 @@ def deep_attributions(
             groups.append(total)
         chunks.append([tf.concat([g[i] for g in groups], axis=-1) for i in range(len(inputs))])
     scale = 1.0 / n_background
-    return [
-        (to_numpy(tf.concat([chunk[i] for chunk in chunks], axis=0)) * scale).astype(
-            inputs[i].dtype.as_numpy_dtype, copy=False
-        )
-        for i in range(len(inputs))
-    ]
+    return [to_numpy(tf.concat([chunk[i] for chunk in chunks], axis=0)) * scale for i in range(len(inputs))]
 
 
 def _traced(adapter: Any, n_explained: int) -> Any:
@@ -86,12 +84,21 @@ def _traced(adapter: Any, n_explained: int) -> Any:
         specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in adapter.background]
         signature = [specs, specs, tf.TensorSpec([None, n_explained], tf.int64)]
         owner = weakref.ref(adapter)
+        # a partial, so that TensorFlow counts each adapter's traces apart (it groups functions by their
+        # code, and would warn of "retracing" after five explainers)
         per_adapter[n_explained] = tf.function(
-            lambda xs, refs, rows: _attribute(owner(), xs, refs, rows),
+            functools.partial(_attribute_owned, owner),
             input_signature=signature,
             autograph=False,
         )
     return per_adapter[n_explained]
+
+
+def _attribute_owned(
+    owner: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor
+) -> list[tf.Tensor]:
+    """:func:`_attribute` for the adapter behind the weak reference ``owner``."""
+    return _attribute(owner(), xs, refs, rows)
 
 
 def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor) -> list[tf.Tensor]:
@@ -114,5 +121,5 @@ def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: t
         grads = [g[i] if g[i] is not None else tf.zeros_like(x) for g in per_output]
         phi = tf.stack(grads, axis=-1) * tf.expand_dims(x - ref, -1)
         phi = tf.reshape(phi, tf.concat([[n_x, n_ref], tf.shape(phi)[1:]], 0))
-        result.append(tf.reduce_sum(phi, axis=1))
+        result.append(tf.reduce_sum(tf.cast(phi, tf.float64), axis=1))  # the sum over references
     return result

@@ -10,6 +10,7 @@ per selected output, from a persistent tape.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,7 +93,9 @@ class KerasModel(ModelAdapter):
         probe = self._call([b[:1] for b in self.background])
         self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
         self.single_output = self.n_outputs == 1
-        self._gradients = tf.function(self._gradients_graph, reduce_retracing=True)
+        # a partial, so that TensorFlow counts this model's traces apart from other models' (it groups
+        # functions by their code, and would warn of "retracing" after five explainers)
+        self._gradients = tf.function(functools.partial(self._gradients_graph), reduce_retracing=True)
 
     def _convert(self, x: Any, kind: str) -> tf.Tensor:
         if isinstance(x, tf.Tensor | tf.Variable):
