@@ -40,6 +40,11 @@ DEEP_IMAGES, DEEP_BATCH, DEEP_BACKGROUND = 200, 10, 100
 PARTITION_IMAGES, PARTITION_BATCH, PARTITION_EVALS, TOP_K = 10, 2, 200, 4
 
 
+def cases() -> list[Any]:
+    """None for ``run.py``: the job's floor is its own loop over the same batches (run this file directly)."""
+    return []
+
+
 def deep_case(n_images: int = DEEP_IMAGES) -> tuple[Callable[[], Any], Callable[[Path], Any], int]:
     import deepshap
     from deepshap.jobs import explain_dataset
