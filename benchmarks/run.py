@@ -52,6 +52,7 @@ def discover(directory: Path) -> list[ModuleType]:
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load benchmark file {path}")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module  # dataclasses and pickling look their module up by name
         spec.loader.exec_module(module)
         if not callable(getattr(module, "cases", None)):
             raise TypeError(f"{path} must define cases() -> list[Case]")
