@@ -95,3 +95,13 @@ def test_assert_import() -> None:
     deepshap.current.utils.assert_import("numpy")
     with pytest.raises(ImportError, match="no_such_package_here"):
         deepshap.current.utils.assert_import("no_such_package_here")
+
+
+def test_the_current_dialect_has_every_public_name_of_deepshap() -> None:
+    import deepshap
+    import deepshap.current
+
+    missing = [name for name in deepshap.__all__ if name not in deepshap.current.__all__]
+    assert not missing, missing
+    assert deepshap.current.metrics is deepshap.metrics
+    assert deepshap.current.UnsupportedOperationError is deepshap.UnsupportedOperationError

@@ -12,18 +12,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from deepshap import _PUBLIC as _DEEPSHAP_PUBLIC
 from deepshap import __version__ as __version__
 
+# deepshap's names, with the two explainers whose return layout differs taken from deepshap.current
 _PUBLIC = {
-    "Explanation": ("deepshap.explanation", "Explanation"),
+    **_DEEPSHAP_PUBLIC,
     "GradientExplainer": ("deepshap.current.explainers", "GradientExplainer"),
     "DeepExplainer": ("deepshap.current.explainers", "DeepExplainer"),
-    "Explainer": ("deepshap.explainers.partition", "Explainer"),
-    "PartitionExplainer": ("deepshap.explainers.partition", "PartitionExplainer"),
-    "image_plot": ("deepshap.plots", "image"),
-    "plots": ("deepshap.plots", None),
-    "maskers": ("deepshap.maskers", None),
-    "datasets": ("deepshap.datasets", None),
     "explainers": ("deepshap.current.explainers", None),
     "utils": ("deepshap.current.utils", None),
 }
