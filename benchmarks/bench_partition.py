@@ -140,24 +140,24 @@ def inpainting_alone(X: np.ndarray, max_evals: int) -> tuple[int, float, float]:
 
     import cv2
 
-    from deepshap.maskers import _image
+    from deepshap.maskers import _inpaint
 
     f, masks = light_model(), []
-    inpaint = _image.InpaintFill.inpaint
+    inpaint = _inpaint.InpaintFill.inpaint
 
     def recording(filler: Any, keep: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         masks.append((filler.bytes, (~keep).astype(np.uint8)))
         return inpaint(filler, keep, out)
 
-    _image.InpaintFill.inpaint = recording
+    _inpaint.InpaintFill.inpaint = recording
     try:
         explain_work("deepshap", f, X, "inpaint_telea", max_evals)()
     finally:
-        _image.InpaintFill.inpaint = inpaint
+        _inpaint.InpaintFill.inpaint = inpaint
     masks = [(image, hidden) for image, hidden in masks if 0 < hidden.sum() < hidden.size]
 
     def inpaint(mask: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        return cv2.inpaint(mask[0], mask[1], _image.INPAINT_RADIUS, cv2.INPAINT_TELEA)
+        return cv2.inpaint(mask[0], mask[1], _inpaint.INPAINT_RADIUS, cv2.INPAINT_TELEA)
 
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)

@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from deepshap.maskers import Image
-from deepshap.maskers._image import InpaintFill
+from deepshap.maskers._inpaint import InpaintFill
 from deepshap.maskers._trees import axis_tree, superpixel_tree, tree_from_segments
 
 
@@ -270,7 +270,8 @@ def test_inpainting_in_a_crop_equals_opencv_on_the_whole_image(method):
 def plain_inpainting(image: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The masked image computed plainly: channel by channel, bytes of the whole image (8-bit images) or
     of the crop the hidden pixels and their margin span, mapped from its kept pixels' range."""
-    from deepshap.maskers._image import _CROP_MARGIN, _byte_scale, _cast_like
+    from deepshap.maskers._fill import _cast_like
+    from deepshap.maskers._inpaint import _CROP_MARGIN, _byte_scale
 
     step = _byte_scale(image)
     values = image.astype(np.float64)
@@ -356,7 +357,7 @@ def test_inpainting_keeps_exact_pixels_and_uses_only_kept_ones():
 def test_a_dark_float_image_is_inpainted_on_its_own_range():
     """A float image in [0, 0.003] is not cut to bytes 0 and 1 by the [0, 1] -> 0..255 scaling (its fill
     had 4 levels, up to 4x the image's maximum); an 8-bit image divided by 255 still is."""
-    from deepshap.maskers._image import _byte_scale
+    from deepshap.maskers._inpaint import _byte_scale
 
     eight_bit = np.rint(photo()).clip(0, 255)
     dark = photo() / 255.0 * 0.003

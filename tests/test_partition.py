@@ -273,7 +273,7 @@ def test_batches_known_in_advance_are_evaluated_together(fixed_context, monkeypa
     """The recursion's first batches take every queued node, so their images are known before the
     batch before them is evaluated: the model gets them together (never more than batch_size at once),
     and the values are those of evaluating batch by batch."""
-    from deepshap.explainers import partition
+    from deepshap.explainers import _owen_recursion
 
     X = photos(1)
     f = smooth_model(X.shape[1:])
@@ -290,7 +290,7 @@ def test_batches_known_in_advance_are_evaluated_together(fixed_context, monkeypa
         return sizes, values
 
     together, values = run()
-    monkeypatch.setattr(partition, "_paths_ahead", lambda *args: [])
+    monkeypatch.setattr(_owen_recursion, "_paths_ahead", lambda *args: [])
     one_by_one, expected = run()
     assert sum(together) == sum(one_by_one) == 200 and max(together) <= 50
     if fixed_context is None:

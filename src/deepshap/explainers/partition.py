@@ -7,7 +7,8 @@ to a priority queue in both contexts (nothing and the sibling added), weighted 1
 pops the largest effect first, so the budget (``max_evals``) is spent where the output changes most; what
 is left on the queue when it runs out is spread evenly over the node's pixels. Every expansion keeps the
 sum of the node's values equal to ``f(context + node) - f(context)``, so the values of an image add up
-exactly to ``f(x) - f(fully masked x)`` whatever the budget.
+exactly to ``f(x) - f(fully masked x)`` whatever the budget. The recursion is in :mod:`._owen_recursion`;
+this module checks the arguments, calls the model and assembles the Explanation.
 
 Compared with shap: a mask is a root path of tree regions, and masked images are block copies of those
 regions into a reused batch buffer, each image going to the slot whose last image is most like it so that
@@ -21,20 +22,22 @@ shap's split each pixel into its channels (the values agree until the budget rea
 
 from __future__ import annotations
 
-import heapq
 import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from deepshap.explainers._lanes import run_in_lanes
+from deepshap.explainers._owen_recursion import ImageResult, ImageSummary, owen_values
 from deepshap.maskers import Image
 from deepshap.maskers._paths import Path
-from deepshap.maskers._trees import PartitionTree
+
+if TYPE_CHECKING:
+    from deepshap.explanation import Explanation
 
 __all__ = ["Explainer", "PartitionExplainer", "owen_values"]
 
@@ -49,13 +52,21 @@ _BUFFER_HANDOVER = threading.Lock()  # an explainer's batch buffers go to one ca
 _LANES = 2  # images explained at once: one builds its next batch while the model runs on the other's
 
 
+class OutputSelector(Protocol):
+    """A lazy selector such as ``Explanation.argsort.flip[:4]``: picks outputs from an image's scores."""
+
+    def apply(self, obj: Explanation) -> object:
+        """The selected output indices (or an Explanation of them) among the scores in ``obj``."""
+        ...
+
+
 class Explainer:
     """shap's ``Explainer`` entry point: with an Image masker, ``Explainer(f, masker)`` is a
     :class:`PartitionExplainer` (the only model-agnostic explainer deepshap has)."""
 
     def __new__(
-        cls, model: Callable[[np.ndarray], Any], masker: Any, output_names: Sequence[str] | None = None
-    ) -> Any:
+        cls, model: Callable[[np.ndarray], Any], masker: object, output_names: Sequence[str] | None = None
+    ) -> PartitionExplainer:
         if cls is Explainer:
             if not isinstance(masker, Image):
                 raise TypeError(
@@ -64,7 +75,7 @@ class Explainer:
                     "DeepExplainer / GradientExplainer for a network's own gradients."
                 )
             cls = PartitionExplainer
-        return super().__new__(cls)
+        return cast(PartitionExplainer, super().__new__(cls))  # the only kind of Explainer there is
 
 
 class PartitionExplainer(Explainer):
@@ -119,10 +130,10 @@ class PartitionExplainer(Explainer):
         X: Any,
         max_evals: int | str = _AUTO_EVALS,
         batch_size: int | str = "auto",
-        outputs: Any = None,
+        outputs: OutputSelector | npt.ArrayLike | None = None,
         fixed_context: int | None = None,
         silent: bool = False,
-    ) -> Any:
+    ) -> Explanation:
         """Explain the images ``X`` ``(N, H, W, C)``; returns an :class:`~deepshap.Explanation`.
 
         ``max_evals`` model evaluations are spent per image (``"auto"``: 500), in batches of
@@ -156,10 +167,11 @@ class PartitionExplainer(Explainer):
         per_image_outputs = _per_image_outputs(outputs, len(images))
         lanes = _LANES if len(images) > 1 else 1
         with _BUFFER_HANDOVER:  # a call running alongside in another thread finds none: its own buffers
-            buffers, self._batch_buffers = self._batch_buffers, []
-        buffers += [None] * (lanes - len(buffers))  # lane k builds in buffers[k]; the rest wait
+            held, self._batch_buffers = self._batch_buffers, []
+        # lane k builds in buffers[k]; the rest wait
+        buffers: list[np.ndarray | None] = [*held, *[None] * (lanes - len(held))]
 
-        def explain(i: int, lane: int, call_model: Callable[..., np.ndarray]) -> _ImageResult:
+        def explain(i: int, lane: int, call_model: Callable[..., np.ndarray]) -> ImageResult:
             result, buffers[lane] = self._explain_image(
                 images[i],
                 per_image_outputs[i],
@@ -171,8 +183,8 @@ class PartitionExplainer(Explainer):
             )
             return result
 
-        results: list[dict[str, Any]] = [{} for _ in images]  # in image order, whichever finishes first
-        values = None
+        summaries: dict[int, ImageSummary] = {}  # by image, in the order they finish
+        values: np.ndarray | None = None
         with tqdm(total=len(images), desc="Partition explainer", disable=silent) as progress:
             for i, result in run_in_lanes(explain, len(images), self._call_model, lanes):
                 if values is None:
@@ -184,17 +196,19 @@ class PartitionExplainer(Explainer):
                         f"{values.shape[-1]} for another image; select the same number for every image."
                     )
                 result.write_values(values[i], self.masker.input_shape[2])
-                results[i] = result.summary()
+                summaries[i] = result.summary()
                 progress.update()
+        assert values is not None  # there is at least one image (see _check_images)
         self._batch_buffers = [buffer for buffer in buffers if buffer is not None]
-        base_values = np.stack([r["base"] for r in results])
-        output_index = np.stack([r["output_index"] for r in results])
+        results = [summaries[i] for i in range(len(images))]
+        base_values = np.stack([r.base for r in results])
+        output_index = np.stack([r.output_index for r in results])
         self.expected_value = base_values[0] if len(base_values) == 1 else base_values
         names = None
         if self.output_names is not None:
             names = np.asarray(self.output_names, dtype=object)[output_index]
         hierarchical = np.empty(len(results), dtype=object)
-        hierarchical[:] = [r["hierarchical"] for r in results]
+        hierarchical[:] = [r.hierarchical for r in results]
         return Explanation(
             values=values,
             base_values=base_values,
@@ -202,7 +216,7 @@ class PartitionExplainer(Explainer):
             output_names=names,
             output_indexes=output_index,
             hierarchical_values=hierarchical,
-            clustering=_stack_or_list([r["clustering"] for r in results]),
+            clustering=_stack_or_list([r.clustering for r in results]),
             compute_time=time.perf_counter() - start,
         )
 
@@ -269,13 +283,13 @@ class PartitionExplainer(Explainer):
     def _explain_image(
         self,
         x: np.ndarray,
-        outputs: Any,
+        outputs: OutputSelector | np.ndarray | None,
         max_evals: int,
         batch_size: int,
         fixed_context: int | None,
         buffer: np.ndarray | None,
         call_model: Callable[..., np.ndarray],
-    ) -> tuple[_ImageResult, np.ndarray]:
+    ) -> tuple[ImageResult, np.ndarray]:
         """The Owen values of one image, and the batch buffer (``buffer`` reused when it fits).
 
         ``call_model`` is :meth:`_call_model`, or its relay to the calling thread (see :mod:`._lanes`).
@@ -298,230 +312,7 @@ class PartitionExplainer(Explainer):
             evaluate, tree, f00, f11, max_evals - 2, batch_size, fixed_context
         )
         dtype = np.result_type(scores.dtype, np.float32)
-        return _ImageResult(tree, nodes, node_values, expanded, f00, output_index, dtype), buffer
-
-
-@dataclass
-class _ImageResult:
-    """The Owen recursion's node values for one image, turned into per-pixel values on demand."""
-
-    tree: PartitionTree
-    nodes: np.ndarray  # the nodes holding a value, ascending
-    node_values: np.ndarray  # (len(nodes), k)
-    expanded: set[int]
-    base: np.ndarray
-    output_index: np.ndarray
-    dtype: np.dtype
-
-    def write_values(self, out: np.ndarray, channels: int) -> None:
-        """Push each node's value down to its pixels (split by size, like shap) into ``out`` (H, W, C, k)."""
-        tree = self.tree
-        area, children, expanded = tree.area, tree.children, self.expanded
-        per_value = 1.0 / (int(tree.size[tree.root]) * channels)  # a whole region's credit -> one value
-        value_of = dict(zip(self.nodes.tolist(), self.node_values, strict=True))
-        stack = [(tree.root, np.zeros(len(self.output_index)))]
-        while stack:
-            node, credit = stack.pop()
-            if node in value_of:
-                credit = credit + value_of[node]
-            if node in expanded:
-                left, right = children[node]
-                share = credit / area[node]
-                stack.append((left, share * area[left]))
-                stack.append((right, share * area[right]))
-            else:
-                tree.fill(out, node, credit * (per_value / area[node]))
-
-    def summary(self) -> dict[str, Any]:
-        from scipy.sparse import csr_array
-
-        n_nodes, k = len(self.tree.left), len(self.output_index)
-        nodes = self.nodes
-        hierarchical = csr_array(
-            (self.node_values.ravel(), (np.repeat(nodes, k), np.tile(np.arange(k), len(nodes)))),
-            shape=(n_nodes, k),
-        )
-        return {
-            "base": self.base,
-            "output_index": self.output_index,
-            "hierarchical": hierarchical,
-            "clustering": self.tree.clustering(),
-        }
-
-
-def owen_values(
-    evaluate: Callable[[list[Path]], np.ndarray],
-    tree: PartitionTree,
-    f00: np.ndarray,
-    f11: np.ndarray,
-    budget: int,
-    batch_size: int,
-    fixed_context: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, set[int]]:
-    """Run the Owen recursion; return the nodes that hold a value (ascending), their values ``(n, k)``
-    and the set of expanded nodes.
-
-    ``evaluate(paths)`` maps B root paths of the tree (``(node, kept)`` regions tiling the image, see
-    :data:`~deepshap.maskers._paths.Path`) to the outputs ``(B, k)`` of the images with the kept regions
-    shown and the others masked; ``f00``/``f11`` are the outputs with no pixel / every pixel kept. At
-    most ``budget`` (+1) masks are evaluated, in batches of about ``batch_size``; the batching decides
-    which nodes are expanded together and so matches shap's for the same ``batch_size``.
-
-    The queue holds ``(priority, order, node, weight, f_without, f_with, around, piece)``: the node's
-    outputs without / with it in its context, and the path of regions around it (the siblings of its
-    ancestors and its own, root first, each kept or not) that the context is made of, as its parent's
-    path ``around`` and the ``piece`` its sibling adds (joined only for the nodes that get expanded).
-    """
-    credited: list[tuple[list[int], np.ndarray]] = []  # (nodes, their amounts), summed at the end
-    expanded: set[int] = set()
-    heap: list[tuple] = [(0.0, 0, tree.root, 1.0, f00, f11, (), None)]
-    ahead: dict[Path, np.ndarray] = {}  # outputs of images evaluated before their batch (see _paths_ahead)
-    order = 1
-    n_evals = 0
-    children = tree.children
-
-    while heap:
-        if n_evals >= budget:  # what is left on the queue stays on its node
-            f_without = np.stack([item[4] for item in heap])
-            f_with = np.stack([item[5] for item in heap])
-            amounts = (f_with - f_without) * np.array([item[3] for item in heap])[:, None]
-            credited.append(([item[2] for item in heap], amounts))
-            break
-        batch: list[tuple] = []
-        outsides: list[Path] = []
-        paths: list[Path] = []
-        while heap and 2 * len(batch) < batch_size and n_evals + 2 * len(batch) < budget:
-            item = heapq.heappop(heap)
-            if children[item[2]] is None:
-                credited.append(([item[2]], ((item[5] - item[4]) * item[3])[None]))
-                continue
-            outside = item[6] if item[7] is None else (*item[6], item[7])
-            batch.append(item)
-            outsides.append(outside)
-            paths += _halves(outside, children[item[2]])
-        if not batch:
-            continue
-        missing = [path for path in paths if path not in ahead] if ahead else paths
-        if missing:
-            contexts = (0, 1) if fixed_context is None else (fixed_context,)
-            level = [(item[2], outside) for item, outside in zip(batch, outsides, strict=True)]
-            known = (
-                _paths_ahead(level, children, contexts, n_evals + len(paths), budget, batch_size)
-                if not heap
-                else []
-            )
-            extra = known[: max(0, batch_size - len(missing))]
-            evaluated = evaluate(missing + extra)
-            ahead.update(zip(extra, evaluated[len(missing) :], strict=True))
-            if missing is not paths:
-                ahead.update(zip(missing, evaluated[: len(missing)], strict=True))
-        if missing is paths:  # the usual case: nothing of this batch was evaluated ahead
-            outputs = evaluated[: len(paths)]
-        else:
-            outputs = np.stack([ahead.pop(path) for path in paths])
-        n_evals += len(paths)
-        order = _expand(batch, outsides, outputs, children, fixed_context, heap, order, expanded, credited)
-    return (*_sum_by_node(credited, len(f00)), expanded)
-
-
-def _paths_ahead(
-    level: list[tuple[int, Path]],
-    children: list[tuple[int, int] | None],
-    contexts: tuple[int, ...],
-    n_evals: int,
-    budget: int,
-    batch_size: int,
-) -> list[Path]:
-    """The paths of the batches after this one that do not depend on its outputs, in batch order.
-
-    When a batch empties the queue, the next batch is made of its nodes' children; when they all fit in
-    it (and none is a leaf), which of them it takes no longer depends on their priorities, so their
-    images are known before this batch is evaluated, and so on down while each level fits. Evaluating
-    them with this batch spares the model the recursion's small first batches (2, 8, 32 images).
-    ``level`` holds the ``(node, outside path)`` of this batch's nodes; ``n_evals`` counts this batch.
-    """
-    known: list[Path] = []
-    while True:
-        queued = []
-        for node, outside in level:
-            pair = children[node]
-            for context in contexts:
-                for side in (0, 1):
-                    if children[pair[side]] is None:
-                        return known
-                    queued.append((pair[side], (*outside, (pair[1 - side], context == 1))))
-        last = 2 * (len(queued) - 1)  # the batch takes every queued node iff it takes the last one
-        if not queued or last >= batch_size or n_evals + last >= budget:
-            return known
-        for node, outside in queued:
-            known += _halves(outside, children[node])
-        n_evals += 2 * len(queued)
-        level = queued
-
-
-def _halves(outside: Path, pair: tuple[int, int]) -> tuple[Path, Path]:
-    """The two images that expand a node in its context ``outside``: left half kept, then right."""
-    left, right = pair
-    return (*outside, (left, True), (right, False)), (*outside, (left, False), (right, True))
-
-
-def _expand(
-    batch: list[tuple],
-    outsides: list[Path],
-    outputs: np.ndarray,
-    children: list[tuple[int, int] | None],
-    fixed_context: int | None,
-    heap: list,
-    order: int,
-    expanded: set[int],
-    credited: list[tuple[list[int], np.ndarray]],
-) -> int:
-    """Use the outputs of a batch: interaction terms onto the nodes, children onto the queue.
-
-    Children go in the empty context (outputs without / with the child: f00 / f10 for the left one) and
-    in the sibling's context (f01 / f11), weighted 1/2 each; a fixed context keeps one of the two at full
-    weight, its interaction term staying on the node. The arithmetic runs on the whole batch at once.
-    """
-    f00 = np.stack([item[4] for item in batch])
-    f11 = np.stack([item[5] for item in batch])
-    f10, f01 = outputs[0::2], outputs[1::2]
-    weight = np.array([item[3] for item in batch])
-    child_weight = (weight / 2 if fixed_context is None else weight).tolist()
-    if fixed_context is not None:
-        sign = 1.0 if fixed_context == 0 else -1.0
-        interaction = (f11 - f10 - f01 + f00) * (sign * weight)[:, None]
-        credited.append(([item[2] for item in batch], interaction))
-    contexts = (0, 1) if fixed_context is None else (fixed_context,)
-    # per context: (without, with) for the left child, then for the right child
-    pairs = {0: ((f00, f10), (f00, f01)), 1: ((f01, f11), (f10, f11))}
-    queued = []
-    for context in contexts:
-        for side in (0, 1):
-            without, with_ = pairs[context][side]
-            priority = (-np.abs(with_ - without).max(axis=1) * child_weight).tolist()
-            queued.append((context, side, priority, list(without), list(with_)))
-    push = heapq.heappush
-    for i, (item, outside) in enumerate(zip(batch, outsides, strict=True)):
-        expanded.add(item[2])
-        pair = children[item[2]]
-        weight_i = child_weight[i]
-        for context, side, priority, without, with_ in queued:
-            piece = (pair[1 - side], context == 1)
-            push(heap, (priority[i], order, pair[side], weight_i, without[i], with_[i], outside, piece))
-            order += 1
-    return order
-
-
-def _sum_by_node(credited: list[tuple[list[int], np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Add up the amounts credited to each node (in the order credited): ``(nodes ascending, (n, k))``."""
-    if not credited:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, k))
-    nodes = np.concatenate([np.asarray(block_nodes, dtype=np.int64) for block_nodes, _ in credited])
-    amounts = np.concatenate([block_amounts for _, block_amounts in credited])
-    unique, position = np.unique(nodes, return_inverse=True)
-    sums = np.zeros((len(unique), k))
-    np.add.at(sums, position, amounts)
-    return unique, sums
+        return ImageResult(tree, nodes, node_values, expanded, f00, output_index, dtype), buffer
 
 
 def _values_dtype(shape: tuple[int, ...], model_dtype: np.dtype) -> np.dtype:
@@ -570,9 +361,16 @@ def _check_batch_size(batch_size: int | str, image_bytes: int) -> int:
     return int(batch_size)
 
 
-def _per_image_outputs(outputs: Any, n_images: int) -> list[Any]:
+def _is_selector(outputs: object) -> TypeGuard[OutputSelector]:
+    """Whether ``outputs`` is a lazy selector (deepshap's or shap's ``Explanation.argsort...``)."""
+    return hasattr(outputs, "apply")
+
+
+def _per_image_outputs(
+    outputs: OutputSelector | npt.ArrayLike | None, n_images: int
+) -> list[OutputSelector | np.ndarray | None]:
     """One output selector per image: None, a lazy selector, or indices."""
-    if outputs is None or hasattr(outputs, "apply"):
+    if outputs is None or _is_selector(outputs):
         return [outputs] * n_images
     index = np.asarray(outputs)
     if index.ndim == 0:
@@ -587,7 +385,9 @@ def _per_image_outputs(outputs: Any, n_images: int) -> list[Any]:
     )
 
 
-def _resolve_outputs(outputs: Any, scores: np.ndarray, output_names: list[str] | None) -> np.ndarray:
+def _resolve_outputs(
+    outputs: OutputSelector | np.ndarray | None, scores: np.ndarray, output_names: list[str] | None
+) -> np.ndarray:
     """The model outputs explained for one image, as int64 indices."""
     n_outputs = len(scores)
     if output_names is not None and len(output_names) != n_outputs:
@@ -597,7 +397,7 @@ def _resolve_outputs(outputs: Any, scores: np.ndarray, output_names: list[str] |
         )
     if outputs is None:
         return np.arange(n_outputs, dtype=np.int64)
-    if hasattr(outputs, "apply"):
+    if _is_selector(outputs):
         from deepshap.explanation import Explanation
 
         selected = outputs.apply(Explanation(scores))
