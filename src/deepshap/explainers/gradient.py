@@ -124,17 +124,19 @@ class GradientExplainer(DifferentiableExplainer):
         xs = self._explained_inputs(X)
         index, ranked = self._output_index(xs, ranked_output, ranked_outputs, output_rank_order)
         sums = self._sums(xs, index, nsamples, np.random.default_rng(rseed), want_variances)
-        phi, variances = [], []
+        phi: list[np.ndarray] = []
+        variances: list[np.ndarray] = []  # empty unless wanted
         for t, x in enumerate(xs):
             mean_delta = adapter.to_numpy(x - self._background_mean[t])
             est, var = _estimate(sums, t, mean_delta, nsamples, want_variances)
             phi.append(est)
-            variances.append(var)
+            if var is not None:
+                variances.append(var)
         data = [adapter.to_numpy(x) for x in xs]
         phi = self._in_values_dtype(X, phi, data)
         if want_variances:
             variances = self._in_values_dtype(X, variances, data)
-        return _Result(phi, variances if want_variances else [], index, ranked, data)
+        return _Result(phi, variances, index, ranked, data)
 
     def _sums(
         self, xs: list[Any], index: np.ndarray, nsamples: int, rng: np.random.Generator, want_variances: bool

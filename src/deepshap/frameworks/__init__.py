@@ -86,9 +86,10 @@ class TensorOps(ABC):
         """Sum over one axis."""
 
     @abstractmethod
-    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> Any:
-        """Gaussian noise N(0, std^2), ``(len(seeds), *shape)``: one array of ``shape`` per seed, the
-        same seed always giving the same array (so noise does not depend on how rows are batched)."""
+    def normal(self, shape: Sequence[int], std: float, seeds: np.ndarray) -> Any:
+        """Gaussian noise N(0, std^2), ``(len(seeds), *shape)``: one array of ``shape`` per seed (``seeds``
+        is a 1-D integer array), the same seed always giving the same array (so noise does not depend on
+        how rows are batched)."""
 
     @abstractmethod
     def concat(self, tensors: Sequence[Any], axis: int) -> Any:

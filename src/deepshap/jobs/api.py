@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -159,14 +159,25 @@ def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) 
     return np.ascontiguousarray(np.asarray(background, dtype=np.float32))
 
 
+class _ActorPool(TypedDict, total=False):
+    """The Ray engine's pool options the caller set."""
+
+    num_actors: int
+    threads_per_actor: int
+
+
 def _engine(
     engine: str | Engine, address: str | None, actors: int | None, threads_per_actor: int | None
 ) -> Engine:
-    pool = {"num_actors": actors, "threads_per_actor": threads_per_actor}
-    for name, value in pool.items():
+    given = {"num_actors": actors, "threads_per_actor": threads_per_actor}
+    for name, value in given.items():
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    pool = {name: int(value) for name, value in pool.items() if value is not None}
+    pool: _ActorPool = {}
+    if actors is not None:
+        pool["num_actors"] = int(actors)
+    if threads_per_actor is not None:
+        pool["threads_per_actor"] = int(threads_per_actor)
     if not isinstance(engine, str):
         return engine
     if engine == "local":

@@ -24,8 +24,10 @@ SIZE_SAMPLE = 32  # image files whose size is read to find a folder's common siz
 
 
 class DataSource(Protocol):
-    n_images: int | None
-    """How many images, or None for a stream of unknown length."""
+    @property
+    def n_images(self) -> int | None:
+        """How many images, or None for a stream of unknown length."""
+        ...
 
     def fingerprint(self) -> dict[str, Any]: ...
 

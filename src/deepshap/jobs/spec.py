@@ -79,7 +79,7 @@ def array_digest(array: np.ndarray) -> str:
     """sha256 of an array's shape, dtype and bytes."""
     array = np.ascontiguousarray(array)
     digest = hashlib.sha256(f"{array.shape}{array.dtype.str}".encode())
-    digest.update(memoryview(array).cast("B"))
+    digest.update(array.data.cast("B"))
     return digest.hexdigest()
 
 

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -280,11 +281,12 @@ class _storage_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc)
             raise StoreWriteError(
                 f"cannot write the results to {self.out}: {reason}. Nothing committed is lost: free space "
                 "or fix the permissions, then rerun the same command to resume."
             ) from exc
-        return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from deepshap.metrics._explainers import available, resolve_explainer
 from deepshap.metrics._game import ModelRunner
 from deepshap.metrics._regions import Regions, grid
 from deepshap.metrics._truth import RegionShapley, _numpy_images, output_table, shapley_values
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Comparison", "ComparisonRow", "compare"]
 
@@ -85,14 +88,15 @@ class Comparison:
     def __str__(self) -> str:
         return self.to_markdown()
 
-    def plot(self, show: bool = True) -> Any:
+    def plot(self, show: bool = True) -> Figure:
         """Bar charts of the error to truth (with its interval) and of the two AUCs per explainer."""
         import matplotlib.pyplot as plt
 
-        rows = [row for row in self.rows if row.error is not None]
+        measured = [(row, row.error) for row in self.rows if row.error is not None]
+        rows = [row for row, _ in measured]
         names = [row.name for row in rows]
-        errors = np.array([row.error.relative_l1 for row in rows])
-        low, high = np.array([row.error.relative_l1_interval for row in rows]).reshape(-1, 2).T
+        errors = np.array([error.relative_l1 for _, error in measured])
+        low, high = np.array([error.relative_l1_interval for _, error in measured]).reshape(-1, 2).T
         figure, axes = plt.subplots(1, 3, figsize=(14, 0.5 * len(rows) + 2), sharey=True)
         positions = np.arange(len(rows))
         axes[0].barh(positions, errors, color="tab:red")

@@ -138,7 +138,7 @@ def _masked_outputs(
 ) -> np.ndarray:
     """Outputs for ``x`` with the regions of each row of ``keep`` kept and the rest filled, a batch at a
     time (value masks are built per batch, so memory stays bounded by the batch size)."""
-    outputs = []
+    outputs: list[np.ndarray] = []
     for start in range(0, len(keep), runner.batch_size):
         masks = regions.value_masks(keep[start : start + runner.batch_size])
         rows = np.zeros(len(masks), dtype=np.int64)

@@ -10,7 +10,7 @@ over one pixel more). NaN or infinite numbers, and maps that do not fit the imag
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -101,6 +101,55 @@ def _figure_size(n_cols: int, n_rows: int, width: float | None) -> np.ndarray:
     return size
 
 
+@overload
+def image(
+    shap_values: Any,
+    pixel_values: Any = ...,
+    labels: Any = ...,
+    true_labels: Any = ...,
+    width: float | None = ...,
+    aspect: float | None = ...,
+    hspace: float | Literal["auto"] | None = ...,
+    labelpad: float | None = ...,
+    cmap: str | Colormap | None = ...,
+    vmax: float | None = ...,
+    show: Literal[True] = ...,
+) -> None: ...
+
+
+@overload
+def image(
+    shap_values: Any,
+    pixel_values: Any = ...,
+    labels: Any = ...,
+    true_labels: Any = ...,
+    width: float | None = ...,
+    aspect: float | None = ...,
+    hspace: float | Literal["auto"] | None = ...,
+    labelpad: float | None = ...,
+    cmap: str | Colormap | None = ...,
+    vmax: float | None = ...,
+    *,
+    show: Literal[False],
+) -> Figure: ...
+
+
+@overload
+def image(
+    shap_values: Any,
+    pixel_values: Any = ...,
+    labels: Any = ...,
+    true_labels: Any = ...,
+    width: float | None = ...,
+    aspect: float | None = ...,
+    hspace: float | Literal["auto"] | None = ...,
+    labelpad: float | None = ...,
+    cmap: str | Colormap | None = ...,
+    vmax: float | None = ...,
+    show: bool = ...,
+) -> Figure | None: ...
+
+
 def image(
     shap_values: Any,
     pixel_values: Any = None,
@@ -108,7 +157,7 @@ def image(
     true_labels: Any = None,
     width: float | None = 20,
     aspect: float | None = 0.2,
-    hspace: float | str | None = 0.2,
+    hspace: float | Literal["auto"] | None = 0.2,
     labelpad: float | None = None,
     cmap: str | Colormap | None = None,
     vmax: float | None = None,

@@ -64,10 +64,10 @@ def deep_attributions(
         for c in range(0, index.shape[1], OUTPUTS_PER_TRACE):
             rows = tf.constant(index[s : s + per_sample, c : c + OUTPUTS_PER_TRACE])
             attribute = _traced(adapter, int(rows.shape[1]))
-            total: list[tf.Tensor] | None = None
-            for b in range(0, n_background, per_background):
+            total: list[tf.Tensor] = attribute(xs, [t[:per_background] for t in background], rows)
+            for b in range(per_background, n_background, per_background):
                 part = attribute(xs, [t[b : b + per_background] for t in background], rows)
-                total = part if total is None else [u + v for u, v in zip(total, part, strict=True)]
+                total = [u + v for u, v in zip(total, part, strict=True)]
             groups.append(total)
         chunks.append([tf.concat([g[i] for g in groups], axis=-1) for i in range(len(inputs))])
     scale = 1.0 / n_background

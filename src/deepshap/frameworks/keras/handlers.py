@@ -105,6 +105,11 @@ def _replace(items: list[tf.Tensor], index: int, value: tf.Tensor) -> list[tf.Te
     return items
 
 
+def _in_operand(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``op`` (ordinary gradient) as a function of its operand ``k``, the others fixed at ``inputs``."""
+    return lambda t: clone(op, _replace(inputs, k, t))[0]
+
+
 def _derivative(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> tf.Tensor:
     """Elementwise derivative of ``op`` in operand ``k`` at ``inputs`` (operand k has the output shape)."""
     start = tf.identity(inputs[k])
@@ -209,7 +214,7 @@ def bilinear(
     result: Gradients = [None] * len(inputs)
     for k in positions:
         fixed = [tf.stop_gradient(mids[i]) if i in positions and i != k else t for i, t in enumerate(inputs)]
-        result[k] = _vjp(lambda t, k=k, fixed=fixed: clone(op, _replace(fixed, k, t))[0], inputs[k], grad)
+        result[k] = _vjp(_in_operand(op, fixed, k), inputs[k], grad)
     return result
 
 
@@ -321,7 +326,7 @@ def select(
     result: Gradients = [None, None, None]
     if op.inputs[0].ref() not in session.discrete:
         for k in branches:
-            result[k] = _vjp(lambda t, k=k: clone(op, _replace(list(op.inputs), k, t))[0], op.inputs[k], grad)
+            result[k] = _vjp(_in_operand(op, list(op.inputs), k), op.inputs[k], grad)
         return result
     multipliers = session.cached(op, "m", lambda: _select_multipliers(op, partner, branches))
     for k, multiplier in zip(branches, multipliers, strict=True):

@@ -44,7 +44,7 @@ class TFOps(TensorOps):
     def sum(self, tensor: tf.Tensor, axis: int) -> tf.Tensor:
         return tf.reduce_sum(tensor, axis=axis)
 
-    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> tf.Tensor:
+    def normal(self, shape: Sequence[int], std: float, seeds: np.ndarray) -> tf.Tensor:
         return _normal_rows(
             tf.constant(np.asarray(seeds, dtype=np.int64)),
             tf.constant(tuple(shape), dtype=tf.int32),

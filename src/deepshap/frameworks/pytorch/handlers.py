@@ -338,8 +338,13 @@ def softmax(
     last = list(range(rank - len(dims), rank))  # the reduced axes moved last, in order, and merged into one
     out = R.softmax_family("logsumexp", pair.map(lambda t: t.movedim(dims, last).flatten(last[0])), -1)
     for d in dims if keepdim else []:
-        out = out.map(lambda t, d=d: t.unsqueeze(d))
+        out = out.map(_unsqueezing(d))
     return out.x
+
+
+def _unsqueezing(dim: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A size-1 axis inserted at ``dim``."""
+    return lambda t: t.unsqueeze(dim)
 
 
 _NORM_ARGS = {

@@ -58,7 +58,7 @@ class TorchOps(TensorOps):
     def sum(self, tensor: torch.Tensor, axis: int) -> torch.Tensor:
         return tensor.sum(dim=axis)
 
-    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> torch.Tensor:
+    def normal(self, shape: Sequence[int], std: float, seeds: np.ndarray) -> torch.Tensor:
         noise = torch.empty((len(seeds), *shape), device=self.device, dtype=self.dtype)
         generator = torch.Generator(device=self.device)
         for row, seed in zip(noise, seeds, strict=True):
@@ -88,8 +88,8 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             probe = self._call([b[:1] for b in self.background])
             if self.layer is not None:
-                self._check_no_bypass()
-                self._one_row_carrier = self._one_row_carrier_works()
+                self._check_no_bypass(self.layer)
+                self._one_row_carrier = self._one_row_carrier_works(self.layer)
         self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
         self.single_output = self.n_outputs == 1
 
@@ -119,25 +119,25 @@ class TorchModel(ModelAdapter):
             return list(raw)
         n = int(raw[0].shape[0])
         starts = range(0, n, _CAPTURE_BATCH)
-        chunks = [self._capture([r[i : i + _CAPTURE_BATCH] for r in raw]) for i in starts]
+        chunks = [self._capture(self.layer, [r[i : i + _CAPTURE_BATCH] for r in raw]) for i in starts]
         return [torch.cat(chunks)]
 
-    def _capture(self, raw: list[torch.Tensor]) -> torch.Tensor:
-        """The input of ``self.layer`` when the model runs on ``raw`` (the forward stops there)."""
+    def _capture(self, layer: nn.Module, raw: list[torch.Tensor]) -> torch.Tensor:
+        """The input of ``layer`` when the model runs on ``raw`` (the forward stops there)."""
         found: list[torch.Tensor] = []
 
         def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             found.append(_layer_input(args, module))
             raise _Captured
 
-        with torch.no_grad(), _hooked(self.layer, hook), _evaluating(self.module):
+        with torch.no_grad(), _hooked(layer, hook), _evaluating(self.module):
             try:
                 self.module(*raw)
             except _Captured:
                 pass
         if not found:
             raise ValueError(
-                f"the layer {type(self.layer).__name__} was not called during the model's forward pass; "
+                f"the layer {type(layer).__name__} was not called during the model's forward pass; "
                 "pass a (model, layer) pair where layer is used by model.forward."
             )
         return found[0].detach().to(self.dtype)
@@ -145,7 +145,10 @@ class TorchModel(ModelAdapter):
     # forward and gradients ----------------------------------------------------------------------
     def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         with _evaluating(self.module):
-            out = self._layer_forward(inputs[0]) if self.layer is not None else self.module(*inputs)
+            if self.layer is not None:
+                out = self._layer_forward(self.layer, inputs[0])
+            else:
+                out = self.module(*inputs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"the model returned a {type(out).__name__}; deepshap explains models returning one tensor "
@@ -162,7 +165,7 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             return self.to_numpy(self.forward(inputs))
 
-    def _check_no_bypass(self) -> None:
+    def _check_no_bypass(self, layer: nn.Module) -> None:
         """Raise if the output depends on the model's inputs other than through the layer: with the same
         layer input, two different carriers (raw inputs) must give the same output."""
         raw = self._raw_background
@@ -175,35 +178,39 @@ class TorchModel(ModelAdapter):
         z = self.background[0][:1]
         try:
             with _evaluating(self.module):
-                first = self._layer_forward(z, one_row=True)
-                second = self._layer_forward(z, one_row=True, carrier=other)
+                first = self._layer_forward(layer, z, one_row=True)
+                second = self._layer_forward(layer, z, one_row=True, carrier=other)
         except Exception:  # noqa: BLE001 - a model that cannot run one row here: nothing to compare
             return
         if not torch.allclose(first, second, rtol=1e-5, atol=1e-6):
             raise ValueError(
                 f"The model's output depends on its input through paths that bypass the layer "
-                f"{type(self.layer).__name__} (a skip connection around it, or another input): its input "
+                f"{type(layer).__name__} (a skip connection around it, or another input): its input "
                 "alone does not determine the output, so attributions to it would not add up to f(x). "
                 "Explain a layer that every path goes through (e.g. the block's first layer, not one inside "
                 "a residual branch), or the model's inputs."
             )
 
-    def _one_row_carrier_works(self) -> bool:
+    def _one_row_carrier_works(self, layer: nn.Module) -> bool:
         """Whether a one-row carrier gives the same outputs as a full-batch one (see _layer_forward)."""
         z = self.background[0][:2]
         if int(z.shape[0]) < 2:
             z = torch.cat([z, z * 0.5 + 1.0])
-        full = self._layer_forward(z, one_row=False)
+        full = self._layer_forward(layer, z, one_row=False)
         try:
-            single = self._layer_forward(z, one_row=True)
+            single = self._layer_forward(layer, z, one_row=True)
         except Exception:  # the model needs a full batch before the layer (it reads the batch size)
             return False
         return single.shape == full.shape and bool(torch.allclose(single, full, rtol=1e-5, atol=1e-6))
 
     def _layer_forward(
-        self, z: torch.Tensor, one_row: bool | None = None, carrier: list[torch.Tensor] | None = None
+        self,
+        layer: nn.Module,
+        z: torch.Tensor,
+        one_row: bool | None = None,
+        carrier: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Run the model with ``z`` in place of the layer's input (``carrier``: other raw inputs).
+        """Run the model with ``z`` in place of ``layer``'s input (``carrier``: other raw inputs).
 
         The raw inputs only carry the forward pass up to the layer: the first background sample, run
         without autograd until the layer. It is one row when the model gives the same outputs that way
@@ -224,13 +231,13 @@ class TorchModel(ModelAdapter):
             return (z, *args[1:])
 
         try:
-            with _hooked(self.layer, hook):
+            with _hooked(layer, hook):
                 torch.set_grad_enabled(False)
                 out = self.module(*carrier)
         finally:
             torch.set_grad_enabled(grad_wanted)
         if calls[0] == 0:
-            raise ValueError(f"the layer {type(self.layer).__name__} was not called by the model's forward.")
+            raise ValueError(f"the layer {type(layer).__name__} was not called by the model's forward.")
         return out
 
     def output_gradients(self, inputs: list[torch.Tensor], output_index: np.ndarray) -> list[torch.Tensor]:

@@ -58,7 +58,7 @@ class QueueDatasource(Datasource):
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
-    ):
+    ) -> list[ReadTask]:
         queue, poll = self._queue, self._poll_seconds
 
         def read() -> Iterator[pa.Table]:
