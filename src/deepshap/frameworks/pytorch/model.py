@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepshap._typing import InputData
 from deepshap.arrays import to_numpy
-from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
+from deepshap.frameworks import output_matrix
+from deepshap.frameworks._inputs import AdapterBase
 
 __all__ = ["TorchModel", "TorchOps"]
 
@@ -38,8 +40,8 @@ class _Captured(Exception):
     """Raised by the capture hook to stop a forward pass once the layer's input is known."""
 
 
-class TorchOps(TensorOps):
-    """Native tensor helpers on one device and float dtype."""
+class TorchOps:
+    """:class:`~deepshap.frameworks.TensorOps` on torch tensors of one device and float dtype."""
 
     def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
         self.device, self.dtype = device, dtype
@@ -69,12 +71,13 @@ class TorchOps(TensorOps):
         return torch.cat(list(tensors), dim=axis)
 
 
-class TorchModel(ModelAdapter):
-    """A torch model, or the part of it after ``layer``, as a function of native tensors."""
+class TorchModel(AdapterBase):
+    """A torch model, or the part of it after ``layer``, as a function of native tensors (a
+    :class:`~deepshap.frameworks.ModelAdapter`)."""
 
     framework = "torch"
 
-    def __init__(self, model: nn.Module | tuple[nn.Module, nn.Module], data: Any) -> None:
+    def __init__(self, model: nn.Module | tuple[nn.Module, nn.Module], data: InputData) -> None:
         self.module, self.layer = _split_model(model)
         self.module.eval()
         self.device, self.dtype = _device_and_dtype(self.module)
@@ -94,7 +97,7 @@ class TorchModel(ModelAdapter):
         self.single_output = self.n_outputs == 1
 
     # conversion -----------------------------------------------------------------------------------
-    def _convert(self, x: Any, kind: str) -> torch.Tensor:
+    def _convert(self, x: InputData, kind: str) -> torch.Tensor:
         """x on the model's device in its float dtype (integers kept for a layer pair: token ids)."""
         if isinstance(x, torch.Tensor):
             tensor = x.detach()
