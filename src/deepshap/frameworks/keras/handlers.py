@@ -27,18 +27,57 @@ ClosedForm = Callable[[list[tf.Tensor], list[tf.Tensor], list[int], tf.Tensor], 
 _SMALLEST_NORMAL = {tf.float64: 2.2250738585072014e-308, tf.float16: 6.103515625e-05}
 
 
+class TFRuleOps:
+    """The rules' operations (:class:`~deepshap.rules.maths.RuleOps`) on TensorFlow graph tensors."""
+
+    def where(self, condition: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.where(condition, a, b)
+
+    def abs(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.abs(t)
+
+    def exp(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.exp(t)
+
+    def sqrt(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.sqrt(t)
+
+    def maximum(self, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(a, b)
+
+    def zeros_like(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.zeros_like(t)
+
+    def ones_like(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.ones_like(t)
+
+    def equal(self, a: tf.Tensor, b: tf.Tensor | float) -> tf.Tensor:
+        return tf.equal(a, b)
+
+    def isfinite(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.math.is_finite(t)
+
+    def isnan(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.math.is_nan(t)
+
+    def sum(self, t: tf.Tensor, axis: int) -> tf.Tensor:
+        return tf.reduce_sum(t, axis=axis, keepdims=True)
+
+    def logsumexp(self, t: tf.Tensor, axis: int) -> tf.Tensor:
+        return tf.reduce_logsumexp(t, axis=axis, keepdims=True)
+
+    def cast(self, t: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+        return tf.cast(t, like.dtype)
+
+    def widen(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.cast(t, tf.float64)
+
+    def smallest_normal(self, t: tf.Tensor) -> float:
+        return _SMALLEST_NORMAL.get(t.dtype, 1.1754943508222875e-38)  # float32, bfloat16
+
+
 #: The rules' operations on TensorFlow graph tensors.
-OPS = RuleOps(
-    tf,
-    widen=lambda t: tf.cast(t, tf.float64),
-    cast=lambda t, like: tf.cast(t, like.dtype),
-    smallest_normal=lambda t: _SMALLEST_NORMAL.get(t.dtype, 1.1754943508222875e-38),  # float32, bfloat16
-    logsumexp=lambda t, axis: tf.reduce_logsumexp(t, axis=axis, keepdims=True),
-    sum=lambda t, axis: tf.reduce_sum(t, axis=axis, keepdims=True),
-    isnan=tf.math.is_nan,
-    isfinite=tf.math.is_finite,
-    equal=tf.equal,
-)
+OPS: RuleOps = TFRuleOps()
 
 
 # --- helpers on tensors ----------------------------------------------------------------------------

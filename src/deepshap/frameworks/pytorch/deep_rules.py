@@ -20,18 +20,58 @@ import torch
 from deepshap.rules import maths
 from deepshap.rules.maths import RuleOps
 
+
+class TorchRuleOps:
+    """The rules' operations (:class:`~deepshap.rules.maths.RuleOps`) on torch tensors."""
+
+    def where(self, condition: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(condition, a, b)
+
+    def abs(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.abs(t)
+
+    def exp(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(t)
+
+    def sqrt(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(t)
+
+    def maximum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(a, b)
+
+    def zeros_like(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(t)
+
+    def ones_like(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(t)
+
+    def equal(self, a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+        return torch.eq(a, b)
+
+    def isfinite(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.isfinite(t)
+
+    def isnan(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.isnan(t)
+
+    def sum(self, t: torch.Tensor, axis: int) -> torch.Tensor:
+        return t.sum(axis, keepdim=True)
+
+    def logsumexp(self, t: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.logsumexp(t, axis, keepdim=True)
+
+    def cast(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.to(like.dtype)
+
+    def widen(self, t: torch.Tensor) -> torch.Tensor:
+        return t.double()
+
+    def smallest_normal(self, t: torch.Tensor) -> float:
+        return torch.finfo(t.dtype).tiny
+
+
 #: The rules' operations on torch tensors.
-OPS = RuleOps(
-    torch,
-    equal=torch.eq,
-    isfinite=torch.isfinite,
-    isnan=torch.isnan,
-    sum=lambda t, axis: t.sum(axis, keepdim=True),
-    logsumexp=lambda t, axis: torch.logsumexp(t, axis, keepdim=True),
-    cast=lambda t, like: t.to(like.dtype),
-    widen=torch.Tensor.double,
-    smallest_normal=lambda t: torch.finfo(t.dtype).tiny,
-)
+OPS: RuleOps = TorchRuleOps()
 
 
 class _Multipliers(torch.autograd.Function):
