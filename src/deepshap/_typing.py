@@ -9,9 +9,20 @@ types are used instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
-__all__ = ["InputData", "NativeDType", "NativeModel", "NativeTensor"]
+__all__ = [
+    "CallArgs",
+    "CallKwargs",
+    "CallValue",
+    "FunctionContext",
+    "InputData",
+    "NativeDType",
+    "NativeFunction",
+    "NativeModel",
+    "NativeTensor",
+]
 
 #: A tensor of the model's framework: a ``torch.Tensor`` or a ``tf.Tensor`` (eager or in a traced graph).
 NativeTensor: TypeAlias = Any
@@ -26,3 +37,17 @@ NativeModel: TypeAlias = Any
 #: Data as the user gives it: a numpy array, a ``torch.Tensor`` or a ``tf.Tensor`` (or anything
 #: ``np.asarray`` takes), or a list of them, one per model input.
 InputData: TypeAlias = Any
+
+#: An argument or the result of a framework function that deepshap intercepts: a tensor, a number, a
+#: shape, a dtype, None, or a tuple or list of them, as the framework's function defines it.
+CallValue: TypeAlias = Any
+#: The positional and keyword arguments of such a call.
+CallArgs: TypeAlias = list[CallValue]
+CallKwargs: TypeAlias = dict[str, CallValue]
+
+#: A framework function as deepshap intercepts it: a torch function, a ``torch.Tensor`` method, a
+#: ``torch.library`` op, or a function a user registered.
+NativeFunction: TypeAlias = Callable[..., CallValue]
+
+#: The context of a ``torch.autograd.Function``, on which its forward stores what its backward needs.
+FunctionContext: TypeAlias = Any

@@ -19,14 +19,13 @@ second input is detected at construction and is an error (the attributions would
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from deepshap._typing import InputData
+from deepshap._typing import CallValue, InputData, NativeModel
 from deepshap.arrays import to_numpy
 from deepshap.frameworks import output_matrix
 from deepshap.frameworks._inputs import AdapterBase
@@ -34,6 +33,9 @@ from deepshap.frameworks._inputs import AdapterBase
 __all__ = ["TorchModel", "TorchOps"]
 
 _CAPTURE_BATCH = 256
+
+#: A forward pre-hook: called with the module and its positional arguments, it may return new ones.
+PreHook = Callable[[nn.Module, tuple[CallValue, ...]], tuple[CallValue, ...] | None]
 
 
 class _Captured(Exception):
@@ -129,7 +131,7 @@ class TorchModel(AdapterBase):
         """The input of ``layer`` when the model runs on ``raw`` (the forward stops there)."""
         found: list[torch.Tensor] = []
 
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        def hook(module: nn.Module, args: tuple[CallValue, ...]) -> None:
             found.append(_layer_input(args, module))
             raise _Captured
 
@@ -225,7 +227,7 @@ class TorchModel(AdapterBase):
         grad_wanted = torch.is_grad_enabled()
         calls = [0]
 
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        def hook(module: nn.Module, args: tuple[CallValue, ...]) -> tuple[CallValue, ...] | None:
             calls[0] += 1
             if calls[0] > 1:
                 return None
@@ -282,7 +284,7 @@ _NO_GRADIENT = (
 )
 
 
-def _split_model(model: Any) -> tuple[nn.Module, nn.Module | None]:
+def _split_model(model: NativeModel) -> tuple[nn.Module, nn.Module | None]:
     if isinstance(model, nn.Module):
         return model, None
     if isinstance(model, tuple | list) and len(model) == 2 and all(isinstance(m, nn.Module) for m in model):
@@ -306,7 +308,7 @@ def _device_and_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     return device, floats[0] if floats else torch.get_default_dtype()
 
 
-def _layer_input(args: tuple[Any, ...], layer: nn.Module) -> torch.Tensor:
+def _layer_input(args: tuple[CallValue, ...], layer: nn.Module) -> torch.Tensor:
     if not args or not isinstance(args[0], torch.Tensor):
         raise TypeError(
             f"the layer {type(layer).__name__} was called without a tensor as its first positional "
@@ -329,7 +331,7 @@ def _evaluating(module: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _hooked(layer: nn.Module, hook: Any) -> Iterator[None]:
+def _hooked(layer: nn.Module, hook: PreHook) -> Iterator[None]:
     """Register a forward pre-hook for the duration of the block only."""
     handle = layer.register_forward_pre_hook(hook)
     try:
