@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
+from deepshap._typing import CallKwargs
 from deepshap.rules import maths
 from deepshap.rules.maths import RuleOps
+
+if TYPE_CHECKING:
+    from deepshap.frameworks.keras.deep_rules import RuleSession
 
 Gradients = list[tf.Tensor | None]
 #: ``(xs, refs, positions, delta_out) -> multipliers``: an exact multiplier formula of an element-wise op
@@ -88,7 +92,7 @@ def clone(op: tf.Operation, inputs: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     fn = getattr(tf.raw_ops, op.type)
     names = [p for p in inspect.signature(fn).parameters if p != "name"]
     input_args = op.op_def.input_arg
-    kwargs: dict[str, Any] = {}
+    kwargs: CallKwargs = {}
     position = 0
     for name, arg in zip(names, input_args, strict=False):  # raw_ops list the inputs first, in order
         if arg.number_attr:
@@ -161,7 +165,7 @@ def _derivative(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> tf.Tensor:
 
 
 def elementwise(
-    session: Any,
+    session: RuleSession,
     op: tf.Operation,
     partner: tf.Operation,
     positions: list[int],
@@ -239,7 +243,7 @@ def binary_closed_form(secants: Callable[..., tuple[tf.Tensor, tf.Tensor]]) -> C
 
 
 def bilinear(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """Shapley split of a bilinear op: the ordinary VJP with the other operand at its midpoint."""
     inputs = list(op.inputs)
@@ -258,7 +262,7 @@ def bilinear(
 
 
 def max_reduce(
-    session: Any,
+    session: RuleSession,
     op: tf.Operation,
     partner: tf.Operation,
     positions: list[int],
@@ -284,14 +288,14 @@ def max_reduce(
 
 
 def min_reduce(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """:func:`max_reduce` for ``Min``."""
     return max_reduce(session, op, partner, positions, grad, tf.minimum)
 
 
 def max_pool(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """The max rule for NHWC ``MaxPool`` as one scatter per output (the winners and scales are cached).
 
@@ -328,7 +332,7 @@ def max_pool(
 
 
 def softmax(
-    session: Any,
+    session: RuleSession,
     op: tf.Operation,
     partner: tf.Operation,
     positions: list[int],
@@ -349,14 +353,14 @@ def softmax(
 
 
 def log_softmax(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """:func:`softmax` for ``LogSoftmax``."""
     return softmax(session, op, partner, positions, grad, log=True)
 
 
 def select(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """``where(c, t, e)``: linear in t and e where the condition is a constant; with a condition computed
     from the input, :func:`deepshap.rules.maths.select_multipliers`. A flip with neither branch changing

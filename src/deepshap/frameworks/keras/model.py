@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from deepshap._typing import InputData, NativeModel
+from deepshap._typing import InputData, NativeModel, NativeTensor
 from deepshap.arrays import to_numpy
 from deepshap.frameworks import output_matrix
 from deepshap.frameworks._inputs import AdapterBase
@@ -202,7 +201,7 @@ def _as_model(model: NativeModel) -> keras.Model:
     )
 
 
-def _model_inputs(model: keras.Model) -> list[Any]:
+def _model_inputs(model: keras.Model) -> list[NativeTensor]:
     """The model's symbolic inputs; empty for a subclassed model that has none."""
     try:
         return list(model.inputs or [])
