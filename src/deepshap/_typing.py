@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 __all__ = [
     "CallArgs",
     "CallKwargs",
+    "Attributions",
     "CallValue",
     "FunctionContext",
     "InputData",
@@ -33,6 +34,10 @@ NativeDType: TypeAlias = Any
 #: A model as the user gives it: a ``torch.nn.Module``, a ``(module, layer)`` pair, a Keras model or a
 #: Keras ``(inputs, outputs)`` pair of symbolic tensors.
 NativeModel: TypeAlias = Any
+
+#: Attributions as an explainer returned them, to be measured: a deepshap or shap Explanation, shap's
+#: layouts (an array, a list per output, ``(values, indexes)`` for ranked outputs), or torch / tf tensors.
+Attributions: TypeAlias = Any
 
 #: Data as the user gives it: a numpy array, a ``torch.Tensor`` or a ``tf.Tensor`` (or anything
 #: ``np.asarray`` takes), or a list of them, one per model input.

@@ -8,15 +8,18 @@ insertion AUCs are measured. The truth is sampled once and shared by every expla
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from deepshap.metrics._curves import deletion_insertion
+from deepshap._typing import InputData
+from deepshap.metrics._curves import Fill, deletion_insertion
 from deepshap.metrics._errors import ErrorReport, explanation_error
-from deepshap.metrics._explainers import available, resolve_explainer
-from deepshap.metrics._game import ModelRunner
+from deepshap.metrics._explainers import Explain, available, resolve_explainer
+from deepshap.metrics._game import MeasuredModel, ModelRunner
 from deepshap.metrics._regions import Regions, grid
 from deepshap.metrics._truth import RegionShapley, _numpy_images, output_table, shapley_values
 
@@ -53,7 +56,7 @@ class Comparison:
 
     rows: list[ComparisonRow]
     truth: RegionShapley
-    fill: Any
+    fill: Fill
     notes: list[str] = field(default_factory=list)
 
     def to_markdown(self) -> str:
@@ -117,15 +120,15 @@ class Comparison:
 
 
 def compare(
-    model: Any,
-    images: Any,
-    background: Any,
-    explainers: Any = DEFAULT_EXPLAINERS,
+    model: MeasuredModel,
+    images: InputData,
+    background: InputData,
+    explainers: Sequence[str | tuple[str, Explain]] = DEFAULT_EXPLAINERS,
     regions: Regions | int | None = None,
-    outputs: Any = "top",
+    outputs: Literal["top"] | npt.ArrayLike | None = "top",
     max_permutations: int = 300,
     tolerance: float = 0.0,
-    fill: Any = "blur",
+    fill: Fill = "blur",
     n_steps: int = 50,
     batch_size: int = 256,
     seed: int = 0,

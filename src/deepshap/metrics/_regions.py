@@ -9,9 +9,9 @@ expands to a keep-mask over values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Regions", "grid", "partition_cut", "pixels", "superpixels", "spatial_axes"]
 
@@ -146,7 +146,7 @@ def superpixels(
 
 
 def partition_cut(
-    clustering: Any, sample_shape: tuple[int, ...], depth: int, channels: str | None = None
+    clustering: npt.ArrayLike, sample_shape: tuple[int, ...], depth: int, channels: str | None = None
 ) -> Regions:
     """The Partition explainer's pixel tree cut ``depth`` levels below its root.
 
