@@ -19,6 +19,7 @@ __all__ = [
     "CallValue",
     "FunctionContext",
     "InputData",
+    "JSONObject",
     "NativeDType",
     "NativeFunction",
     "NativeModel",
@@ -56,3 +57,7 @@ NativeFunction: TypeAlias = Callable[..., CallValue]
 
 #: The context of a ``torch.autograd.Function``, on which its forward stores what its backward needs.
 FunctionContext: TypeAlias = Any
+
+#: A JSON object as ``json.loads`` reads it (a job's manifest, a fingerprint): its values are whatever
+#: JSON holds, checked where they are read.
+JSONObject: TypeAlias = dict[str, Any]

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 PROC_NET_TABLES = ("tcp", "tcp6", "udp", "udp6")
@@ -184,7 +185,7 @@ def require_loopback_only() -> None:
         )
 
 
-def start_local_ray(num_cpus: int, **init_kwargs: Any) -> Any:
+def start_local_ray(num_cpus: int, **init_kwargs: Any) -> ModuleType:  # ray.init's own options
     """Start a fresh single-node Ray cluster on 127.0.0.1 in this (loopback-only) namespace; returns ray.
 
     Logs go to a temporary directory, removed when this process exits (after Ray's own exit handler,

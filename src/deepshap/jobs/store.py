@@ -19,11 +19,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from deepshap._typing import JSONObject
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import zarr
 
 from deepshap.jobs.engine import ChunkResult
 
@@ -45,12 +52,12 @@ class StoreWriteError(RuntimeError):
 class ResultStore:
     """Opens (creating, resuming or refusing) the store of one job and commits its chunks."""
 
-    def __init__(self, out: Path | str, manifest: dict[str, Any], overwrite: bool = False) -> None:
+    def __init__(self, out: Path | str, manifest: JSONObject, overwrite: bool = False) -> None:
         self.out = Path(out).expanduser()
         self.manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
         self.chunk_size = int(manifest["chunk_size"])
         self.n_images: int | None = manifest.get("n_images")
-        self._values: Any = None
+        self._values: zarr.Array | None = None
         self._manifest_written = False
         with _storage_errors(self.out):
             self._open(overwrite)
@@ -146,7 +153,7 @@ class ResultStore:
             self._write_rows(result.chunk, rows)
         self.done.add(result.chunk)
 
-    def _array(self, value_shape: tuple[int, ...], end: int) -> Any:
+    def _array(self, value_shape: tuple[int, ...], end: int) -> zarr.Array:
         """The Zarr array, created at the first commit (the value shape is known then), grown for a
         stream of unknown length."""
         import zarr
@@ -210,7 +217,7 @@ class ResultStore:
         return len(read_index_parts(self.out))
 
 
-def index_schema() -> Any:
+def index_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema(
@@ -233,7 +240,7 @@ def _index_parts(out: Path) -> list[Path]:
     return sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
 
 
-def read_index_parts(out: Path) -> Any:
+def read_index_parts(out: Path) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -253,7 +260,7 @@ def _stored_gap(values: np.ndarray, fx: list[float], base: list[float]) -> float
     return float(np.abs(sums - (np.asarray(fx) - np.asarray(base))).max())
 
 
-def _write_atomically(path: Path, write: Any) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write(temporary)`` then rename to ``path``, each step on disk (the file and its folder synced)
     before the next: a crash leaves the old file or the new one, never part of one."""
     temporary = path.with_name(path.name + ".tmp")
