@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepshap.frameworks.keras import handlers as H
-from deepshap.rules import Rule, maths, pending
+from deepshap.rules import Rule, maths, pending_tensorflow
 
 __all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add", "current", "remove", "restore"]
 
@@ -161,5 +161,5 @@ def remove(op_type: str) -> None:
         OP_RULES.pop(op_type, None)
 
 
-for _op, _kind, _options in pending("tensorflow"):
-    add(_op, _kind, **_options)
+for _op, _kind, _data_inputs in pending_tensorflow():
+    add(_op, _kind, data_inputs=_data_inputs)

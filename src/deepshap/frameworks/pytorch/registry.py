@@ -22,7 +22,7 @@ from deepshap._typing import CallKwargs, CallValue, NativeFunction
 from deepshap.frameworks.pytorch import attention as A
 from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
-from deepshap.rules import Rule, maths, pending
+from deepshap.rules import Rule, maths, pending_torch
 
 __all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
 
@@ -396,5 +396,5 @@ def _key(op: NativeFunction) -> NativeFunction:
     return MODULE_CALLS.get(op, op) if isinstance(op, type) else op
 
 
-for _op, _rule, _ in pending("torch"):
-    add(_op, _rule)
+for _op, _given in pending_torch():
+    add(_op, _given)
