@@ -57,7 +57,7 @@ def namespace_prefix() -> list[str]:
 
 def run_isolated(
     argv: Sequence[str], timeout: float, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` inside a loopback-only namespace; its output is captured as text.
 
     On timeout ``unshare`` is killed, which kills every process of the namespace (``--kill-child`` ends its
@@ -81,7 +81,7 @@ def _text(stream: bytes | str | None) -> str:
 
 def call_isolated(
     target: str, *args: str, timeout: float, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Call ``target`` (``"package.module:function"``) with string ``args`` in a loopback-only namespace."""
     return run_isolated([sys.executable, "-m", __name__, target, *args], timeout=timeout, env=env)
 

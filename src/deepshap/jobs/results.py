@@ -12,7 +12,7 @@ from deepshap._typing import JSONObject
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import zarr
+    from zarr.types import AnyArray
 
     from deepshap.explanation import Explanation
 
@@ -38,7 +38,7 @@ class JobResults:
             return pq.read_table(path)
         return read_index_parts(self.out).sort_by("position")
 
-    def values(self) -> zarr.Array:
+    def values(self) -> AnyArray:
         """The attributions as a read-only Zarr array ``(N, *input_shape, R)`` (NaN for failed images)."""
         import zarr
 

@@ -30,9 +30,9 @@ from deepshap._typing import JSONObject
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import zarr
+    from zarr.types import AnyArray
 
-from deepshap.jobs.engine import ChunkResult
+from deepshap.jobs.engine import ChunkResult, IndexRow
 
 MANIFEST = "manifest.json"
 VALUES = "values.zarr"
@@ -57,7 +57,7 @@ class ResultStore:
         self.manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
         self.chunk_size = int(manifest["chunk_size"])
         self.n_images: int | None = manifest.get("n_images")
-        self._values: zarr.Array | None = None
+        self._values: AnyArray | None = None
         self._manifest_written = False
         with _storage_errors(self.out):
             self._open(overwrite)
@@ -135,14 +135,19 @@ class ResultStore:
             ok = [i for i, row in enumerate(result.rows) if row["error"] is None]
             if len(ok) != len(result.values):
                 raise ValueError(f"chunk {result.chunk}: {len(result.values)} values for {len(ok)} images.")
-            rows = [dict(row, chunk=result.chunk, position=start + i) for i, row in enumerate(result.rows)]
+            rows: list[IndexRow] = [
+                {**row, "chunk": result.chunk, "position": start + i} for i, row in enumerate(result.rows)
+            ]
             if ok:
                 values = self._array(result.values.shape[1:], start + len(result.rows))
                 block = np.full((len(result.rows), *values.shape[1:]), np.nan, dtype=values.dtype)
                 block[ok] = result.values
                 values[start : start + len(result.rows)] = block
                 for i in ok:  # the gap of the values as stored (float16 rounds them)
-                    rows[i]["gap"] = _stored_gap(block[i], rows[i]["fx"], rows[i]["base_values"])
+                    fx, base = rows[i].get("fx"), rows[i].get("base_values")
+                    if fx is None or base is None:
+                        raise ValueError(f"chunk {result.chunk}: image {i} has values but no outputs.")
+                    rows[i]["gap"] = _stored_gap(block[i], fx, base)
                 chunk_folder = self.out / VALUES / "c" / str(result.chunk)
                 for path in chunk_folder.rglob("*"):  # on disk before the index file commits the chunk
                     if path.is_file():
@@ -153,7 +158,7 @@ class ResultStore:
             self._write_rows(result.chunk, rows)
         self.done.add(result.chunk)
 
-    def _array(self, value_shape: tuple[int, ...], end: int) -> zarr.Array:
+    def _array(self, value_shape: tuple[int, ...], end: int) -> AnyArray:
         """The Zarr array, created at the first commit (the value shape is known then), grown for a
         stream of unknown length."""
         import zarr
@@ -179,7 +184,7 @@ class ResultStore:
             self._values.resize((end, *self._values.shape[1:]))
         return self._values
 
-    def _write_rows(self, chunk: int, rows: list[dict]) -> None:
+    def _write_rows(self, chunk: int, rows: list[IndexRow]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 

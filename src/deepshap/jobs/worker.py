@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
 
 from deepshap._typing import InputData, NativeModel
-from deepshap.jobs.engine import ChunkResult, WorkItem
+from deepshap.jobs.engine import ChunkResult, IndexRow, WorkItem
 from deepshap.jobs.models import load_model, weights_digest
 from deepshap.jobs.spec import JobSpec
 
@@ -187,7 +187,7 @@ class ExplainWorker:
         gaps: np.ndarray,
         failures: dict[int, str],
         seconds: float,
-    ) -> list[dict]:
+    ) -> list[IndexRow]:
         names = self.spec.output_names
         rows, slot = [], 0
         for image_id in item.ids:
@@ -214,9 +214,9 @@ class ExplainWorker:
         return rows
 
 
-def _row(image_id: str, **fields: object) -> dict[str, object]:
+def _row(image_id: str, **fields: Unpack[_RowFields]) -> IndexRow:
     """An index row with every column present (Parquet needs one schema for every chunk)."""
-    row: dict[str, object] = {
+    row: IndexRow = {
         "id": image_id,
         "classes": None,
         "class_names": None,
@@ -228,6 +228,18 @@ def _row(image_id: str, **fields: object) -> dict[str, object]:
     }
     row.update(fields)
     return row
+
+
+class _RowFields(TypedDict, total=False):
+    """The columns of an index row that :func:`_row` is given (the others stay None)."""
+
+    classes: list[int] | None
+    class_names: list[str] | None
+    fx: list[float] | None
+    base_values: list[float] | None
+    gap: float | None
+    seconds: float | None
+    error: str | None
 
 
 def _gaps(values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -144,7 +144,9 @@ class _BoxRegions(dict[int, tuple[slice, slice]]):
         return region
 
 
-def _contiguous_runs(left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.ndarray]) -> tuple:
+def _contiguous_runs(
+    left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Order pixels by a depth-first walk; return ``(pixel_order, start, size)`` per node."""
     n_nodes = len(left)
     start = np.zeros(n_nodes, dtype=np.int64)

@@ -109,7 +109,9 @@ def _batched_images(arr: np.ndarray, what: str, image_hw: tuple[int, int] | None
     return arr
 
 
-def _split_outputs(values: np.ndarray, reference: np.ndarray | None, has_output_axis: bool | None) -> list:
+def _split_outputs(
+    values: np.ndarray, reference: np.ndarray | None, has_output_axis: bool | None
+) -> list[np.ndarray]:
     """Split one attribution array into a list of per-output arrays.
 
     The trailing axis is an output axis when the caller says so, when the array has one more axis than the

@@ -212,7 +212,9 @@ def relu_multipliers(upper: float | None) -> ClosedForm:
     """ReLU (``upper=None``) or ReLU6: slopes 0 and 1 make the secant exact in floating point (bounded by
     1 even for the smallest differences), so only an exact tie needs the derivative."""
 
-    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+    def multipliers(
+        xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
+    ) -> list[tf.Tensor]:
         x, delta = xs[0], xs[0] - refs[0]
         active = x > 0 if upper is None else tf.logical_and(x > 0, x < upper)
         return [tf.where(tf.equal(delta, 0), tf.cast(active, x.dtype), delta_out / delta)]
@@ -223,7 +225,9 @@ def relu_multipliers(upper: float | None) -> ClosedForm:
 def unary_closed_form(secant: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> ClosedForm:
     """The closed form of a one-operand op from its exact ``secant(x, r)`` (:mod:`deepshap.rules.maths`)."""
 
-    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+    def multipliers(
+        xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
+    ) -> list[tf.Tensor]:
         return [secant(xs[0], refs[0])]
 
     return multipliers
@@ -232,7 +236,9 @@ def unary_closed_form(secant: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Cl
 def binary_closed_form(secants: Callable[..., tuple[tf.Tensor, tf.Tensor]]) -> ClosedForm:
     """The closed form of a two-operand op from its exact ``secants(a_x, a_r, b_x, b_r)``."""
 
-    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+    def multipliers(
+        xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
+    ) -> list[tf.Tensor]:
         both = secants(xs[0], refs[0], xs[1], refs[1])
         return [both[k] for k in positions]
 

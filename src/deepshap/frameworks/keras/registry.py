@@ -65,7 +65,10 @@ _GRADIENTS: dict[str, Callable[..., H.Gradients] | None] = {
 
 
 def _rules(
-    kind: str, names: str, data_inputs: tuple[int, ...] | None = None, gradient: Callable | None = None
+    kind: str,
+    names: str,
+    data_inputs: tuple[int, ...] | None = None,
+    gradient: Callable[..., H.Gradients] | None = None,
 ) -> dict[str, OpRule]:
     gradient = gradient if gradient is not None else _GRADIENTS.get(kind)
     return {name: OpRule(kind, data_inputs, gradient) for name in names.split()}

@@ -270,7 +270,9 @@ def shapley_pair(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: Pa
     return Pair(with_multipliers(f_xx, inputs, mults), f_rr)
 
 
-def _split(phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable) -> torch.Tensor:
+def _split(
+    phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """A player's multiplier ``phi / (x - r)``, or the derivative at the midpoint where that is tiny."""
     with torch.no_grad():
         x, r = x.expand_as(phi), r.expand_as(phi)

@@ -18,7 +18,7 @@ from deepshap._typing import CallArgs, CallKwargs, CallValue, NativeFunction
 from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
-from deepshap.frameworks.pytorch.pairing import TAG, Refs, depends, pair_of, same
+from deepshap.frameworks.pytorch.pairing import TAG, Refs, TensorMap, depends, pair_of, same
 from deepshap.rules import maths
 
 __all__ = [
@@ -97,6 +97,9 @@ def shapley_pair(
     a, b, rest = args[0], args[1], args[2:]
     if not (depends(a) and depends(b)):  # a function of one operand: the rescale rule, cheaper
         x = a if depends(a) else b
+        to_split: TensorMap
+        ref_split: TensorMap
+        merge: TensorMap
         if isinstance(b if x is a else a, torch.Tensor):  # a constant tensor broadcasts against x's shape
             to_split, ref_split, merge, raw = same, same, same, ref_of[id(x)]
         else:

@@ -17,6 +17,9 @@ from deepshap._typing import CallValue
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
 
+#: A function of one tensor to another (a reshape splitting or merging a batch axis).
+TensorMap = Callable[[torch.Tensor], torch.Tensor]
+
 __all__ = ["TAG", "AmbiguousLayout", "Refs", "depends", "is_float", "pair_of"]
 
 #: Attribute set on integer and boolean tensors computed from the input (masks, argmaxes): they carry no
@@ -113,7 +116,7 @@ class Refs:
         """The reference as recorded (background rows only)."""
         return self._items[id(t)][1]
 
-    def split(self, t: torch.Tensor) -> tuple[Callable, Callable, Callable]:
+    def split(self, t: torch.Tensor) -> tuple[TensorMap, TensorMap, TensorMap]:
         """Functions to view a pair tensor as (..., n, m, ...), a reference as (..., 1, m, ...), and back."""
         ref = self._items[id(t)][1]
         axis = self._axis(id(t))
