@@ -2,9 +2,9 @@
 
 deepshap imports neither framework at module level (``import deepshap`` needs neither), and TensorFlow
 ships no type information, so a native tensor or model cannot be typed more precisely than ``Any``
-outside the framework's own backend. These aliases are the only places where deepshap types a value as
-``Any``: each says what the value is at run time. Inside ``deepshap.frameworks.pytorch`` the real torch
-types are used instead.
+outside the framework's own backend. These aliases (and :data:`JSONObject`, for what a job reads back
+from its JSON files) are where deepshap types a value as ``Any``: each says what the value is at run
+time. Inside ``deepshap.frameworks.pytorch`` the real torch types are used wherever they are known.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 __all__ = [
+    "Attributions",
     "CallArgs",
     "CallKwargs",
-    "Attributions",
     "CallValue",
     "FunctionContext",
     "InputData",
