@@ -110,7 +110,7 @@ def _height_width(sample_shape: tuple[int, ...], channels: str | None) -> tuple[
 
 def grid(sample_shape: tuple[int, ...], block: int | tuple[int, int], channels: str | None = None) -> Regions:
     """Square (or ``(bh, bw)``) blocks of pixels; the last row/column of blocks may be smaller."""
-    bh, bw = (block, block) if isinstance(block, int | np.integer) else tuple(block)
+    bh, bw = (block, block) if isinstance(block, int | float | np.number) else tuple(block)
     if bh < 1 or bw < 1:
         raise ValueError(f"block must be at least 1 pixel; got {block}.")
     height, width = _height_width(tuple(sample_shape), channels)
