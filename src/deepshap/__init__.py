@@ -9,7 +9,26 @@ framework is loaded when a model of it is explained.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names _PUBLIC resolves, for type checkers
+    from deepshap import datasets as datasets
+    from deepshap import errors as errors
+    from deepshap import explainers as explainers
+    from deepshap import maskers as maskers
+    from deepshap import metrics as metrics
+    from deepshap import plots as plots
+    from deepshap import rules as rules
+    from deepshap.errors import AdditivityError as AdditivityError
+    from deepshap.errors import UnsupportedOperationError as UnsupportedOperationError
+    from deepshap.explainers.deep import DeepExplainer as DeepExplainer
+    from deepshap.explainers.gradient import GradientExplainer as GradientExplainer
+    from deepshap.explainers.partition import Explainer as Explainer
+    from deepshap.explainers.partition import PartitionExplainer as PartitionExplainer
+    from deepshap.explanation import Explanation as Explanation
+    from deepshap.plots import image_plot as image_plot
+
+    __version__: str
 
 _PUBLIC = {
     "Explanation": ("deepshap.explanation", "Explanation"),
@@ -32,7 +51,7 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Import a public name on first use (PEP 562)."""
     if name == "__version__":
         globals()[name] = _installed_version()

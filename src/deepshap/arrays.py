@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import numpy.typing as npt
+
+from deepshap._typing import NativeTensor
 
 __all__ = ["to_numpy"]
 
 
-def to_numpy(x: Any) -> np.ndarray:
+def to_numpy(x: NativeTensor | npt.ArrayLike) -> np.ndarray:
     """``x`` (numpy, a torch or tf tensor, a nested sequence) as a numpy array on the host.
 
     Half-precision floats without a numpy dtype (bfloat16 in torch, TensorFlow's ml_dtypes bfloat16) come

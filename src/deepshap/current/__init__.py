@@ -10,7 +10,7 @@ use, so importing this module imports neither torch nor TensorFlow.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from deepshap import _PUBLIC as _DEEPSHAP_PUBLIC
 from deepshap import __version__ as __version__
@@ -26,8 +26,26 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
+if TYPE_CHECKING:  # the names _PUBLIC resolves, for type checkers
+    from deepshap import AdditivityError as AdditivityError
+    from deepshap import Explainer as Explainer
+    from deepshap import Explanation as Explanation
+    from deepshap import PartitionExplainer as PartitionExplainer
+    from deepshap import UnsupportedOperationError as UnsupportedOperationError
+    from deepshap import datasets as datasets
+    from deepshap import errors as errors
+    from deepshap import image_plot as image_plot
+    from deepshap import maskers as maskers
+    from deepshap import metrics as metrics
+    from deepshap import plots as plots
+    from deepshap import rules as rules
+    from deepshap.current import explainers as explainers
+    from deepshap.current import utils as utils
+    from deepshap.current.explainers import DeepExplainer as DeepExplainer
+    from deepshap.current.explainers import GradientExplainer as GradientExplainer
 
-def __getattr__(name: str) -> Any:
+
+def __getattr__(name: str) -> object:
     """Import a public name on first use (PEP 562)."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'deepshap.current' has no attribute {name!r}")

@@ -28,7 +28,7 @@ class TrainedCNN:
     train_seconds: float
 
 
-def build_cnn() -> torch.nn.Module:
+def build_cnn() -> torch.nn.Sequential:
     """Seed 002's Keras CNN in PyTorch, returning logits (softmax is appended after training)."""
     from torch import nn
 

@@ -11,13 +11,20 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import deepshap
 from deepshap import datasets
 from deepshap.demo.models import TrainedCNN, efficientnet_classifier, to_nchw, train_cnn
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
+
+    from deepshap._typing import Attributions
+    from deepshap.explanation import Explanation
 
 N_CLASSES = 10
 
@@ -108,7 +115,7 @@ class DemoState:
             return self.cnn.model(to_nchw(images)).numpy()
 
 
-def save_figure(figure: Any, path: Path) -> str:
+def save_figure(figure: Figure | None, path: Path) -> str:
     """Save a matplotlib figure returned by ``image_plot(show=False)`` and close it; return the file name."""
     import matplotlib.pyplot as plt
 
@@ -119,7 +126,7 @@ def save_figure(figure: Any, path: Path) -> str:
     return path.name
 
 
-def per_output_arrays(shap_values: Any, n_samples: int, who: str) -> list[np.ndarray]:
+def per_output_arrays(shap_values: Attributions, n_samples: int, who: str) -> list[np.ndarray]:
     """Check shap's legacy format for a 10-class model (a list of 10 arrays of N NCHW images)."""
     if not isinstance(shap_values, list) or len(shap_values) != N_CLASSES:
         kind = (
@@ -251,7 +258,7 @@ def partition_section(state: DemoState) -> SectionResult:
     )
 
 
-def partition_gap(explanation: Any, probabilities: np.ndarray, top: np.ndarray) -> float:
+def partition_gap(explanation: Explanation, probabilities: np.ndarray, top: np.ndarray) -> float:
     """max |sum of attributions + base value - f(x)| over the photos and explained classes."""
     values = np.asarray(explanation.values)
     n, r = top.shape
@@ -312,7 +319,7 @@ Section = Callable[[DemoState], SectionResult]
 JOB_WEIGHTS = "DEEPSHAP_DEMO_CNN_WEIGHTS"
 
 
-def trained_cnn() -> Any:
+def trained_cnn() -> torch.nn.Module:
     """The job section's entry point (``--model deepshap.demo.sections:trained_cnn``): the demo CNN with
     the weights saved in the ``.npz`` file named by ``$DEEPSHAP_DEMO_CNN_WEIGHTS``, and its NCHW input."""
     import os

@@ -7,7 +7,17 @@ resolved on first use, so importing this package imports neither torch nor Tenso
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names _PUBLIC resolves, for type checkers
+    from deepshap.explainers.deep import DeepExplainer as DeepExplainer
+    from deepshap.explainers.gradient import GradientExplainer as GradientExplainer
+    from deepshap.explainers.partition import Explainer as Explainer
+    from deepshap.explainers.partition import PartitionExplainer as PartitionExplainer
+
+    Deep = DeepExplainer
+    Gradient = GradientExplainer
+    Partition = PartitionExplainer
 
 _PUBLIC = {
     "DeepExplainer": ("deepshap.explainers.deep", "DeepExplainer"),
@@ -22,7 +32,7 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Import a public name on first use (PEP 562)."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'deepshap.explainers' has no attribute {name!r}")

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from deepshap.explainers._layout import build_explanation, format_values, resolve_layout
+from deepshap._typing import InputData, NativeModel, NativeTensor
+from deepshap.explainers._layout import (
+    ShapValues,
+    Values,
+    build_explanation,
+    format_values,
+    layout_values,
+    resolve_layout,
+)
 from deepshap.explainers._outputs import resolve_ranked_output, select_outputs
+
+if TYPE_CHECKING:
+    from deepshap.explanation import Explanation
 
 __all__ = ["DifferentiableExplainer", "positive_int"]
 
@@ -30,7 +41,7 @@ class DifferentiableExplainer:
 
     shap_layout: ClassVar[str | None] = None
 
-    def __init__(self, model: Any, data: Any, batch_size: int) -> None:
+    def __init__(self, model: NativeModel, data: InputData, batch_size: int) -> None:
         from deepshap.frameworks import load_adapter
 
         self.batch_size = positive_int(batch_size, "batch_size")
@@ -39,13 +50,13 @@ class DifferentiableExplainer:
         self.expected_value: np.ndarray = background_outputs.astype(np.float64).mean(axis=0)
 
     # helpers for the subclasses ------------------------------------------------------------------------
-    def _explained_inputs(self, X: Any) -> list[Any]:
+    def _explained_inputs(self, X: InputData) -> list[NativeTensor]:
         """X checked against the background and taken to the explained level (a layer's input)."""
         return self.adapter.explained_inputs(self.adapter.to_inputs(X, "X"))
 
     def _output_index(
         self,
-        inputs: list[Any],
+        inputs: list[NativeTensor],
         ranked_output: int | None,
         ranked_outputs: int | None,
         output_rank_order: str,
@@ -64,7 +75,7 @@ class DifferentiableExplainer:
         return select_outputs(outputs, ranked, output_rank_order), ranked is not None
 
     @staticmethod
-    def _in_values_dtype(X: Any, phi: list[np.ndarray], data: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _in_values_dtype(X: InputData, phi: list[np.ndarray], data: Sequence[np.ndarray]) -> list[np.ndarray]:
         """``phi`` in the dtype shap returns: float64 when the user's X is float64 (the model may compute
         in float32; shap's TensorFlow explainer multiplies by ``x - reference`` in X's precision), else
         the model's float dtype (float32 at least)."""
@@ -75,7 +86,7 @@ class DifferentiableExplainer:
             dtype = np.result_type(*[d.dtype for d in data], np.float32)
         return [p.astype(dtype, copy=False) for p in phi]
 
-    def _format(self, phi: Sequence[np.ndarray], output_index: np.ndarray, ranked: bool) -> Any:
+    def _format(self, phi: Sequence[np.ndarray], output_index: np.ndarray, ranked: bool) -> ShapValues:
         """Attributions as ``shap_values`` returns them, in the layout in force."""
         return format_values(
             phi,
@@ -86,6 +97,11 @@ class DifferentiableExplainer:
             ranked,
         )
 
+    def _values(self, phi: Sequence[np.ndarray], ranked: bool) -> Values:
+        """:meth:`_format` without the output indexes of ranked outputs."""
+        layout = resolve_layout(self.shap_layout)
+        return layout_values(phi, layout, self.adapter.single_output, self.adapter.multi_input, ranked)
+
     def _explanation(
         self,
         phi: Sequence[np.ndarray],
@@ -93,7 +109,7 @@ class DifferentiableExplainer:
         ranked: bool,
         data: Sequence[np.ndarray],
         start: float,
-    ) -> Any:
+    ) -> Explanation | list[Explanation]:
         """Attributions as ``__call__`` returns them: Explanation(s) with the mean background outputs."""
         return build_explanation(
             phi,
@@ -107,14 +123,14 @@ class DifferentiableExplainer:
         )
 
 
-def positive_int(value: Any, name: str) -> int:
+def positive_int(value: object, name: str) -> int:
     """``value`` as an int, or a ValueError naming ``name`` unless it is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return int(value)
 
 
-def _is_float64(x: Any) -> bool:
+def _is_float64(x: InputData) -> bool:
     """Whether ``x`` (numpy, a torch or tf tensor, a pandas frame) holds float64 numbers."""
     dtype = getattr(x, "dtype", None)
     if dtype is None and hasattr(x, "to_numpy"):  # a pandas DataFrame has one dtype per column

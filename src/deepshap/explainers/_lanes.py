@@ -14,10 +14,13 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
-Call = Callable[..., Any]
+Answer = TypeVar("Answer")
+#: The model as ``work`` calls it: ``call(*args)`` returns ``model(*args)``.
+Call = Callable[..., Answer]
 
 _POLL_SECONDS = 0.05  # how often a waiting lane checks whether the run was abandoned
 
@@ -26,29 +29,56 @@ class _Abandoned(Exception):
     """Raised in a lane whose run stopped (the model or another lane failed, or the caller left)."""
 
 
-class _Reply:
+class _Reply(Generic[Answer]):
     """The answer to one relayed model call, handed from the calling thread to a lane."""
 
     def __init__(self) -> None:
         self._done = threading.Event()
-        self._value: Any = None
+        self._value: list[Answer] = []  # the answer, once given
         self._error: BaseException | None = None
 
-    def answer(self, value: Any = None, error: BaseException | None = None) -> None:
-        self._value, self._error = value, error
+    def answer(self, value: Answer) -> None:
+        self._value.append(value)
         self._done.set()
 
-    def wait(self, abandoned: threading.Event) -> Any:
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def wait(self, abandoned: threading.Event) -> Answer:
         while not self._done.wait(_POLL_SECONDS):
             if abandoned.is_set():  # the caller stopped reading its inbox
                 raise _Abandoned
         if self._error is not None:
             raise _Abandoned from self._error
-        return self._value
+        return self._value[0]
+
+
+@dataclass
+class _Relayed(Generic[Answer]):
+    """A lane's model call, for the calling thread to run."""
+
+    args: tuple[object, ...]
+    reply: _Reply[Answer]
+
+
+@dataclass
+class _Done(Generic[Result]):
+    """A lane finished item ``item``."""
+
+    item: int
+    result: Result
+
+
+@dataclass
+class _Failed:
+    """A lane's work raised ``error``."""
+
+    error: BaseException
 
 
 def run_in_lanes(
-    work: Callable[[int, int, Call], Result], count: int, model: Call, lanes: int = 2
+    work: Callable[[int, int, Call[Answer]], Result], count: int, model: Call[Answer], lanes: int = 2
 ) -> Iterator[tuple[int, Result]]:
     """Yield ``(i, work(i, lane, call))`` for ``i`` in ``range(count)`` as each finishes.
 
@@ -64,16 +94,16 @@ def run_in_lanes(
             yield i, work(i, 0, model)
         return
 
-    inbox: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[_Relayed[Answer] | _Done[Result] | _Failed] = queue.SimpleQueue()
     abandoned = threading.Event()
     untaken = iter(range(count))
     taking = threading.Lock()
 
-    def call(*args: Any) -> Any:
+    def call(*args: object) -> Answer:
         if abandoned.is_set():
             raise _Abandoned
-        reply = _Reply()
-        inbox.put(("call", args, reply))
+        reply: _Reply[Answer] = _Reply()
+        inbox.put(_Relayed(args, reply))
         return reply.wait(abandoned)
 
     def lane(index: int) -> None:
@@ -83,11 +113,11 @@ def run_in_lanes(
                     i = next(untaken, None)
                 if i is None:
                     return
-                inbox.put(("done", i, work(i, index, call)))
+                inbox.put(_Done(i, work(i, index, call)))
         except _Abandoned:
             pass
         except BaseException as error:  # handed to the caller, who raises it
-            inbox.put(("error", error, None))
+            inbox.put(_Failed(error))
 
     threads: list[threading.Thread] = []
     try:
@@ -98,19 +128,19 @@ def run_in_lanes(
             threads[-1].start()
         finished = 0
         while finished < count:
-            kind, subject, detail = inbox.get()
-            if kind == "call":  # subject: the arguments, detail: the reply
+            message = inbox.get()
+            if isinstance(message, _Relayed):
                 try:
-                    value = model(*subject)
+                    value = model(*message.args)
                 except BaseException as error:
-                    detail.answer(error=error)
+                    message.reply.fail(error)
                     raise
-                detail.answer(value)
-            elif kind == "error":  # subject: the lane's error
-                raise subject
-            else:  # "done"; subject: the item, detail: its result
+                message.reply.answer(value)
+            elif isinstance(message, _Failed):
+                raise message.error
+            else:
                 finished += 1
-                yield subject, detail
+                yield message.item, message.result
     finally:
         abandoned.set()
         for thread in threads:

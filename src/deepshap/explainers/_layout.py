@@ -22,14 +22,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from deepshap.explanation import Explanation
 
 LEGACY = "0.44"
 CURRENT = "0.45"
 LAYOUT_ENV = "DEEPSHAP_SHAP_LAYOUT"
 _FIRST_CURRENT = (0, 45)
+
+#: Attributions in one of shap's layouts: an array; a list of arrays (one per input, or per output); or a
+#: list per output of lists per input.
+Values: TypeAlias = np.ndarray | list[np.ndarray] | list[list[np.ndarray]]
+#: What ``shap_values`` returns: the values, or ``(values, output indexes)`` for ranked outputs.
+ShapValues: TypeAlias = Values | tuple[Values, np.ndarray]
 
 
 def resolve_layout(fixed: str | None = None) -> str:
@@ -59,20 +68,27 @@ def format_values(
     multi_input: bool,
     output_index: np.ndarray,
     ranked: bool,
-) -> Any:
+) -> ShapValues:
     """Canonical attributions in ``layout``; ``ranked=True`` returns ``(values, output_index)``."""
-    if layout == CURRENT:
-        arrays = [np.ascontiguousarray(p) for p in phi]
-        values: Any = arrays if multi_input else arrays[0]
-    else:
-        per_output = []
-        for j in range(phi[0].shape[-1]):
-            per_input = [np.ascontiguousarray(p[..., j]) for p in phi]
-            per_output.append(per_input if multi_input else per_input[0])
-        values = per_output[0] if single_output and not ranked else per_output
+    values = layout_values(phi, layout, single_output, multi_input, ranked)
     if ranked:
         return values, np.asarray(output_index, dtype=np.int64)
     return values
+
+
+def layout_values(
+    phi: Sequence[np.ndarray], layout: str, single_output: bool, multi_input: bool, ranked: bool
+) -> Values:
+    """Canonical attributions in ``layout``, without the output indexes."""
+    if layout == CURRENT:
+        arrays = [np.ascontiguousarray(p) for p in phi]
+        return arrays if multi_input else arrays[0]
+    per_output: list[np.ndarray] | list[list[np.ndarray]]
+    if multi_input:
+        per_output = [[np.ascontiguousarray(p[..., j]) for p in phi] for j in range(phi[0].shape[-1])]
+    else:
+        per_output = [np.ascontiguousarray(phi[0][..., j]) for j in range(phi[0].shape[-1])]
+    return per_output[0] if single_output and not ranked else per_output
 
 
 def build_explanation(
@@ -84,7 +100,7 @@ def build_explanation(
     single_output: bool = False,
     ranked: bool = False,
     compute_time: float | None = None,
-) -> Any:
+) -> Explanation | list[Explanation]:
     """Wrap canonical attributions in Explanation objects (one per model input, a list for several).
 
     Values keep the trailing output axis ``(N, *input_shape, R)`` and base_values are ``(N, R)``; in the

@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepshap._typing import InputData, NativeModel
 from deepshap.errors import AdditivityError
 from deepshap.explainers._base import DifferentiableExplainer
+from deepshap.explainers._layout import ShapValues
+
+if TYPE_CHECKING:
+    from deepshap.explanation import Explanation
 
 __all__ = ["AdditivityError", "DeepExplainer"]
 
@@ -54,19 +59,19 @@ class DeepExplainer(DifferentiableExplainer):
     in shap, so a single-output model has a ``(1,)`` array.
     """
 
-    def __init__(self, model: Any, data: Any, batch_size: int = 256) -> None:
+    def __init__(self, model: NativeModel, data: InputData, batch_size: int = 256) -> None:
         super().__init__(model, data, batch_size)
         self._backend = importlib.import_module(_BACKENDS[self.adapter.framework])
 
     # public API -----------------------------------------------------------------------------------
     def shap_values(
         self,
-        X: Any,
+        X: InputData,
         ranked_output: int | None = None,
         output_rank_order: str = "max",
         check_additivity: bool = True,
         ranked_outputs: int | None = None,
-    ) -> Any:
+    ) -> ShapValues:
         """SHAP values in shap's layout (see :mod:`deepshap.explainers._layout`): ``(values, indexes)``
         with ``ranked_output``; ``ranked_outputs`` is the same argument under shap's other name."""
         phi, output_index, ranked, _ = self._explain(
@@ -76,12 +81,12 @@ class DeepExplainer(DifferentiableExplainer):
 
     def __call__(
         self,
-        X: Any,
+        X: InputData,
         ranked_output: int | None = None,
         output_rank_order: str = "max",
         check_additivity: bool = True,
         ranked_outputs: int | None = None,
-    ) -> Any:
+    ) -> Explanation | list[Explanation]:
         """An :class:`~deepshap.Explanation` (a list of them for several inputs) with base values."""
         start = time.perf_counter()
         phi, output_index, ranked, data = self._explain(
@@ -92,7 +97,7 @@ class DeepExplainer(DifferentiableExplainer):
     # the work -------------------------------------------------------------------------------------
     def _explain(
         self,
-        X: Any,
+        X: InputData,
         ranked_output: int | None,
         ranked_outputs: int | None,
         output_rank_order: str,

@@ -25,13 +25,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepshap._typing import InputData, NativeModel, NativeTensor
 from deepshap.explainers._base import DifferentiableExplainer, positive_int
+from deepshap.explainers._layout import ShapValues, Values
+
+if TYPE_CHECKING:
+    from deepshap.explanation import Explanation
+    from deepshap.frameworks import TensorOps
 
 __all__ = ["GradientExplainer"]
 
@@ -54,25 +60,27 @@ class GradientExplainer(DifferentiableExplainer):
     ``expected_value`` is the mean model output over the background, ``(K,)`` as in DeepExplainer.
     """
 
-    def __init__(self, model: Any, data: Any, batch_size: int = 50, local_smoothing: float = 0) -> None:
+    def __init__(
+        self, model: NativeModel, data: InputData, batch_size: int = 50, local_smoothing: float = 0
+    ) -> None:
         if not (math.isfinite(local_smoothing) and local_smoothing >= 0):
             raise ValueError(f"local_smoothing must be a finite number >= 0; got {local_smoothing!r}.")
         super().__init__(model, data, batch_size)
         self.local_smoothing = float(local_smoothing)
-        self._background_mean: list[Any] = [
+        self._background_mean: list[NativeTensor] = [
             self.adapter.ops.sum(b, 0) / float(b.shape[0]) for b in self.adapter.background
         ]
 
     def shap_values(
         self,
-        X: Any,
+        X: InputData,
         nsamples: int = 200,
         ranked_output: int | None = None,
         output_rank_order: str = "max",
         rseed: int | None = None,
         return_variances: bool = False,
         ranked_outputs: int | None = None,
-    ) -> Any:
+    ) -> ShapValues | tuple[Values, Values] | tuple[Values, Values, np.ndarray]:
         """SHAP values in shap's layout (see :mod:`deepshap.explainers._layout`).
 
         ``ranked_output=R`` (or ``ranked_outputs``, shap's other name) explains the R top outputs of each
@@ -83,23 +91,23 @@ class GradientExplainer(DifferentiableExplainer):
         result = self._explain(
             X, nsamples, ranked_output, ranked_outputs, output_rank_order, rseed, return_variances
         )
-        values = self._format(result.phi, result.index, result.ranked)
         if not return_variances:
-            return values
-        variances = self._format(result.variances, result.index, result.ranked)
+            return self._format(result.phi, result.index, result.ranked)
+        values = self._values(result.phi, result.ranked)
+        variances = self._values(result.variances, result.ranked)
         if result.ranked:
-            return values[0], variances[0], result.index
+            return values, variances, result.index
         return values, variances
 
     def __call__(
         self,
-        X: Any,
+        X: InputData,
         nsamples: int = 200,
         ranked_output: int | None = None,
         output_rank_order: str = "max",
         rseed: int | None = None,
         ranked_outputs: int | None = None,
-    ) -> Any:
+    ) -> Explanation | list[Explanation]:
         """An :class:`~deepshap.Explanation` (a list, one per input, for several inputs).
 
         Values carry a trailing output axis; base_values are the mean background outputs ``(N, R)``.
@@ -111,7 +119,7 @@ class GradientExplainer(DifferentiableExplainer):
     # the computation -------------------------------------------------------------------------------
     def _explain(
         self,
-        X: Any,
+        X: InputData,
         nsamples: int,
         ranked_output: int | None,
         ranked_outputs: int | None,
@@ -124,20 +132,27 @@ class GradientExplainer(DifferentiableExplainer):
         xs = self._explained_inputs(X)
         index, ranked = self._output_index(xs, ranked_output, ranked_outputs, output_rank_order)
         sums = self._sums(xs, index, nsamples, np.random.default_rng(rseed), want_variances)
-        phi, variances = [], []
+        phi: list[np.ndarray] = []
+        variances: list[np.ndarray] = []  # empty unless wanted
         for t, x in enumerate(xs):
             mean_delta = adapter.to_numpy(x - self._background_mean[t])
             est, var = _estimate(sums, t, mean_delta, nsamples, want_variances)
             phi.append(est)
-            variances.append(var)
+            if var is not None:
+                variances.append(var)
         data = [adapter.to_numpy(x) for x in xs]
         phi = self._in_values_dtype(X, phi, data)
         if want_variances:
             variances = self._in_values_dtype(X, variances, data)
-        return _Result(phi, variances if want_variances else [], index, ranked, data)
+        return _Result(phi, variances, index, ranked, data)
 
     def _sums(
-        self, xs: list[Any], index: np.ndarray, nsamples: int, rng: np.random.Generator, want_variances: bool
+        self,
+        xs: list[NativeTensor],
+        index: np.ndarray,
+        nsamples: int,
+        rng: np.random.Generator,
+        want_variances: bool,
     ) -> dict[str, list[np.ndarray]]:
         """Per-sample sums over the draws, computed natively batch by batch, returned as numpy.
 
@@ -184,8 +199,8 @@ class GradientExplainer(DifferentiableExplainer):
         return sums.result(adapter.to_numpy)
 
     def _interpolate(
-        self, xs: list[Any], rows: np.ndarray, draws: _Draws, want_errors: bool
-    ) -> tuple[list[Any], list[Any], list[Any] | None]:
+        self, xs: list[NativeTensor], rows: np.ndarray, draws: _Draws, want_errors: bool
+    ) -> tuple[list[NativeTensor], list[NativeTensor], list[NativeTensor] | None]:
         """Per input: d = x~ - x', the points x' + alpha d, and (if wanted) e = d - (x - mean background)."""
         ops = self.adapter.ops
         row_index, pick_index = ops.asarray(rows), ops.asarray(draws.picks)
@@ -226,12 +241,12 @@ class _Draws:
 class _Sums:
     """Running per-sample sums: added to while a block of samples is drawn, joined at the end."""
 
-    def __init__(self, ops: Any) -> None:
+    def __init__(self, ops: TensorOps) -> None:
         self.ops = ops
-        self.current: dict[str, dict[int, Any]] = {}
-        self.blocks: dict[str, list[dict[int, Any]]] = {}
+        self.current: dict[str, dict[int, NativeTensor]] = {}
+        self.blocks: dict[str, list[dict[int, NativeTensor]]] = {}
 
-    def add(self, key: str, t: int, value: Any) -> None:
+    def add(self, key: str, t: int, value: NativeTensor) -> None:
         per_input = self.current.setdefault(key, {})
         per_input[t] = value if t not in per_input else per_input[t] + value
 
@@ -240,7 +255,7 @@ class _Sums:
             self.blocks.setdefault(key, []).append(per_input)
         self.current = {}
 
-    def result(self, to_numpy: Any) -> dict[str, list[np.ndarray]]:
+    def result(self, to_numpy: Callable[[NativeTensor], np.ndarray]) -> dict[str, list[np.ndarray]]:
         return {
             key: [to_numpy(self.ops.concat([block[t] for block in blocks], 0)) for t in sorted(blocks[0])]
             for key, blocks in self.blocks.items()
@@ -259,17 +274,21 @@ def _row_chunks(n: int, nsamples: int, batch_size: int) -> Iterator[tuple[int, i
             yield i, i + 1, j0, min(nsamples, j0 + batch_size)
 
 
-def _sample_sum(ops: Any, values: Any, n_samples: int) -> Any:
+def _sample_sum(ops: TensorOps, values: NativeTensor, n_samples: int) -> NativeTensor:
     """Sum rows ``(n_samples * draws, ...)`` over the draws of each sample."""
     shape = tuple(int(d) for d in values.shape)
     return ops.sum(ops.reshape(values, (n_samples, shape[0] // n_samples, *shape[1:])), 1)
 
 
 def _gradient_sums(
-    ops: Any, deltas: list[Any], grads: list[Any], errors: list[Any] | None, n_samples: int
-) -> dict[str, list[Any]]:
+    ops: TensorOps,
+    deltas: list[NativeTensor],
+    grads: list[NativeTensor],
+    errors: list[NativeTensor] | None,
+    n_samples: int,
+) -> dict[str, list[NativeTensor]]:
     """The gradient terms of one batch and one group of outputs, summed per sample (lists per input)."""
-    out: dict[str, list[Any]] = {"dg": [], "g": []}
+    out: dict[str, list[NativeTensor]] = {"dg": [], "g": []}
     for t, (delta, grad) in enumerate(zip(deltas, grads, strict=True)):
         term = delta[:, None] * grad
         out["dg"].append(_sample_sum(ops, term, n_samples))

@@ -8,7 +8,17 @@ extra (zarr, pyarrow, pillow), imported only when a job runs.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names _PUBLIC resolves, for type checkers
+    from deepshap.jobs.api import JobResult as JobResult
+    from deepshap.jobs.api import explain_dataset as explain_dataset
+    from deepshap.jobs.engines.ray_engine import RayEngine as RayEngine
+    from deepshap.jobs.report import write_report as write_report
+    from deepshap.jobs.results import JobResults as JobResults
+    from deepshap.jobs.results import open_job as open_job
+    from deepshap.jobs.store import JobMismatchError as JobMismatchError
+    from deepshap.jobs.store import StoreWriteError as StoreWriteError
 
 _PUBLIC = {
     "explain_dataset": "deepshap.jobs.api",
@@ -24,7 +34,7 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'deepshap.jobs' has no attribute {name!r}")
     value = getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 PROC_NET_TABLES = ("tcp", "tcp6", "udp", "udp6")
@@ -56,7 +57,7 @@ def namespace_prefix() -> list[str]:
 
 def run_isolated(
     argv: Sequence[str], timeout: float, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` inside a loopback-only namespace; its output is captured as text.
 
     On timeout ``unshare`` is killed, which kills every process of the namespace (``--kill-child`` ends its
@@ -80,7 +81,7 @@ def _text(stream: bytes | str | None) -> str:
 
 def call_isolated(
     target: str, *args: str, timeout: float, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Call ``target`` (``"package.module:function"``) with string ``args`` in a loopback-only namespace."""
     return run_isolated([sys.executable, "-m", __name__, target, *args], timeout=timeout, env=env)
 
@@ -184,7 +185,7 @@ def require_loopback_only() -> None:
         )
 
 
-def start_local_ray(num_cpus: int, **init_kwargs: Any) -> Any:
+def start_local_ray(num_cpus: int, **init_kwargs: Any) -> ModuleType:  # ray.init's own options
     """Start a fresh single-node Ray cluster on 127.0.0.1 in this (loopback-only) namespace; returns ray.
 
     Logs go to a temporary directory, removed when this process exits (after Ray's own exit handler,

@@ -5,20 +5,24 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from deepshap.jobs.data import open_source
+from deepshap._typing import NativeModel
+from deepshap.jobs.data import Dataset, DataSource, open_source
 from deepshap.jobs.engine import Engine
 from deepshap.jobs.images import ImageDecoder
-from deepshap.jobs.models import model_fingerprint
+from deepshap.jobs.models import Preprocess, model_fingerprint
 from deepshap.jobs.spec import DTYPES, JobSpec, array_digest, fingerprint_digest
 from deepshap.jobs.store import FORMAT_VERSION, ResultStore
 from deepshap.jobs.worker import ExplainWorker
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @dataclass
@@ -34,17 +38,17 @@ class JobResult:
 
 
 def explain_dataset(
-    model: Any,
-    data: Any,
+    model: str | Path | NativeModel,
+    data: Dataset,
     out: Path | str,
     explainer: str = "deep",
     *,
     background: int | np.ndarray | Path | str = 100,
     outputs: int | None = None,
     batch_size: int = 32,
-    explainer_options: dict[str, Any] | None = None,
+    explainer_options: Mapping[str, object] | None = None,
     output_names: Sequence[str] | None = None,
-    preprocess: Callable[[np.ndarray], Any] | None = None,
+    preprocess: Preprocess | None = None,
     image_size: tuple[int, int] | None = None,
     resize: bool = False,
     crop: bool = False,
@@ -135,7 +139,9 @@ def explain_dataset(
     return _summary(store, index, done_before, time.perf_counter() - started)
 
 
-def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) -> np.ndarray:
+def _background(
+    background: int | np.ndarray | Path | str, source: DataSource, decoder: ImageDecoder, seed: int
+) -> np.ndarray:
     if isinstance(background, bool):
         raise TypeError("background must be a number of images or the images themselves.")
     if isinstance(background, int | np.integer):
@@ -159,14 +165,25 @@ def _background(background: Any, source: Any, decoder: ImageDecoder, seed: int) 
     return np.ascontiguousarray(np.asarray(background, dtype=np.float32))
 
 
+class _ActorPool(TypedDict, total=False):
+    """The Ray engine's pool options the caller set."""
+
+    num_actors: int
+    threads_per_actor: int
+
+
 def _engine(
     engine: str | Engine, address: str | None, actors: int | None, threads_per_actor: int | None
 ) -> Engine:
-    pool = {"num_actors": actors, "threads_per_actor": threads_per_actor}
-    for name, value in pool.items():
+    given = {"num_actors": actors, "threads_per_actor": threads_per_actor}
+    for name, value in given.items():
         if value is not None and (isinstance(value, bool) or int(value) < 1):
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    pool = {name: int(value) for name, value in pool.items() if value is not None}
+    pool: _ActorPool = {}
+    if actors is not None:
+        pool["num_actors"] = int(actors)
+    if threads_per_actor is not None:
+        pool["threads_per_actor"] = int(threads_per_actor)
     if not isinstance(engine, str):
         return engine
     if engine == "local":
@@ -191,7 +208,7 @@ def _engine(
     raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
 
 
-def _progress_bar(total: int | None, initial: int, quiet: bool) -> Any:
+def _progress_bar(total: int | None, initial: int, quiet: bool) -> tqdm:
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -205,7 +222,7 @@ def _progress_bar(total: int | None, initial: int, quiet: bool) -> Any:
     )
 
 
-def _callable_name(function: Any) -> str | None:
+def _callable_name(function: object) -> str | None:
     if function is None:
         return None
     return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', repr(function))}"

@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -14,7 +13,7 @@ EXIT_INTERRUPTED = 130
 JOB_MODULES = ("zarr", "pyarrow", "PIL")  # the jobs extra, checked before a model is loaded
 
 
-def add_explain_command(commands: Any) -> None:
+def add_explain_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``explain`` subcommand to the ``deepshap`` parser's subcommands."""
     summary = "explain every image of a dataset into a resumable Zarr store and Parquet index"
     parser = commands.add_parser(
@@ -99,7 +98,7 @@ def run_explain(args: argparse.Namespace) -> int:
         if value is not None
     }
     outputs = None if args.outputs == "all" else _positive(args, "--outputs", args.outputs)
-    background: Any = int(args.background) if args.background.isdigit() else Path(args.background)
+    background: int | Path = int(args.background) if args.background.isdigit() else Path(args.background)
     names = None
     if args.class_names is not None:
         names = [line.strip() for line in args.class_names.read_text().splitlines() if line.strip()]

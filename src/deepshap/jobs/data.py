@@ -10,10 +10,12 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeGuard
 
 import numpy as np
+import numpy.typing as npt
 
+from deepshap._typing import JSONObject
 from deepshap.jobs.engine import WorkItem
 from deepshap.jobs.images import ImageDecoder
 from deepshap.jobs.spec import array_digest
@@ -24,10 +26,12 @@ SIZE_SAMPLE = 32  # image files whose size is read to find a folder's common siz
 
 
 class DataSource(Protocol):
-    n_images: int | None
-    """How many images, or None for a stream of unknown length."""
+    @property
+    def n_images(self) -> int | None:
+        """How many images, or None for a stream of unknown length."""
+        ...
 
-    def fingerprint(self) -> dict[str, Any]: ...
+    def fingerprint(self) -> JSONObject: ...
 
     def items(self, chunk_size: int, skip: set[int]) -> Iterator[WorkItem]: ...
 
@@ -85,8 +89,8 @@ class ArraySource:
         self.name = name
         self.n_images = int(array.shape[0])
 
-    def fingerprint(self) -> dict[str, Any]:
-        fingerprint: dict[str, Any] = {
+    def fingerprint(self) -> JSONObject:
+        fingerprint: JSONObject = {
             "kind": "array",
             "shape": list(self.array.shape),
             "dtype": self.array.dtype.str,
@@ -116,12 +120,12 @@ class ArraySource:
 class BatchSource:
     """An iterable of image batches, re-cut into chunks; resuming needs it to yield the same batches."""
 
-    def __init__(self, batches: Iterable[Any], n_images: int | None = None) -> None:
+    def __init__(self, batches: Iterable[npt.ArrayLike], n_images: int | None = None) -> None:
         self._stream = (row for batch in batches for row in np.asarray(batch, dtype=np.float32))
         self._head: list[np.ndarray] = []  # rows read for the background, still to be explained
         self.n_images = n_images
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self) -> JSONObject:
         return {"kind": "batches", "n_images": self.n_images}
 
     def _rows(self) -> Iterator[np.ndarray]:
@@ -195,7 +199,7 @@ class FolderSource:
     def _id(self, path: Path) -> str:
         return path.relative_to(self.folder).as_posix()
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self) -> JSONObject:
         digest = hashlib.sha256()
         for path in self.paths:
             status = path.stat()
@@ -233,9 +237,16 @@ class FolderSource:
         return np.stack(chosen)
 
 
-def open_source(data: Any, decoder: ImageDecoder | None = None, n_images: int | None = None) -> DataSource:
+#: A job's images as a user names them: a folder, a ``.npy`` file, an array (numpy or anything with
+#: ``__array__`` and ``shape``), an iterable of batches, or a :class:`DataSource` of one's own.
+Dataset = DataSource | str | Path | np.ndarray | Iterable[npt.ArrayLike]
+
+
+def open_source(
+    data: Dataset, decoder: ImageDecoder | None = None, n_images: int | None = None
+) -> DataSource:
     """A data source for a folder, a ``.npy`` file (memory-mapped), an array or an iterable of batches."""
-    if hasattr(data, "items") and hasattr(data, "sample") and hasattr(data, "fingerprint"):
+    if _is_source(data):
         return data
     if isinstance(data, str | Path):
         path = Path(data).expanduser()
@@ -253,6 +264,11 @@ def open_source(data: Any, decoder: ImageDecoder | None = None, n_images: int | 
     raise TypeError(
         f"data must be a folder, a .npy file, an array or an iterable of batches; got {type(data)}."
     )
+
+
+def _is_source(data: object) -> TypeGuard[DataSource]:
+    """Whether ``data`` is a data source already (it has a source's methods)."""
+    return hasattr(data, "items") and hasattr(data, "sample") and hasattr(data, "fingerprint")
 
 
 def _rows_digest(array: np.ndarray | NpyRows) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import numpy as np
 
@@ -28,6 +28,22 @@ class WorkItem:
     """id -> why the image could not be read; those images are not in ``images``."""
 
 
+class IndexRow(TypedDict, total=False):
+    """One image's row of a job's index: None where the image failed (``error`` says why) or could not
+    be read. ``chunk`` and ``position`` are set by the store when it commits the row."""
+
+    id: str
+    classes: list[int] | None
+    class_names: list[str] | None
+    fx: list[float] | None
+    base_values: list[float] | None
+    gap: float | None
+    seconds: float | None
+    error: str | None
+    chunk: int
+    position: int
+
+
 @dataclass
 class ChunkResult:
     """A worker's answer for one :class:`WorkItem`."""
@@ -35,7 +51,7 @@ class ChunkResult:
     chunk: int
     values: np.ndarray
     """``(n_ok, *input_shape, R)`` attributions of the chunk's images that were read."""
-    rows: list[dict]
+    rows: list[IndexRow]
     """One index row per image of the chunk (failed ones included, with their error)."""
     model_digest: str | None = None
     """sha256 of the weights of the model that explained the chunk (None when it has none): a store

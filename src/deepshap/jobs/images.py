@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from deepshap._typing import JSONObject
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 DECODE_THREADS = 2  # Pillow releases the GIL while decoding: two threads keep ahead of most models
 
@@ -30,7 +35,7 @@ class ImageDecoder:
         self.mode = mode
         self._pool: ThreadPoolExecutor | None = None
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> JSONObject:
         return {"size": self.size, "resize": self.resize, "crop": self.crop, "mode": self.mode}
 
     def image_shape(self) -> tuple[int, int, int]:
@@ -78,11 +83,11 @@ class ImageDecoder:
         except Exception as exc:  # whatever a bad file raises in Pillow is that image's error only
             return None, f"{type(exc).__name__}: {exc}"
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "_pool": None}
 
 
-def _center_crop(image: Any, aspect: float) -> Any:
+def _center_crop(image: PILImage, aspect: float) -> PILImage:
     width, height = image.size
     if width / height > aspect:
         new_width = round(height * aspect)

@@ -10,26 +10,36 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from deepshap._typing import CallValue, InputData, JSONObject, NativeModel
+
+if TYPE_CHECKING:
+    import torch
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 MODEL_FILE_SUFFIXES = (".keras", ".pt2", *TORCHSCRIPT_SUFFIXES)
 
+#: Turns decoded images into model input.
+Preprocess = Callable[[np.ndarray], InputData]
+#: What an entry point returns: the model, or ``(model, preprocess)``.
+EntryPointResult = NativeModel | tuple[NativeModel, Preprocess | None]
+
 
 @dataclass
 class LoadedModel:
-    model: Any
-    preprocess: Callable[[np.ndarray], Any] | None = None
+    model: NativeModel
+    preprocess: Preprocess | None = None
     graph_file: bool = False
     """A TorchScript or torch.export graph: its layers are hidden, so DeepExplainer's rules cannot apply."""
 
 
-def load_model(source: Any) -> LoadedModel:
+def load_model(source: str | Path | EntryPointResult) -> LoadedModel:
     """The model named by ``source`` (see the module docstring), or ``source`` itself when it is a model."""
     if not isinstance(source, str | Path):
         return _split(source)
@@ -49,7 +59,7 @@ def load_model(source: Any) -> LoadedModel:
     )
 
 
-def model_fingerprint(source: Any) -> dict[str, Any]:
+def model_fingerprint(source: str | Path | EntryPointResult) -> JSONObject:
     """What identifies a model without building it: the source and the bytes of its file (for an entry
     point, of its module's file); for a model object, its class and weights."""
     if isinstance(source, str | Path):
@@ -77,13 +87,13 @@ def model_fingerprint(source: Any) -> dict[str, Any]:
     }
 
 
-def _split(result: Any) -> LoadedModel:
+def _split(result: EntryPointResult) -> LoadedModel:
     if isinstance(result, tuple) and len(result) == 2 and (result[1] is None or callable(result[1])):
         return LoadedModel(result[0], result[1])
     return LoadedModel(result)
 
 
-def _call_entry_point(text: str) -> Any:
+def _call_entry_point(text: str) -> EntryPointResult:
     module_name, _, function_name = text.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -95,13 +105,13 @@ def _call_entry_point(text: str) -> Any:
     return function()
 
 
-def _load_keras(path: Path) -> Any:
+def _load_keras(path: Path) -> NativeModel:
     import keras
 
     return keras.saving.load_model(path, safe_mode=True)
 
 
-def _load_exported(path: Path) -> Any:
+def _load_exported(path: Path) -> torch.nn.Module:
     """The exported program as a module; wrapped because it refuses ``eval()`` (it is exported in the mode
     it runs in), which explainers call on every torch model."""
     import torch
@@ -113,10 +123,10 @@ def _load_exported(path: Path) -> Any:
             super().__init__()
             self.__dict__["graph"] = graph  # not a submodule: train()/eval() must not reach it
 
-        def parameters(self, recurse: bool = True) -> Any:
+        def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
             return graph.parameters(recurse)
 
-        def forward(self, *inputs: Any) -> Any:
+        def forward(self, *inputs: torch.Tensor) -> CallValue:
             try:
                 return graph(*inputs)
             except (AssertionError, RuntimeError) as exc:
@@ -132,7 +142,7 @@ def _load_exported(path: Path) -> Any:
     return ExportedModel()
 
 
-def _load_torchscript(path: Path) -> Any:
+def _load_torchscript(path: Path) -> torch.jit.ScriptModule:
     import torch
 
     try:
@@ -154,7 +164,7 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def weights_digest(model: Any) -> str | None:
+def weights_digest(model: NativeModel) -> str | None:
     """sha256 over a torch module's state_dict or a Keras model's weights; None for a plain function.
 
     The worker takes it of the model it built: an entry point's module can stay the same while the

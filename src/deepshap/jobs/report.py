@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepshap._typing import JSONObject
 from deepshap.jobs.images import ImageDecoder
 from deepshap.jobs.results import JobResults
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REPORT = "report"
 
 
 def write_report(
-    out: Path | str, n_images: int = 8, images: Sequence[int | str] | None = None, data: Any = None
+    out: Path | str,
+    n_images: int = 8,
+    images: Sequence[int | str] | None = None,
+    data: np.ndarray | None = None,
 ) -> Path:
     """Write ``out/report/index.html``: a summary of the job and ``image_plot`` figures of ``images``
     (positions or ids; default: the first ``n_images`` explained). The images are shown from ``data``
@@ -63,7 +70,9 @@ def write_report(
     return write_gallery(folder, summary, sections, heading="deepshap explain: report")
 
 
-def _choose(job: JobResults, table: Any, n_images: int, images: Sequence[int | str] | None) -> list[dict]:
+def _choose(
+    job: JobResults, table: pa.Table, n_images: int, images: Sequence[int | str] | None
+) -> list[JSONObject]:
     """The rows to draw: those of ``images``, or the first ``n_images`` explained."""
     import pyarrow.compute as pc
 
@@ -72,7 +81,7 @@ def _choose(job: JobResults, table: Any, n_images: int, images: Sequence[int | s
     return [job.row(image) for image in images]  # a KeyError names an image not in the job
 
 
-def _pixels(job: JobResults, row: dict, data: Any) -> np.ndarray | None:
+def _pixels(job: JobResults, row: JSONObject, data: np.ndarray | None) -> np.ndarray | None:
     """The image itself, for the plot's first column; None when it cannot be read again."""
     if data is not None:
         return np.asarray(data[row["position"]])

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from deepshap._typing import JSONObject
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from zarr.types import AnyArray
+
+    from deepshap.explanation import Explanation
 
 from deepshap.jobs.store import INDEX, INDEX_PARTS, MANIFEST, VALUES, read_index_parts
 
@@ -19,9 +27,9 @@ class JobResults:
         manifest_path = self.out / MANIFEST
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{self.out} holds no deepshap job (no {MANIFEST}).")
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        self.manifest: JSONObject = json.loads(manifest_path.read_text())
 
-    def index(self) -> Any:
+    def index(self) -> pa.Table:
         """The index as a pyarrow Table, one row per image in image order."""
         import pyarrow.parquet as pq
 
@@ -30,13 +38,13 @@ class JobResults:
             return pq.read_table(path)
         return read_index_parts(self.out).sort_by("position")
 
-    def values(self) -> Any:
+    def values(self) -> AnyArray:
         """The attributions as a read-only Zarr array ``(N, *input_shape, R)`` (NaN for failed images)."""
         import zarr
 
         return zarr.open_array(str(self.out / VALUES), mode="r")
 
-    def row(self, image: int | str) -> dict[str, Any]:
+    def row(self, image: int | str) -> JSONObject:
         """The index row of an image, by position (read from its chunk's index file) or id (found with
         a filter): the whole index is not read."""
         import pyarrow.dataset as ds
@@ -59,7 +67,7 @@ class JobResults:
             raise KeyError(f"no image {image!r} in {self.out}.")
         return found[0]
 
-    def load_explanation(self, image: int | str, data: np.ndarray | None = None) -> Any:
+    def load_explanation(self, image: int | str, data: np.ndarray | None = None) -> Explanation:
         """One image's :class:`~deepshap.Explanation` (values ``(1, *input_shape, R)``, base values,
         explained classes and their names); ``data`` (the image) is shown by ``image_plot`` if given."""
         from deepshap.explanation import Explanation

@@ -10,9 +10,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import numpy as np
+
+from deepshap._typing import InputData, JSONObject, NativeModel
 
 EXPLAINERS = ("deep", "gradient", "partition")
 DTYPES = ("float32", "float16")
@@ -35,17 +37,17 @@ class JobSpec:
     """Everything a worker needs to build its explainer and explain a chunk; picklable for Ray actors
     when ``model`` is a string (entry point or file) or a picklable model."""
 
-    model: Any
+    model: str | Path | NativeModel
     """``"package.module:function"``, a ``.keras`` / ``.pt2`` / TorchScript file, or a model object."""
     explainer: str
     background: np.ndarray
     """Background images in the data's form (before ``preprocess``)."""
     outputs: int | None = None
     """Explain the top-``outputs`` classes of each image, or every output (None)."""
-    explainer_options: dict[str, Any] = field(default_factory=dict)
+    explainer_options: dict[str, object] = field(default_factory=dict)
     seed: int = 0
     output_names: tuple[str, ...] | None = None
-    preprocess: Callable[[np.ndarray], Any] | None = None
+    preprocess: Callable[[np.ndarray], InputData] | None = None
     """Turns decoded images into model input; an entry point may return its own with the model."""
 
     def __post_init__(self) -> None:
@@ -68,10 +70,10 @@ class JobSpec:
         draws exactly what an uninterrupted run drew."""
         return int(np.random.SeedSequence([self.seed, chunk]).generate_state(1)[0])
 
-    def constructor_options(self) -> dict[str, Any]:
+    def constructor_options(self) -> dict[str, object]:
         return {k: v for k, v in self.explainer_options.items() if k in CONSTRUCTOR_OPTIONS[self.explainer]}
 
-    def call_options(self) -> dict[str, Any]:
+    def call_options(self) -> dict[str, object]:
         return {k: v for k, v in self.explainer_options.items() if k in CALL_OPTIONS[self.explainer]}
 
 
@@ -79,10 +81,10 @@ def array_digest(array: np.ndarray) -> str:
     """sha256 of an array's shape, dtype and bytes."""
     array = np.ascontiguousarray(array)
     digest = hashlib.sha256(f"{array.shape}{array.dtype.str}".encode())
-    digest.update(memoryview(array).cast("B"))
+    digest.update(array.data.cast("B"))
     return digest.hexdigest()
 
 
-def fingerprint_digest(fingerprint: dict[str, Any]) -> str:
+def fingerprint_digest(fingerprint: JSONObject) -> str:
     """A short, stable digest of a fingerprint dictionary."""
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]

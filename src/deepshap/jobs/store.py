@@ -19,12 +19,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deepshap.jobs.engine import ChunkResult
+from deepshap._typing import JSONObject
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from zarr.types import AnyArray
+
+from deepshap.jobs.engine import ChunkResult, IndexRow
 
 MANIFEST = "manifest.json"
 VALUES = "values.zarr"
@@ -44,12 +52,12 @@ class StoreWriteError(RuntimeError):
 class ResultStore:
     """Opens (creating, resuming or refusing) the store of one job and commits its chunks."""
 
-    def __init__(self, out: Path | str, manifest: dict[str, Any], overwrite: bool = False) -> None:
+    def __init__(self, out: Path | str, manifest: JSONObject, overwrite: bool = False) -> None:
         self.out = Path(out).expanduser()
         self.manifest = json.loads(json.dumps(manifest, default=str))  # as it reads back from disk
         self.chunk_size = int(manifest["chunk_size"])
         self.n_images: int | None = manifest.get("n_images")
-        self._values: Any = None
+        self._values: AnyArray | None = None
         self._manifest_written = False
         with _storage_errors(self.out):
             self._open(overwrite)
@@ -127,14 +135,19 @@ class ResultStore:
             ok = [i for i, row in enumerate(result.rows) if row["error"] is None]
             if len(ok) != len(result.values):
                 raise ValueError(f"chunk {result.chunk}: {len(result.values)} values for {len(ok)} images.")
-            rows = [dict(row, chunk=result.chunk, position=start + i) for i, row in enumerate(result.rows)]
+            rows: list[IndexRow] = [
+                {**row, "chunk": result.chunk, "position": start + i} for i, row in enumerate(result.rows)
+            ]
             if ok:
                 values = self._array(result.values.shape[1:], start + len(result.rows))
                 block = np.full((len(result.rows), *values.shape[1:]), np.nan, dtype=values.dtype)
                 block[ok] = result.values
                 values[start : start + len(result.rows)] = block
                 for i in ok:  # the gap of the values as stored (float16 rounds them)
-                    rows[i]["gap"] = _stored_gap(block[i], rows[i]["fx"], rows[i]["base_values"])
+                    fx, base = rows[i].get("fx"), rows[i].get("base_values")
+                    if fx is None or base is None:
+                        raise ValueError(f"chunk {result.chunk}: image {i} has values but no outputs.")
+                    rows[i]["gap"] = _stored_gap(block[i], fx, base)
                 chunk_folder = self.out / VALUES / "c" / str(result.chunk)
                 for path in chunk_folder.rglob("*"):  # on disk before the index file commits the chunk
                     if path.is_file():
@@ -145,7 +158,7 @@ class ResultStore:
             self._write_rows(result.chunk, rows)
         self.done.add(result.chunk)
 
-    def _array(self, value_shape: tuple[int, ...], end: int) -> Any:
+    def _array(self, value_shape: tuple[int, ...], end: int) -> AnyArray:
         """The Zarr array, created at the first commit (the value shape is known then), grown for a
         stream of unknown length."""
         import zarr
@@ -171,7 +184,7 @@ class ResultStore:
             self._values.resize((end, *self._values.shape[1:]))
         return self._values
 
-    def _write_rows(self, chunk: int, rows: list[dict]) -> None:
+    def _write_rows(self, chunk: int, rows: list[IndexRow]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -209,7 +222,7 @@ class ResultStore:
         return len(read_index_parts(self.out))
 
 
-def index_schema() -> Any:
+def index_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema(
@@ -232,7 +245,7 @@ def _index_parts(out: Path) -> list[Path]:
     return sorted((Path(out) / INDEX_PARTS).glob("chunk-*.parquet"))
 
 
-def read_index_parts(out: Path) -> Any:
+def read_index_parts(out: Path) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -252,7 +265,7 @@ def _stored_gap(values: np.ndarray, fx: list[float], base: list[float]) -> float
     return float(np.abs(sums - (np.asarray(fx) - np.asarray(base))).max())
 
 
-def _write_atomically(path: Path, write: Any) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write(temporary)`` then rename to ``path``, each step on disk (the file and its folder synced)
     before the next: a crash leaves the old file or the new one, never part of one."""
     temporary = path.with_name(path.name + ".tmp")
@@ -280,11 +293,12 @@ class _storage_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if isinstance(exc, OSError):
             reason = exc.strerror or str(exc)
             raise StoreWriteError(
                 f"cannot write the results to {self.out}: {reason}. Nothing committed is lost: free space "
                 "or fix the permissions, then rerun the same command to resume."
             ) from exc
-        return False

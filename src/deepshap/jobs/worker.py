@@ -9,13 +9,23 @@ off); the index records every image's gap for all three explainers.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
+import numpy.typing as npt
 
-from deepshap.jobs.engine import ChunkResult, WorkItem
+from deepshap._typing import InputData, NativeModel
+from deepshap.jobs.engine import ChunkResult, IndexRow, WorkItem
 from deepshap.jobs.models import load_model, weights_digest
 from deepshap.jobs.spec import JobSpec
+
+if TYPE_CHECKING:
+    from deepshap.explanation import Explanation
+    from deepshap.frameworks import ModelAdapter
+
+#: An explainer as the worker calls it: ``explainer(images, **options)``.
+Explain = Callable[..., "Explanation | list[Explanation]"]
 
 PREDICT_BATCH = 256
 NON_FINITE = (
@@ -43,7 +53,7 @@ class ExplainWorker:
         self.model_digest = weights_digest(self.model)
         self.preprocess = spec.preprocess or loaded.preprocess or _identity
         background = self.preprocess(spec.background)
-        self._adapter = None
+        self._adapter: ModelAdapter | None = None
         if _is_framework_model(self.model):
             self._adapter = load_adapter(self.model, background)
         self.explainer = self._build_explainer(background)
@@ -57,16 +67,10 @@ class ExplainWorker:
         if spec.outputs is not None and spec.outputs > self.n_outputs:
             raise ValueError(f"outputs={spec.outputs} but the model has only {self.n_outputs} outputs.")
 
-    def _build_explainer(self, background: Any) -> Any:
+    def _build_explainer(self, background: InputData) -> Explain:
         options = self.spec.constructor_options()
-        if self.spec.explainer == "deep":
-            from deepshap.explainers.deep import DeepExplainer
-
-            return DeepExplainer(self.model, background, **options)
-        if self.spec.explainer == "gradient":
-            from deepshap.explainers.gradient import GradientExplainer
-
-            return GradientExplainer(self.model, background, **options)
+        if self.spec.explainer in ("deep", "gradient"):
+            return _gradient_explainer(self.spec.explainer)(self.model, background, **options)
         from deepshap.explainers.partition import PartitionExplainer
         from deepshap.maskers import Image
 
@@ -75,7 +79,7 @@ class ExplainWorker:
         masker = masker if isinstance(masker, Image) else Image(masker, shape)
         return PartitionExplainer(self._score_images, masker, output_names=self.spec.output_names)
 
-    def _predict(self, inputs: Any) -> np.ndarray:
+    def _predict(self, inputs: InputData) -> np.ndarray:
         """Model scores ``(N, K)`` as float64 for model inputs (after preprocess)."""
         if self._adapter is not None:
             scores = self._adapter.predict(self._adapter.to_inputs(inputs, "X"), PREDICT_BATCH)
@@ -154,17 +158,17 @@ class ExplainWorker:
         if spec.explainer == "partition":
             scores = self._score_images(images)
             classes = _top_classes(scores, k)
-            explanation = self.explainer(images, outputs=classes, silent=True, **spec.call_options())
+            explanation = _single(self.explainer(images, outputs=classes, silent=True, **spec.call_options()))
         else:
             inputs = self.preprocess(images)
             scores = self._predict(inputs)
             classes = _top_classes(scores, k)
             ranked = {} if k is None else {"ranked_output": int(k)}
             if spec.explainer == "deep":
-                explanation = self.explainer(inputs, **ranked, **spec.call_options())
+                explanation = _single(self.explainer(inputs, **ranked, **spec.call_options()))
             else:
                 seed = spec.chunk_seed(chunk)
-                explanation = self.explainer(inputs, rseed=seed, **ranked, **spec.call_options())
+                explanation = _single(self.explainer(inputs, rseed=seed, **ranked, **spec.call_options()))
             if explanation.output_indexes is not None:
                 classes = np.asarray(explanation.output_indexes, dtype=np.int64)
         values = np.asarray(explanation.values)
@@ -183,7 +187,7 @@ class ExplainWorker:
         gaps: np.ndarray,
         failures: dict[int, str],
         seconds: float,
-    ) -> list[dict]:
+    ) -> list[IndexRow]:
         names = self.spec.output_names
         rows, slot = [], 0
         for image_id in item.ids:
@@ -210,9 +214,9 @@ class ExplainWorker:
         return rows
 
 
-def _row(image_id: str, **fields: Any) -> dict:
+def _row(image_id: str, **fields: Unpack[_RowFields]) -> IndexRow:
     """An index row with every column present (Parquet needs one schema for every chunk)."""
-    row = {
+    row: IndexRow = {
         "id": image_id,
         "classes": None,
         "class_names": None,
@@ -226,6 +230,18 @@ def _row(image_id: str, **fields: Any) -> dict:
     return row
 
 
+class _RowFields(TypedDict, total=False):
+    """The columns of an index row that :func:`_row` is given (the others stay None)."""
+
+    classes: list[int] | None
+    class_names: list[str] | None
+    fx: list[float] | None
+    base_values: list[float] | None
+    gap: float | None
+    seconds: float | None
+    error: str | None
+
+
 def _gaps(values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Each image's additivity/efficiency gap: max over its classes of |sum(values) - (f(x) - base)|."""
     if not len(values):
@@ -234,7 +250,7 @@ def _gaps(values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> np.ndarray:
     return np.abs(sums - (fx - base)).max(axis=1)
 
 
-def _all_finite(*arrays: Any) -> bool:
+def _all_finite(*arrays: npt.ArrayLike) -> bool:
     return all(bool(np.isfinite(array).all()) for array in arrays)
 
 
@@ -247,11 +263,27 @@ def _top_classes(scores: np.ndarray, k: int | None) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
 
 
+def _gradient_explainer(name: str) -> Callable[..., Explain]:
+    """DeepExplainer ("deep") or GradientExplainer: built with the job's constructor options, which are the
+    user's, of any type, and which the explainer checks as it checks its arguments."""
+    from deepshap.explainers.deep import DeepExplainer
+    from deepshap.explainers.gradient import GradientExplainer
+
+    return DeepExplainer if name == "deep" else GradientExplainer
+
+
+def _single(explanation: Explanation | list[Explanation]) -> Explanation:
+    """The Explanation of a model's one input (a job explains models of one input)."""
+    if isinstance(explanation, list):
+        raise ValueError(f"the model takes {len(explanation)} inputs; a job explains models of one input.")
+    return explanation
+
+
 def _identity(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def _is_framework_model(model: Any) -> bool:
+def _is_framework_model(model: NativeModel) -> bool:
     from deepshap.frameworks import detect_framework
 
     try:

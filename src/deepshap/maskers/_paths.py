@@ -55,7 +55,9 @@ def _differing(area: list[float], pieces: Path, kept: bool) -> tuple[list[tuple[
     return differing, copy_cost(area, differing)
 
 
-def _overwrite(area: list[float], pieces: Path, whole: tuple[int, bool]) -> tuple[list, float]:
+def _overwrite(
+    area: list[float], pieces: Path, whole: tuple[int, bool]
+) -> tuple[list[tuple[int, bool]], float]:
     """Make the region tiled by ``pieces`` all ``whole[1]``: rewrite the region, or just what differs."""
     differing, cost = _differing(area, pieces, whole[1])
     whole_cost = area[whole[0]] + BLOCK_COST

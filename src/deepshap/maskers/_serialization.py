@@ -9,20 +9,26 @@ stream: each load reads exactly one record.
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from deepshap.maskers._image import Image
+
+Masker = TypeVar("Masker")
 
 MAGIC = b"deepshap.maskers.Image\n"
 VERSION = 1
 
 
-def save_image_masker(masker: Any, out_file: IO[bytes]) -> None:
+def save_image_masker(masker: Image, out_file: IO[bytes]) -> None:
     """Write ``masker`` (a :class:`deepshap.maskers.Image`) to the binary file object ``out_file``."""
     value = masker.mask_value
     background = None
     if isinstance(value, str):
-        stored: Any = value
+        stored: object = value
     elif np.ndim(value) == 0:
         stored = np.asarray(value).item()
     else:
@@ -41,7 +47,7 @@ def save_image_masker(masker: Any, out_file: IO[bytes]) -> None:
         np.save(out_file, background, allow_pickle=False)
 
 
-def load_image_masker(cls: type, in_file: IO[bytes]) -> Any:
+def load_image_masker(cls: Callable[..., Masker], in_file: IO[bytes]) -> Masker:
     """Read one masker written by :func:`save_image_masker` from ``in_file`` and build it with ``cls``."""
     magic = in_file.read(len(MAGIC))
     if magic != MAGIC:

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import functools
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+#: A numpy index of a node's pixels in an ``(H, W, ...)`` array: two slices for a box, else the rows and
+#: columns of its pixels.
+PixelIndex = tuple[slice, slice] | tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,14 +70,21 @@ class PartitionTree:
         return [None if left < 0 else (left, right) for left, right in pairs]
 
     @functools.cached_property
-    def regions(self) -> dict[int, tuple[Any, Any]]:
+    def regions(self) -> Mapping[int, PixelIndex]:
         """Per node, a numpy index of its pixels in an ``(H, W, ...)`` array: two slices for a box, else
         row and column arrays. Kept once made (indexing is the hot path of building masked images); a box
         tree makes each one on first use, as most of its many nodes are never used."""
         if self.boxes is not None:
             return _BoxRegions(self.boxes)
+        if self.start is None or self.pixel_order is None:
+            raise ValueError("a PartitionTree needs either boxes or both start and pixel_order.")
         width = self.image_shape[1]
-        return {node: tuple(np.divmod(self._pixels(node), width)) for node in range(len(self.left))}
+        regions: dict[int, PixelIndex] = {}
+        for node in range(len(self.left)):
+            begin = self.start[node]
+            rows, columns = np.divmod(self.pixel_order[begin : begin + self.size[node]], width)
+            regions[node] = (rows, columns)
+        return regions
 
     def paint(self, flat_mask: np.ndarray, node: int) -> None:
         """Set the pixels of ``node`` to True in a flat ``(H*W,)`` boolean mask."""
@@ -96,11 +107,6 @@ class PartitionTree:
     def fill(self, per_pixel: np.ndarray, node: int, value: np.ndarray) -> None:
         """Write ``value`` to every pixel of ``node`` in ``per_pixel``, an ``(H, W, ...)`` array."""
         per_pixel[self.regions[node]] = value
-
-    def _pixels(self, node: int) -> np.ndarray:
-        """Flat indices of the pixels of ``node`` (trees given by runs of ``pixel_order``)."""
-        begin = self.start[node]
-        return self.pixel_order[begin : begin + self.size[node]]
 
     def clustering(self) -> np.ndarray:
         """The tree as a scipy linkage matrix ``(L-1, 4)``: children, a height (the node's pixel count)
@@ -125,7 +131,7 @@ class PartitionTree:
         return linkage
 
 
-class _BoxRegions(dict):
+class _BoxRegions(dict[int, tuple[slice, slice]]):
     """Node -> ``(rows, columns)`` slices of its box, made on first use."""
 
     def __init__(self, boxes: np.ndarray) -> None:
@@ -138,7 +144,9 @@ class _BoxRegions(dict):
         return region
 
 
-def _contiguous_runs(left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.ndarray]) -> tuple:
+def _contiguous_runs(
+    left: np.ndarray, right: np.ndarray, leaf_pixels: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Order pixels by a depth-first walk; return ``(pixel_order, start, size)`` per node."""
     n_nodes = len(left)
     start = np.zeros(n_nodes, dtype=np.int64)

@@ -7,14 +7,15 @@ without one, ``(values, indexes)`` from ``ranked_output``, and torch or tf tenso
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import numpy.typing as npt
+
+from deepshap._typing import Attributions, NativeTensor
 
 __all__ = ["as_attributions"]
 
 
-def _numpy(value: Any) -> np.ndarray:
+def _numpy(value: NativeTensor | npt.ArrayLike) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu()
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
@@ -22,7 +23,9 @@ def _numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def as_attributions(explanation: Any, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+def as_attributions(
+    explanation: Attributions, sample_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(values (N, *sample_shape, R), output indexes (N, R) or None)`` for ``explanation``.
 
     The indexes are known when the explanation carries them (ranked outputs, ``output_indexes``);

@@ -8,17 +8,23 @@ insertion AUCs are measured. The truth is sampled once and shared by every expla
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from deepshap.metrics._curves import deletion_insertion
+from deepshap._typing import InputData
+from deepshap.metrics._curves import Fill, deletion_insertion
 from deepshap.metrics._errors import ErrorReport, explanation_error
-from deepshap.metrics._explainers import available, resolve_explainer
-from deepshap.metrics._game import ModelRunner
+from deepshap.metrics._explainers import Explain, available, resolve_explainer
+from deepshap.metrics._game import MeasuredModel, ModelRunner
 from deepshap.metrics._regions import Regions, grid
 from deepshap.metrics._truth import RegionShapley, _numpy_images, output_table, shapley_values
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Comparison", "ComparisonRow", "compare"]
 
@@ -50,7 +56,7 @@ class Comparison:
 
     rows: list[ComparisonRow]
     truth: RegionShapley
-    fill: Any
+    fill: Fill
     notes: list[str] = field(default_factory=list)
 
     def to_markdown(self) -> str:
@@ -85,14 +91,15 @@ class Comparison:
     def __str__(self) -> str:
         return self.to_markdown()
 
-    def plot(self, show: bool = True) -> Any:
+    def plot(self, show: bool = True) -> Figure:
         """Bar charts of the error to truth (with its interval) and of the two AUCs per explainer."""
         import matplotlib.pyplot as plt
 
-        rows = [row for row in self.rows if row.error is not None]
+        measured = [(row, row.error) for row in self.rows if row.error is not None]
+        rows = [row for row, _ in measured]
         names = [row.name for row in rows]
-        errors = np.array([row.error.relative_l1 for row in rows])
-        low, high = np.array([row.error.relative_l1_interval for row in rows]).reshape(-1, 2).T
+        errors = np.array([error.relative_l1 for _, error in measured])
+        low, high = np.array([error.relative_l1_interval for _, error in measured]).reshape(-1, 2).T
         figure, axes = plt.subplots(1, 3, figsize=(14, 0.5 * len(rows) + 2), sharey=True)
         positions = np.arange(len(rows))
         axes[0].barh(positions, errors, color="tab:red")
@@ -113,15 +120,15 @@ class Comparison:
 
 
 def compare(
-    model: Any,
-    images: Any,
-    background: Any,
-    explainers: Any = DEFAULT_EXPLAINERS,
+    model: MeasuredModel,
+    images: InputData,
+    background: InputData,
+    explainers: Sequence[str | tuple[str, Explain]] = DEFAULT_EXPLAINERS,
     regions: Regions | int | None = None,
-    outputs: Any = "top",
+    outputs: Literal["top"] | npt.ArrayLike | None = "top",
     max_permutations: int = 300,
     tolerance: float = 0.0,
-    fill: Any = "blur",
+    fill: Fill = "blur",
     n_steps: int = 50,
     batch_size: int = 256,
     seed: int = 0,

@@ -10,16 +10,20 @@ trapezoid rule over the fraction) is the AUC: low is good for deletion, high for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from deepshap._typing import Attributions, InputData, NativeTensor
 from deepshap.metrics._attributions import as_attributions
-from deepshap.metrics._game import ModelRunner
+from deepshap.metrics._game import MeasuredModel, ModelRunner
 from deepshap.metrics._regions import Regions, pixels, spatial_axes
 from deepshap.metrics._truth import _numpy_images, output_table
 
-__all__ = ["Curves", "deletion_insertion", "make_fill"]
+__all__ = ["Curves", "Fill", "deletion_insertion", "make_fill"]
+
+#: What hidden pixels become: ``"blur"``, ``"mean"``, a number, or an image (or one per image).
+Fill = str | float | np.ndarray
 
 
 @dataclass
@@ -46,7 +50,7 @@ def _area(curves: np.ndarray, fractions: np.ndarray) -> np.ndarray:
 
 
 def make_fill(
-    images: np.ndarray, fill: Any, blur_sigma: float = 5.0, channels: str | None = None
+    images: np.ndarray, fill: Fill, blur_sigma: float = 5.0, channels: str | None = None
 ) -> np.ndarray:
     """The image each pixel is replaced by: ``"blur"`` (Gaussian, ``blur_sigma`` pixels), ``"mean"`` (the
     image's mean per channel), a number, or an array of the images' (or one image's) shape."""
@@ -78,11 +82,11 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
 
 
 def deletion_insertion(
-    model: Any,
-    images: Any,
-    explanation: Any,
-    outputs: Any = None,
-    fill: Any = "blur",
+    model: MeasuredModel,
+    images: InputData,
+    explanation: Attributions,
+    outputs: npt.ArrayLike | None = None,
+    fill: Fill = "blur",
     n_steps: int = 50,
     regions: Regions | None = None,
     batch_size: int = 256,
@@ -134,11 +138,11 @@ def deletion_insertion(
 
 
 def _masked_outputs(
-    runner: ModelRunner, x: Any, filler: Any, regions: Regions, keep: np.ndarray
+    runner: ModelRunner, x: NativeTensor, filler: NativeTensor, regions: Regions, keep: np.ndarray
 ) -> np.ndarray:
     """Outputs for ``x`` with the regions of each row of ``keep`` kept and the rest filled, a batch at a
     time (value masks are built per batch, so memory stays bounded by the batch size)."""
-    outputs = []
+    outputs: list[np.ndarray] = []
     for start in range(0, len(keep), runner.batch_size):
         masks = regions.value_masks(keep[start : start + runner.batch_size])
         rows = np.zeros(len(masks), dtype=np.int64)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from deepshap._typing import Attributions
 from deepshap.metrics._attributions import as_attributions
 from deepshap.metrics._truth import RegionShapley
 
@@ -65,7 +66,9 @@ class ErrorReport:
         )
 
 
-def _region_values(explanation: Any, truth: RegionShapley, outputs: Any) -> np.ndarray:
+def _region_values(
+    explanation: Attributions, truth: RegionShapley, outputs: npt.ArrayLike | None
+) -> np.ndarray:
     """The explanation summed per region, its columns matched to the truth's outputs: ``(N, M, R)``."""
     values, indexes = as_attributions(explanation, truth.regions.sample_shape)
     summed = truth.regions.sum_values(values)
@@ -104,9 +107,9 @@ def bootstrap_truths(truth: RegionShapley, n_bootstrap: int, rng: np.random.Gene
 
 
 def explanation_error(
-    explanation: Any,
+    explanation: Attributions,
     truth: RegionShapley,
-    outputs: Any = None,
+    outputs: npt.ArrayLike | None = None,
     n_bootstrap: int = 1000,
     seed: int | None = 0,
 ) -> ErrorReport:

@@ -10,18 +10,21 @@ image's R most likely outputs (all outputs when the table names others), Captum'
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
+from deepshap._typing import Attributions, NativeModel, NativeTensor
 from deepshap.metrics._attributions import as_attributions
 
 __all__ = ["EXPLAINERS", "resolve_explainer"]
 
-Explain = Callable[[Any, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+#: ``explain(model, images, background, outputs) -> values (N, *sample_shape, R)``.
+Explain = Callable[[NativeModel, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _selected(explain: Callable[[int | None], Any], images: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+def _selected(
+    explain: Callable[[int | None], Attributions], images: np.ndarray, outputs: np.ndarray
+) -> np.ndarray:
     """The columns ``outputs[i]`` of each image's explanation.
 
     ``explain(ranked)`` runs the explainer on the ``ranked`` most likely outputs (None: all of them).
@@ -41,11 +44,15 @@ def _selected(explain: Callable[[int | None], Any], images: np.ndarray, outputs:
     return np.stack([values[i][..., columns[i]] for i in range(len(values))])
 
 
-def _ranked(call: Callable[..., Any], name: str, ranked: int | None, **kwargs: Any) -> Any:
+def _ranked(
+    call: Callable[..., Attributions], name: str, ranked: int | None, **kwargs: object
+) -> Attributions:
     return call(**kwargs) if ranked is None else call(**{name: ranked}, **kwargs)
 
 
-def _deepshap_deep(model: Any, images: np.ndarray, background: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+def _deepshap_deep(
+    model: NativeModel, images: np.ndarray, background: np.ndarray, outputs: np.ndarray
+) -> np.ndarray:
     import deepshap
 
     explainer = deepshap.DeepExplainer(model, background)
@@ -53,31 +60,33 @@ def _deepshap_deep(model: Any, images: np.ndarray, background: np.ndarray, outpu
 
 
 def _deepshap_gradient(
-    model: Any, images: np.ndarray, background: np.ndarray, outputs: np.ndarray
+    model: NativeModel, images: np.ndarray, background: np.ndarray, outputs: np.ndarray
 ) -> np.ndarray:
     import deepshap
 
     explainer = deepshap.GradientExplainer(model, background)
 
-    def explain(ranked: int | None) -> Any:
+    def explain(ranked: int | None) -> Attributions:
         return _ranked(explainer.shap_values, "ranked_output", ranked, X=images, nsamples=200, rseed=0)
 
     return _selected(explain, images, outputs)
 
 
 def _shap(kind: str) -> Explain:
-    def explain(model: Any, images: np.ndarray, background: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    def explain(
+        model: NativeModel, images: np.ndarray, background: np.ndarray, outputs: np.ndarray
+    ) -> np.ndarray:
         import shap
 
         data, inputs = _framework_array(model, background), _framework_array(model, images)
         if kind == "deep":
             explainer = shap.DeepExplainer(model, data)
-            options: dict[str, Any] = {"check_additivity": False}
+            options: dict[str, object] = {"check_additivity": False}
         else:
             explainer = shap.GradientExplainer(model, data)
             options = {"nsamples": 200, "rseed": 0}
 
-        def run(ranked: int | None) -> Any:
+        def run(ranked: int | None) -> Attributions:
             return _ranked(explainer.shap_values, "ranked_outputs", ranked, X=inputs, **options)
 
         return _selected(run, images, outputs)
@@ -86,7 +95,9 @@ def _shap(kind: str) -> Explain:
 
 
 def _captum(kind: str) -> Explain:
-    def explain(model: Any, images: np.ndarray, background: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    def explain(
+        model: NativeModel, images: np.ndarray, background: np.ndarray, outputs: np.ndarray
+    ) -> np.ndarray:
         import torch
         from captum.attr import DeepLiftShap, GradientShap
 
@@ -110,7 +121,7 @@ def _captum(kind: str) -> Explain:
     return explain
 
 
-def _framework_array(model: Any, array: np.ndarray) -> Any:
+def _framework_array(model: NativeModel, array: np.ndarray) -> NativeTensor | np.ndarray:
     """shap's PyTorch explainers take torch tensors; its TensorFlow ones take numpy arrays."""
     from deepshap.frameworks import detect_framework
 
@@ -147,7 +158,7 @@ def resolve_explainer(spec: str | tuple[str, Explain]) -> tuple[str, Explain]:
     return spec, EXPLAINERS[spec]
 
 
-def available(spec: str | tuple[str, Explain], model: Any) -> str | None:
+def available(spec: str | tuple[str, Explain], model: object) -> str | None:
     """Why ``spec`` cannot run here (its library is missing, or the model's framework), else None."""
     if isinstance(spec, tuple):
         return None
@@ -165,7 +176,7 @@ def available(spec: str | tuple[str, Explain], model: Any) -> str | None:
     return None
 
 
-def _framework(model: Any) -> str | None:
+def _framework(model: object) -> str | None:
     """ "torch" or "tensorflow" for a framework model, None for a plain function."""
     from deepshap.frameworks import detect_framework
 

@@ -9,11 +9,23 @@ is bounded by ``batch_size`` whatever the number of coalitions or background row
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["ModelRunner", "RegionGame"]
+from deepshap._typing import InputData, NativeModel, NativeTensor
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from deepshap.frameworks import ModelAdapter, TensorOps
+    from deepshap.metrics._regions import Regions
+
+__all__ = ["MeasuredModel", "ModelRunner", "RegionGame"]
+
+#: A model to measure: a framework model, or a function of a numpy batch returning its outputs.
+MeasuredModel = NativeModel | Callable[[np.ndarray], npt.ArrayLike]
 
 
 class _NumpyOps:
@@ -29,7 +41,7 @@ class _NumpyOps:
         return np.concatenate(tensors, axis=axis)
 
 
-def _is_framework_model(model: Any) -> bool:
+def _is_framework_model(model: object) -> bool:
     from deepshap.frameworks import detect_framework
 
     try:
@@ -46,7 +58,7 @@ class ModelRunner:
     single input.
     """
 
-    def __init__(self, model: Any, background: Any, batch_size: int = 256) -> None:
+    def __init__(self, model: MeasuredModel, background: InputData, batch_size: int = 256) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
         if isinstance(background, list | tuple):
@@ -54,17 +66,18 @@ class ModelRunner:
                 "deepshap.metrics measures models of one image input; give one background array."
             )
         self.batch_size = int(batch_size)
-        self.adapter = None
+        self.adapter: ModelAdapter | None = None
+        self.ops: TensorOps | _NumpyOps
         if _is_framework_model(model):
             from deepshap.frameworks import load_adapter
 
             self.adapter = load_adapter(model, background)
             if self.adapter.n_inputs != 1:
                 raise ValueError("deepshap.metrics measures models of one image input.")
-            self.ops: Any = self.adapter.ops
+            self.ops = self.adapter.ops
         elif callable(model):
             self.ops = _NumpyOps()
-            self._function: Callable[[np.ndarray], Any] = model
+            self._function: Callable[[np.ndarray], npt.ArrayLike] = model
         else:
             raise TypeError(
                 f"model must be a torch module, a Keras model or a function of a numpy batch; got "
@@ -74,20 +87,20 @@ class ModelRunner:
         self.sample_shape = tuple(int(d) for d in self.background.shape[1:])
         self.n_outputs = int(self.outputs(self.background[:1]).shape[1])
 
-    def native(self, array: Any) -> Any:
+    def native(self, array: InputData) -> NativeTensor:
         """A batch (numpy, torch or tf) as a native float tensor on the model's device."""
         if self.adapter is not None:
             return self.adapter.to_inputs(array)[0]
         return self.ops.asarray(_as_numpy(array))
 
-    def outputs(self, batch: Any) -> np.ndarray:
+    def outputs(self, batch: NativeTensor) -> np.ndarray:
         """Model outputs ``(B, K)`` as numpy for one native batch (no gradients)."""
         if self.adapter is not None:
             return self.adapter.predict([batch], batch_size=max(self.batch_size, int(batch.shape[0])))
         out = _as_numpy(self._function(batch))
         return out[:, None] if out.ndim == 1 else out.reshape(len(out), -1)
 
-    def predict(self, images: Any) -> np.ndarray:
+    def predict(self, images: InputData) -> np.ndarray:
         """Outputs ``(N, K)`` for a batch of images, ``batch_size`` at a time."""
         native = self.native(images)
         chunks = [
@@ -96,7 +109,7 @@ class ModelRunner:
         return np.concatenate(chunks)
 
     def composed_outputs(
-        self, x: Any, fills: Any, masks: np.ndarray, fill_rows: np.ndarray
+        self, x: NativeTensor, fills: NativeTensor, masks: np.ndarray, fill_rows: np.ndarray
     ) -> Iterator[np.ndarray]:
         """Outputs of ``fill[fill_rows[i]] + (x - fill[fill_rows[i]]) * masks[i]``, one chunk at a time.
 
@@ -118,7 +131,12 @@ class RegionGame:
     """
 
     def __init__(
-        self, runner: ModelRunner, x: Any, background: Any, regions: Any, outputs: np.ndarray
+        self,
+        runner: ModelRunner,
+        x: NativeTensor,
+        background: NativeTensor,
+        regions: Regions,
+        outputs: np.ndarray,
     ) -> None:
         self.runner = runner
         self.x = x
@@ -128,7 +146,7 @@ class RegionGame:
         self.n_background = int(background.shape[0])
         self.n_evaluations = 0
 
-    def values(self, coalitions: np.ndarray, progress: Any = None) -> np.ndarray:
+    def values(self, coalitions: np.ndarray, progress: tqdm | None = None) -> np.ndarray:
         """v(S) for keep-masks over regions ``(C, M)``: ``(C, R)`` for the selected outputs."""
         n_coalitions, n_rows = len(coalitions), self.n_background
         totals = np.zeros((n_coalitions, len(self.outputs)))
@@ -149,13 +167,14 @@ class RegionGame:
         return totals / n_rows
 
 
-def _take(runner: ModelRunner, tensor: Any, rows: np.ndarray) -> Any:
+def _take(runner: ModelRunner, tensor: NativeTensor, rows: np.ndarray) -> NativeTensor:
     if runner.adapter is None:
         return tensor[rows]
-    return runner.ops.take(tensor, runner.ops.asarray(rows))
+    ops = runner.adapter.ops
+    return ops.take(tensor, ops.asarray(rows))
 
 
-def _as_numpy(value: Any) -> np.ndarray:
+def _as_numpy(value: NativeTensor | npt.ArrayLike) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu()
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):

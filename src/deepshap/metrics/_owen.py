@@ -9,13 +9,14 @@ above it, so a Partition explanation summed per region can be checked exactly on
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from deepshap.metrics._game import ModelRunner, RegionGame
+from deepshap._typing import InputData
+from deepshap.metrics._game import MeasuredModel, ModelRunner, RegionGame
 from deepshap.metrics._regions import Regions
-from deepshap.metrics._truth import _numpy_images, fill_rows, output_table
+from deepshap.metrics._truth import Background, _numpy_images, fill_rows, output_table
 
 __all__ = ["owen_values"]
 
@@ -77,11 +78,11 @@ def owen_coalitions(regions: Regions) -> tuple[np.ndarray, list[tuple[int, np.nd
 
 
 def owen_values(
-    model: Any,
-    images: Any,
-    background: Any,
+    model: MeasuredModel,
+    images: InputData,
+    background: Background,
     regions: Regions,
-    outputs: Any = None,
+    outputs: npt.ArrayLike | None = None,
     batch_size: int = 256,
     progress: bool = True,
 ) -> np.ndarray:

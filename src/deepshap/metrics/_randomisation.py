@@ -11,10 +11,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from deepshap._typing import Attributions, NativeModel
 from deepshap.metrics._attributions import as_attributions
 
 __all__ = ["RandomisationReport", "randomisation_check", "randomise_top_layers"]
@@ -36,7 +36,7 @@ class RandomisationReport:
         )
 
 
-def _torch_randomise(model: Any, n_layers: int, seed: int) -> tuple[Any, list[str]]:
+def _torch_randomise(model: NativeModel, n_layers: int, seed: int) -> tuple[NativeModel, list[str]]:
     import torch
 
     copied = copy.deepcopy(model)
@@ -58,7 +58,7 @@ def _torch_randomise(model: Any, n_layers: int, seed: int) -> tuple[Any, list[st
     return copied, [name for name, _ in chosen]
 
 
-def _keras_randomise(model: Any, n_layers: int, seed: int) -> tuple[Any, list[str]]:
+def _keras_randomise(model: NativeModel, n_layers: int, seed: int) -> tuple[NativeModel, list[str]]:
     import keras
 
     copied = keras.models.clone_model(model)
@@ -82,7 +82,9 @@ def _keras_randomise(model: Any, n_layers: int, seed: int) -> tuple[Any, list[st
     return copied, [layer.name for layer in chosen]
 
 
-def randomise_top_layers(model: Any, n_layers: int = 1, seed: int | None = None) -> tuple[Any, list[str]]:
+def randomise_top_layers(
+    model: NativeModel, n_layers: int = 1, seed: int | None = None
+) -> tuple[NativeModel, list[str]]:
     """A copy of ``model`` with its last ``n_layers`` layers with parameters re-initialised, and their
     names."""
     from deepshap.frameworks import detect_framework
@@ -103,8 +105,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def randomisation_check(
-    model: Any,
-    explain: Callable[[Any], Any],
+    model: NativeModel,
+    explain: Callable[[NativeModel], Attributions],
     n_layers: int = 1,
     seed: int | None = None,
     sample_shape: tuple[int, ...] | None = None,
@@ -132,7 +134,7 @@ def randomisation_check(
     return RandomisationReport(signed, absolute, names)
 
 
-def _sample_shape(explanation: Any) -> tuple[int, ...]:
+def _sample_shape(explanation: Attributions) -> tuple[int, ...]:
     """The sample shape of an explanation whose output axis is trailing (or a list per output)."""
     if isinstance(explanation, tuple):
         explanation = explanation[0]

@@ -9,9 +9,9 @@ expands to a keep-mask over values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["Regions", "grid", "partition_cut", "pixels", "superpixels", "spatial_axes"]
 
@@ -110,7 +110,7 @@ def _height_width(sample_shape: tuple[int, ...], channels: str | None) -> tuple[
 
 def grid(sample_shape: tuple[int, ...], block: int | tuple[int, int], channels: str | None = None) -> Regions:
     """Square (or ``(bh, bw)``) blocks of pixels; the last row/column of blocks may be smaller."""
-    bh, bw = (block, block) if np.ndim(block) == 0 else tuple(block)
+    bh, bw = (block, block) if isinstance(block, int | float | np.number) else tuple(block)
     if bh < 1 or bw < 1:
         raise ValueError(f"block must be at least 1 pixel; got {block}.")
     height, width = _height_width(tuple(sample_shape), channels)
@@ -146,7 +146,7 @@ def superpixels(
 
 
 def partition_cut(
-    clustering: Any, sample_shape: tuple[int, ...], depth: int, channels: str | None = None
+    clustering: npt.ArrayLike, sample_shape: tuple[int, ...], depth: int, channels: str | None = None
 ) -> Regions:
     """The Partition explainer's pixel tree cut ``depth`` levels below its root.
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from deepshap.metrics._game import ModelRunner, RegionGame
+from deepshap._typing import InputData, NativeTensor
+from deepshap.metrics._game import MeasuredModel, ModelRunner, RegionGame
 from deepshap.metrics._permutation import PermutationEstimate, _normal_quantile, sample_shapley
 from deepshap.metrics._regions import Regions
 
 __all__ = ["RegionShapley", "output_table", "shapley_values"]
+
+#: What stands in for hidden regions: background rows, or a function of one image returning its rows.
+Background = InputData | Callable[[np.ndarray], npt.ArrayLike]
 
 
 @dataclass
@@ -54,7 +58,7 @@ class RegionShapley:
         return sum(e.n_evaluations for e in self.estimates)
 
 
-def output_table(outputs: Any, n_images: int, n_outputs: int) -> np.ndarray:
+def output_table(outputs: npt.ArrayLike | None, n_images: int, n_outputs: int) -> np.ndarray:
     """Outputs to explain as an ``(N, R)`` int array: None (all), a list for every image, or per image."""
     if outputs is None:
         return np.tile(np.arange(n_outputs), (n_images, 1))
@@ -70,7 +74,7 @@ def output_table(outputs: Any, n_images: int, n_outputs: int) -> np.ndarray:
     return table
 
 
-def fill_rows(runner: ModelRunner, background: Any, image: np.ndarray) -> Any:
+def fill_rows(runner: ModelRunner, background: Background, image: np.ndarray) -> NativeTensor:
     """The rows that stand in for hidden regions of ``image``: the background, or ``background(image)``."""
     if callable(background):
         rows = np.asarray(background(image))
@@ -79,11 +83,11 @@ def fill_rows(runner: ModelRunner, background: Any, image: np.ndarray) -> Any:
 
 
 def shapley_values(
-    model: Any,
-    images: Any,
-    background: Any | Callable[[np.ndarray], np.ndarray],
+    model: MeasuredModel,
+    images: InputData,
+    background: Background,
     regions: Regions,
-    outputs: Any = None,
+    outputs: npt.ArrayLike | None = None,
     max_permutations: int = 300,
     tolerance: float = 0.0,
     confidence: float = 0.95,
@@ -126,7 +130,7 @@ def shapley_values(
     return RegionShapley(estimates, table, regions, confidence, time.perf_counter() - start)
 
 
-def _numpy_images(images: Any) -> np.ndarray:
+def _numpy_images(images: InputData) -> np.ndarray:
     if hasattr(images, "detach"):
         images = images.detach().cpu()
     if hasattr(images, "numpy") and not isinstance(images, np.ndarray):

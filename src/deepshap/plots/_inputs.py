@@ -9,11 +9,19 @@ sees a single layout. Nothing here imports a deep-learning framework: tensors ar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+
+from deepshap._typing import Attributions, NativeTensor
 
 _COLOUR_CHANNELS = (1, 3)
+
+#: Images or other arrays as users pass them: numpy (or anything ``np.asarray`` takes), torch or tf.
+ArrayOrTensor: TypeAlias = NativeTensor | npt.ArrayLike
+#: Output names: k names shared by the rows, or an ``(N, k)`` array of them (checked by `label_grid`).
+Labels: TypeAlias = ArrayOrTensor | None
 
 
 @dataclass
@@ -22,10 +30,10 @@ class PlotInputs:
 
     maps: list[np.ndarray]  # one (N, h, w) float array per output
     pixels: np.ndarray | None  # (N, H, W, C) or None
-    labels: Any  # whatever the user or the Explanation gave; checked by `label_grid`
+    labels: Labels  # whatever the user or the Explanation gave; checked by `label_grid`
 
 
-def to_numpy(x: Any) -> np.ndarray:
+def to_numpy(x: ArrayOrTensor) -> np.ndarray:
     """Convert a numpy array, torch / tf tensor or nested sequence to numpy, importing no framework."""
     if isinstance(x, np.ndarray):
         return x
@@ -39,7 +47,7 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def is_explanation(x: Any) -> bool:
+def is_explanation(x: object) -> bool:
     """Duck-type an Explanation: it carries attribution ``values`` and input ``data`` as attributes."""
     return (
         hasattr(x, "values")
@@ -101,7 +109,9 @@ def _batched_images(arr: np.ndarray, what: str, image_hw: tuple[int, int] | None
     return arr
 
 
-def _split_outputs(values: np.ndarray, reference: np.ndarray | None, has_output_axis: bool | None) -> list:
+def _split_outputs(
+    values: np.ndarray, reference: np.ndarray | None, has_output_axis: bool | None
+) -> list[np.ndarray]:
     """Split one attribution array into a list of per-output arrays.
 
     The trailing axis is an output axis when the caller says so, when the array has one more axis than the
@@ -116,7 +126,9 @@ def _split_outputs(values: np.ndarray, reference: np.ndarray | None, has_output_
     return [values[..., j] for j in range(values.shape[-1])]
 
 
-def _explanation_parts(expl: Any, pixel_values: Any, labels: Any) -> tuple[list, Any, Any]:
+def _explanation_parts(
+    expl: Attributions, pixel_values: ArrayOrTensor | None, labels: Labels
+) -> tuple[list[np.ndarray], ArrayOrTensor | None, Labels]:
     """Unpack an Explanation into per-output arrays, pixel values and labels (explicit arguments win)."""
     values = to_numpy(expl.values)
     data = None if expl.data is None else to_numpy(expl.data)
@@ -137,7 +149,7 @@ def _explanation_parts(expl: Any, pixel_values: Any, labels: Any) -> tuple[list,
     return outputs, pixel_values, labels
 
 
-def _check_ranked_tuple(shap_values: Any) -> None:
+def _check_ranked_tuple(shap_values: Attributions) -> None:
     """Catch the ``(values, indexes)`` pair that ``ranked_output`` returns, passed whole."""
     if isinstance(shap_values, tuple) and len(shap_values) == 2:
         second = to_numpy(shap_values[1]) if not isinstance(shap_values[1], list) else None
@@ -149,7 +161,7 @@ def _check_ranked_tuple(shap_values: Any) -> None:
             )
 
 
-def _output_list(shap_values: Any) -> list[np.ndarray]:
+def _output_list(shap_values: Attributions) -> list[np.ndarray]:
     """Turn a list (one entry per output) into a list of numpy arrays, rejecting nested per-input lists."""
     _check_ranked_tuple(shap_values)
     if len(shap_values) == 0:
@@ -169,7 +181,7 @@ def _output_list(shap_values: Any) -> list[np.ndarray]:
     return outputs
 
 
-def _pixels(pixel_values: Any) -> np.ndarray | None:
+def _pixels(pixel_values: ArrayOrTensor | None) -> np.ndarray | None:
     """Pixel values as a float (N, H, W, C) array, or None."""
     if pixel_values is None:
         return None
@@ -239,7 +251,7 @@ def _check_map_size(map_hw: tuple[int, ...], image_hw: tuple[int, ...]) -> None:
     )
 
 
-def prepare(shap_values: Any, pixel_values: Any, labels: Any) -> PlotInputs:
+def prepare(shap_values: Attributions, pixel_values: ArrayOrTensor | None, labels: Labels) -> PlotInputs:
     """Normalise any accepted form of attributions and pixels into `PlotInputs`."""
     if is_explanation(shap_values):
         outputs, pixel_values, labels = _explanation_parts(shap_values, pixel_values, labels)
@@ -253,7 +265,7 @@ def prepare(shap_values: Any, pixel_values: Any, labels: Any) -> PlotInputs:
     return PlotInputs(maps=_maps(outputs, pixels), pixels=pixels, labels=labels)
 
 
-def label_grid(labels: Any, n_rows: int, n_outputs: int) -> tuple[np.ndarray | None, bool]:
+def label_grid(labels: Labels, n_rows: int, n_outputs: int) -> tuple[np.ndarray | None, bool]:
     """Labels as an (N, k) or (1, k) array of strings, and whether they differ per row.
 
     Accepted: k names (shared by all rows), an (N, k) array (one name per row and output), and for a

@@ -10,7 +10,8 @@ over one pixel more). NaN or infinite numbers, and maps that do not fit the imag
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Literal, overload
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,7 +19,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
-from ._inputs import label_grid, prepare, to_numpy
+from deepshap._typing import Attributions, NativeTensor
+
+from ._inputs import ArrayOrTensor, Labels, label_grid, prepare, to_numpy
 
 _BLUE = (30 / 255, 136 / 255, 229 / 255)
 _RED = (1.0, 13 / 255, 87 / 255)
@@ -101,14 +104,63 @@ def _figure_size(n_cols: int, n_rows: int, width: float | None) -> np.ndarray:
     return size
 
 
+@overload
 def image(
-    shap_values: Any,
-    pixel_values: Any = None,
-    labels: Any = None,
-    true_labels: Any = None,
+    shap_values: Attributions,
+    pixel_values: ArrayOrTensor | None = ...,
+    labels: Labels = ...,
+    true_labels: Sequence[object] | np.ndarray | NativeTensor | None = ...,
+    width: float | None = ...,
+    aspect: float | None = ...,
+    hspace: float | Literal["auto"] | None = ...,
+    labelpad: float | None = ...,
+    cmap: str | Colormap | None = ...,
+    vmax: float | None = ...,
+    show: Literal[True] = ...,
+) -> None: ...
+
+
+@overload
+def image(
+    shap_values: Attributions,
+    pixel_values: ArrayOrTensor | None = ...,
+    labels: Labels = ...,
+    true_labels: Sequence[object] | np.ndarray | NativeTensor | None = ...,
+    width: float | None = ...,
+    aspect: float | None = ...,
+    hspace: float | Literal["auto"] | None = ...,
+    labelpad: float | None = ...,
+    cmap: str | Colormap | None = ...,
+    vmax: float | None = ...,
+    *,
+    show: Literal[False],
+) -> Figure: ...
+
+
+@overload
+def image(
+    shap_values: Attributions,
+    pixel_values: ArrayOrTensor | None = ...,
+    labels: Labels = ...,
+    true_labels: Sequence[object] | np.ndarray | NativeTensor | None = ...,
+    width: float | None = ...,
+    aspect: float | None = ...,
+    hspace: float | Literal["auto"] | None = ...,
+    labelpad: float | None = ...,
+    cmap: str | Colormap | None = ...,
+    vmax: float | None = ...,
+    show: bool = ...,
+) -> Figure | None: ...
+
+
+def image(
+    shap_values: Attributions,
+    pixel_values: ArrayOrTensor | None = None,
+    labels: Labels = None,
+    true_labels: Sequence[object] | np.ndarray | NativeTensor | None = None,
     width: float | None = 20,
     aspect: float | None = 0.2,
-    hspace: float | str | None = 0.2,
+    hspace: float | Literal["auto"] | None = 0.2,
     labelpad: float | None = None,
     cmap: str | Colormap | None = None,
     vmax: float | None = None,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any
+
+from deepshap._typing import NativeFunction
 
 __all__ = ["Rule", "register", "registered", "unregister"]
 
@@ -59,15 +60,19 @@ class Rule(StrEnum):
     DECOMPOSE = "decompose"
 
 
-#: Registrations made before the backend of their framework was loaded: (framework, op, rule, options).
-_PENDING: list[tuple[str, Any, Any, dict[str, Any]]] = []
+#: Registrations made before the backend of their framework was loaded: PyTorch's (op, rule) and
+#: TensorFlow's (op type, rule kind, data inputs), in the order they were made.
+_PENDING_TORCH: list[tuple[NativeFunction, str | NativeFunction]] = []
+_PENDING_TENSORFLOW: list[tuple[str, str, tuple[int, ...] | None]] = []
 _BACKENDS = {
     "torch": "deepshap.frameworks.pytorch.registry",
     "tensorflow": "deepshap.frameworks.keras.registry",
 }
 
 
-def register(op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int, ...] | None = None) -> None:
+def register(
+    op: str | NativeFunction, rule: str | NativeFunction, *, data_inputs: tuple[int, ...] | None = None
+) -> None:
     """Give an operation of your own (or one deepshap refuses) a DeepLIFT/Shapley rule.
 
     ``op`` is what the backend sees: for PyTorch the function itself (``torch.special.erfcx``, a
@@ -93,28 +98,35 @@ def register(op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int,
     >>> import deepshap
     >>> deepshap.rules.register("Erfinv", "rescale")  # TensorFlow's tf.math.erfinv
     """
-    framework = "tensorflow" if isinstance(op, str) else "torch"
-    if framework == "tensorflow" and not isinstance(rule, str):
-        raise TypeError(
-            "A TensorFlow op type takes a rule kind (a string such as 'rescale'), not a function."
-        )
-    if framework == "torch" and not callable(op):
+    if isinstance(op, str):
+        if not isinstance(rule, str):
+            raise TypeError(
+                "A TensorFlow op type takes a rule kind (a string such as 'rescale'), not a function."
+            )
+        module = sys.modules.get(_BACKENDS["tensorflow"])
+        if module is None:  # applied when the backend loads; checked now where that needs no framework
+            _check_kind("tensorflow", rule)
+            _PENDING_TENSORFLOW.append((op, rule, data_inputs))
+        else:
+            module.add(op, rule, data_inputs=data_inputs)
+        return
+    if not callable(op):
         raise TypeError(
             f"register() takes a PyTorch function or a TensorFlow op type (a string); got {op!r}."
         )
-    options = {"data_inputs": data_inputs} if framework == "tensorflow" else {}
-    module = sys.modules.get(_BACKENDS[framework])
-    if module is None:  # applied when the backend loads; checked now where that needs no framework
-        _check_kind(framework, rule)
-        _PENDING.append((framework, op, rule, options))
+    module = sys.modules.get(_BACKENDS["torch"])
+    if module is None:
+        _check_kind("torch", rule)
+        _PENDING_TORCH.append((op, rule))
     else:
-        module.add(op, rule, **options)
+        module.add(op, rule)
 
 
-def unregister(op: Any) -> None:
+def unregister(op: str | NativeFunction) -> None:
     """Undo :func:`register` for ``op``: it gets deepshap's own rule back, or none where it had none."""
     framework = "tensorflow" if isinstance(op, str) else "torch"
-    _PENDING[:] = [entry for entry in _PENDING if not (entry[0] == framework and entry[1] is op)]
+    _PENDING_TORCH[:] = [entry for entry in _PENDING_TORCH if entry[0] is not op]
+    _PENDING_TENSORFLOW[:] = [entry for entry in _PENDING_TENSORFLOW if entry[0] is not op]
     module = sys.modules.get(_BACKENDS[framework])
     if module is not None:
         module.remove(op)
@@ -122,19 +134,19 @@ def unregister(op: Any) -> None:
 
 @contextlib.contextmanager
 def registered(
-    op: Any, rule: str | Callable[..., Any], *, data_inputs: tuple[int, ...] | None = None
+    op: str | NativeFunction, rule: str | NativeFunction, *, data_inputs: tuple[int, ...] | None = None
 ) -> Iterator[None]:
     """:func:`register` for the duration of a ``with`` block; afterwards ``op`` has the rule it had before
     (deepshap's own, an earlier registration, or none)."""
     framework = "tensorflow" if isinstance(op, str) else "torch"
-    pending_before = list(_PENDING)
+    pending_before = list(_PENDING_TORCH), list(_PENDING_TENSORFLOW)
     module = sys.modules.get(_BACKENDS[framework])
     before = module.current(op) if module is not None else None
     register(op, rule, data_inputs=data_inputs)
     try:
         yield
     finally:
-        _PENDING[:] = pending_before
+        _PENDING_TORCH[:], _PENDING_TENSORFLOW[:] = pending_before
         module = sys.modules.get(_BACKENDS[framework])
         if module is not None and before is not None:
             module.restore(op, before)
@@ -142,7 +154,7 @@ def registered(
             module.remove(op)
 
 
-def _check_kind(framework: str, rule: Any) -> None:
+def _check_kind(framework: str, rule: str | NativeFunction) -> None:
     kinds = {
         "torch": ("linear", "rescale", "shapley_pair", "bilinear"),
         "tensorflow": ("linear", "rescale", "shapley_pair", "bilinear", "identity"),
@@ -153,6 +165,11 @@ def _check_kind(framework: str, rule: Any) -> None:
         )
 
 
-def pending(framework: str) -> list[tuple[Any, Any, dict[str, Any]]]:
-    """The registrations for ``framework`` made before its backend loaded (for the backend's registry)."""
-    return [(op, rule, options) for name, op, rule, options in _PENDING if name == framework]
+def pending_torch() -> list[tuple[NativeFunction, str | NativeFunction]]:
+    """The PyTorch registrations made before its backend loaded, ``(op, rule)`` (for its registry)."""
+    return list(_PENDING_TORCH)
+
+
+def pending_tensorflow() -> list[tuple[str, str, tuple[int, ...] | None]]:
+    """The TensorFlow registrations made before its backend loaded, ``(op type, kind, data inputs)``."""
+    return list(_PENDING_TENSORFLOW)

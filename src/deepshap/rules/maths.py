@@ -11,8 +11,9 @@ to the output difference, so DeepSHAP attributions add up to ``f(x) - E f(backgr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Protocol
+
+from deepshap._typing import NativeTensor
 
 __all__ = [
     "REL_TINY",
@@ -38,29 +39,61 @@ __all__ = [
 #: two-player split, whose numerator carries the rounding of its operands' size.
 REL_TINY = 1e-6
 
-Tensor = Any
+#: A tensor of one framework (the rules are written once for all of them).
+Tensor = NativeTensor
 
 
-class RuleOps:
+class RuleOps(Protocol):
     """The operations the rules need beyond ``+ - * /``, comparisons and ``& | ~`` on booleans.
 
-    ``where``, ``abs``, ``exp``, ``sqrt``, ``maximum``, ``zeros_like`` and ``ones_like`` are taken from the
-    framework's ``namespace`` (``torch``, ``tf``), which names them alike; the others differ by framework:
-    ``equal``, ``isfinite``, ``isnan`` (element-wise), ``sum(t, axis)`` and ``logsumexp(t, axis)`` (the
-    axis kept as size 1), ``cast(t, like)`` (to ``like``'s dtype), ``widen(t)`` (to float64, for the parts
-    of a rule whose rounding the attributions would amplify) and ``smallest_normal(t)`` (of ``t``'s dtype).
+    Each backend implements them on its own tensors (``TorchRuleOps`` in
+    :mod:`deepshap.frameworks.pytorch.deep_rules`, ``TFRuleOps`` in
+    :mod:`deepshap.frameworks.keras.handlers`). Element-wise operations broadcast as their framework does.
     """
 
-    SHARED = ("where", "abs", "exp", "sqrt", "maximum", "zeros_like", "ones_like")
+    def where(self, condition: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """``a`` where ``condition`` holds, else ``b``."""
+        ...
 
-    def __init__(self, namespace: Any, **own: Callable[..., Any]) -> None:
-        for name in self.SHARED:
-            setattr(self, name, getattr(namespace, name))
-        for name, fn in own.items():
-            setattr(self, name, fn)
+    def abs(self, t: Tensor) -> Tensor: ...
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:  # only reached for a missing operation
-        raise AttributeError(f"these RuleOps have no operation {name!r}")
+    def exp(self, t: Tensor) -> Tensor: ...
+
+    def sqrt(self, t: Tensor) -> Tensor: ...
+
+    def maximum(self, a: Tensor, b: Tensor) -> Tensor: ...
+
+    def zeros_like(self, t: Tensor) -> Tensor: ...
+
+    def ones_like(self, t: Tensor) -> Tensor: ...
+
+    def equal(self, a: Tensor, b: Tensor | float) -> Tensor:
+        """Element-wise ``a == b`` (booleans)."""
+        ...
+
+    def isfinite(self, t: Tensor) -> Tensor: ...
+
+    def isnan(self, t: Tensor) -> Tensor: ...
+
+    def sum(self, t: Tensor, axis: int) -> Tensor:
+        """The sum over ``axis``, kept as size 1."""
+        ...
+
+    def logsumexp(self, t: Tensor, axis: int) -> Tensor:
+        """``log(sum(exp(t)))`` over ``axis``, kept as size 1."""
+        ...
+
+    def cast(self, t: Tensor, like: Tensor) -> Tensor:
+        """``t`` in ``like``'s dtype."""
+        ...
+
+    def widen(self, t: Tensor) -> Tensor:
+        """``t`` in float64, for the parts of a rule whose rounding the attributions would amplify."""
+        ...
+
+    def smallest_normal(self, t: Tensor) -> float:
+        """The smallest positive normal number of ``t``'s dtype."""
+        ...
 
 
 # --- division by a difference that may vanish -----------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +29,7 @@ import tensorflow as tf
 from deepshap.arrays import to_numpy
 from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.keras.deep_rules import RuleSession
+from deepshap.frameworks.keras.model import KerasModel
 from deepshap.rules.maths import plan_chunks
 
 __all__ = ["UnsupportedOperationError", "deep_attributions"]
@@ -37,11 +38,14 @@ __all__ = ["UnsupportedOperationError", "deep_attributions"]
 #: bounds the graph size, the tracing time and the memory held by concurrent VJPs (1000 ImageNet classes).
 OUTPUTS_PER_TRACE = 10
 
-_TRACED: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+#: ``(xs, refs, rows) -> per input, sums over refs of multiplier * delta``: a traced :func:`_attribute`.
+Attribute = Callable[[list[tf.Tensor], list[tf.Tensor], tf.Tensor], list[tf.Tensor]]
+
+_TRACED: weakref.WeakKeyDictionary[KerasModel, dict[int, Attribute]] = weakref.WeakKeyDictionary()
 
 
 def deep_attributions(
-    adapter: Any, inputs: list[tf.Tensor], output_index: np.ndarray, batch_size: int
+    adapter: KerasModel, inputs: list[tf.Tensor], output_index: np.ndarray, batch_size: int
 ) -> list[np.ndarray]:
     """DeepSHAP values: per input ``(N, *shape, R)`` float64, the mean over the background of multipliers
     * delta.
@@ -64,17 +68,17 @@ def deep_attributions(
         for c in range(0, index.shape[1], OUTPUTS_PER_TRACE):
             rows = tf.constant(index[s : s + per_sample, c : c + OUTPUTS_PER_TRACE])
             attribute = _traced(adapter, int(rows.shape[1]))
-            total: list[tf.Tensor] | None = None
-            for b in range(0, n_background, per_background):
+            total: list[tf.Tensor] = attribute(xs, [t[:per_background] for t in background], rows)
+            for b in range(per_background, n_background, per_background):
                 part = attribute(xs, [t[b : b + per_background] for t in background], rows)
-                total = part if total is None else [u + v for u, v in zip(total, part, strict=True)]
+                total = [u + v for u, v in zip(total, part, strict=True)]
             groups.append(total)
         chunks.append([tf.concat([g[i] for g in groups], axis=-1) for i in range(len(inputs))])
     scale = 1.0 / n_background
     return [to_numpy(tf.concat([chunk[i] for chunk in chunks], axis=0)) * scale for i in range(len(inputs))]
 
 
-def _traced(adapter: Any, n_explained: int) -> Any:
+def _traced(adapter: KerasModel, n_explained: int) -> Attribute:
     """The traced attribution function of ``adapter`` for R explained outputs (built once, then reused).
 
     The function holds the adapter through a weak reference, so the cache does not keep it alive.
@@ -95,13 +99,18 @@ def _traced(adapter: Any, n_explained: int) -> Any:
 
 
 def _attribute_owned(
-    owner: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor
+    owner: weakref.ReferenceType[KerasModel], xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor
 ) -> list[tf.Tensor]:
     """:func:`_attribute` for the adapter behind the weak reference ``owner``."""
-    return _attribute(owner(), xs, refs, rows)
+    adapter = owner()
+    if adapter is None:
+        raise RuntimeError("the explainer of this traced function no longer exists.")
+    return _attribute(adapter, xs, refs, rows)
 
 
-def _attribute(adapter: Any, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor) -> list[tf.Tensor]:
+def _attribute(
+    adapter: KerasModel, xs: list[tf.Tensor], refs: list[tf.Tensor], rows: tf.Tensor
+) -> list[tf.Tensor]:
     """Graph body: per input ``(n, *shape, R)`` sums over this chunk's references of multiplier * delta."""
     n_x = tf.shape(xs[0])[0]
     n_ref = tf.shape(refs[0])[0]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TypeVar, cast
 
 import tensorflow as tf
 
@@ -28,6 +28,8 @@ from deepshap.frameworks.keras.registry import DISCRETE, IDENTITY, OP_RULES, SHA
 from deepshap.rules import Rule
 
 __all__ = ["RULE_GRADIENT", "RuleSession", "UnsupportedOperationError", "overrides"]
+
+_Value = TypeVar("_Value")
 
 RULE_GRADIENT = "DeepshapRule"
 
@@ -73,9 +75,9 @@ class RuleSession:
     def __init__(self, graph: tf.Graph) -> None:
         self.graph = graph
         self.partner: dict[str, tf.Operation] = {}
-        self.data: set[Any] = set()  # refs of float tensors computed from the explained inputs
-        self.discrete: set[Any] = set()  # refs of integer/boolean tensors computed from them
-        self._cache: dict[tuple[str, str], Any] = {}
+        self.data: set[Hashable] = set()  # refs of float tensors computed from the explained inputs
+        self.discrete: set[Hashable] = set()  # refs of integer/boolean tensors computed from them
+        self._cache: dict[tuple[str, str], object] = {}
 
     @contextlib.contextmanager
     def active(self) -> Iterator[RuleSession]:
@@ -211,12 +213,13 @@ class RuleSession:
     def _data_positions(self, op: tf.Operation) -> list[int]:
         return [i for i, t in enumerate(op.inputs) if t.ref() in self.data]
 
-    def cached(self, op: tf.Operation, what: str, build: Callable[[], Any]) -> Any:
-        """A value derived from ``op``'s forward values, built once and shared by every output's VJP."""
+    def cached(self, op: tf.Operation, what: str, build: Callable[[], _Value]) -> _Value:
+        """A value derived from ``op``'s forward values, built once and shared by every output's VJP
+        (``what`` names the value, so one key always holds the same kind of value)."""
         key = (op.name, what)
         if key not in self._cache:
             self._cache[key] = build()
-        return self._cache[key]
+        return cast(_Value, self._cache[key])
 
 
 # --- graph analysis --------------------------------------------------------------------------------
@@ -235,8 +238,8 @@ def _first_nonlinear_op(call: tf.Operation, data_positions: list[int]) -> tf.Ope
     """The first op inside the nested call ``call`` that is not linear in the call's data operands
     (those at ``data_positions``), looking into calls nested deeper too; None if the body is linear."""
     body = _called_graph(call)
-    data: set[Any] = set()
-    discrete: set[Any] = set()
+    data: set[Hashable] = set()
+    discrete: set[Hashable] = set()
     for op in _dependent_ops(body.get_operations(), [body.inputs[i] for i in data_positions], data, discrete):
         positions = [i for i, t in enumerate(op.inputs) if t.ref() in data]
         if op.type in _NESTED_CALLS:
@@ -271,7 +274,7 @@ def _called_graph(call: tf.Operation) -> tf.Graph:
 
 
 def _dependent_ops(
-    ops: Sequence[tf.Operation], inputs: list[tf.Tensor], data: set[Any], discrete: set[Any]
+    ops: Sequence[tf.Operation], inputs: list[tf.Tensor], data: set[Hashable], discrete: set[Hashable]
 ) -> list[tf.Operation]:
     """The ops of ``ops`` (in creation order) whose value depends on ``inputs``; fills data/discrete."""
     marked = {t.ref() for t in inputs}

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
+from deepshap._typing import CallKwargs
 from deepshap.rules import maths
 from deepshap.rules.maths import RuleOps
+
+if TYPE_CHECKING:
+    from deepshap.frameworks.keras.deep_rules import RuleSession
 
 Gradients = list[tf.Tensor | None]
 #: ``(xs, refs, positions, delta_out) -> multipliers``: an exact multiplier formula of an element-wise op
@@ -27,18 +31,57 @@ ClosedForm = Callable[[list[tf.Tensor], list[tf.Tensor], list[int], tf.Tensor], 
 _SMALLEST_NORMAL = {tf.float64: 2.2250738585072014e-308, tf.float16: 6.103515625e-05}
 
 
+class TFRuleOps:
+    """The rules' operations (:class:`~deepshap.rules.maths.RuleOps`) on TensorFlow graph tensors."""
+
+    def where(self, condition: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.where(condition, a, b)
+
+    def abs(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.abs(t)
+
+    def exp(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.exp(t)
+
+    def sqrt(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.sqrt(t)
+
+    def maximum(self, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(a, b)
+
+    def zeros_like(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.zeros_like(t)
+
+    def ones_like(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.ones_like(t)
+
+    def equal(self, a: tf.Tensor, b: tf.Tensor | float) -> tf.Tensor:
+        return tf.equal(a, b)
+
+    def isfinite(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.math.is_finite(t)
+
+    def isnan(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.math.is_nan(t)
+
+    def sum(self, t: tf.Tensor, axis: int) -> tf.Tensor:
+        return tf.reduce_sum(t, axis=axis, keepdims=True)
+
+    def logsumexp(self, t: tf.Tensor, axis: int) -> tf.Tensor:
+        return tf.reduce_logsumexp(t, axis=axis, keepdims=True)
+
+    def cast(self, t: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+        return tf.cast(t, like.dtype)
+
+    def widen(self, t: tf.Tensor) -> tf.Tensor:
+        return tf.cast(t, tf.float64)
+
+    def smallest_normal(self, t: tf.Tensor) -> float:
+        return _SMALLEST_NORMAL.get(t.dtype, 1.1754943508222875e-38)  # float32, bfloat16
+
+
 #: The rules' operations on TensorFlow graph tensors.
-OPS = RuleOps(
-    tf,
-    widen=lambda t: tf.cast(t, tf.float64),
-    cast=lambda t, like: tf.cast(t, like.dtype),
-    smallest_normal=lambda t: _SMALLEST_NORMAL.get(t.dtype, 1.1754943508222875e-38),  # float32, bfloat16
-    logsumexp=lambda t, axis: tf.reduce_logsumexp(t, axis=axis, keepdims=True),
-    sum=lambda t, axis: tf.reduce_sum(t, axis=axis, keepdims=True),
-    isnan=tf.math.is_nan,
-    isfinite=tf.math.is_finite,
-    equal=tf.equal,
-)
+OPS: RuleOps = TFRuleOps()
 
 
 # --- helpers on tensors ----------------------------------------------------------------------------
@@ -49,7 +92,7 @@ def clone(op: tf.Operation, inputs: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     fn = getattr(tf.raw_ops, op.type)
     names = [p for p in inspect.signature(fn).parameters if p != "name"]
     input_args = op.op_def.input_arg
-    kwargs: dict[str, Any] = {}
+    kwargs: CallKwargs = {}
     position = 0
     for name, arg in zip(names, input_args, strict=False):  # raw_ops list the inputs first, in order
         if arg.number_attr:
@@ -105,6 +148,11 @@ def _replace(items: list[tf.Tensor], index: int, value: tf.Tensor) -> list[tf.Te
     return items
 
 
+def _in_operand(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``op`` (ordinary gradient) as a function of its operand ``k``, the others fixed at ``inputs``."""
+    return lambda t: clone(op, _replace(inputs, k, t))[0]
+
+
 def _derivative(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> tf.Tensor:
     """Elementwise derivative of ``op`` in operand ``k`` at ``inputs`` (operand k has the output shape)."""
     start = tf.identity(inputs[k])
@@ -117,7 +165,7 @@ def _derivative(op: tf.Operation, inputs: list[tf.Tensor], k: int) -> tf.Tensor:
 
 
 def elementwise(
-    session: Any,
+    session: RuleSession,
     op: tf.Operation,
     partner: tf.Operation,
     positions: list[int],
@@ -164,7 +212,9 @@ def relu_multipliers(upper: float | None) -> ClosedForm:
     """ReLU (``upper=None``) or ReLU6: slopes 0 and 1 make the secant exact in floating point (bounded by
     1 even for the smallest differences), so only an exact tie needs the derivative."""
 
-    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+    def multipliers(
+        xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
+    ) -> list[tf.Tensor]:
         x, delta = xs[0], xs[0] - refs[0]
         active = x > 0 if upper is None else tf.logical_and(x > 0, x < upper)
         return [tf.where(tf.equal(delta, 0), tf.cast(active, x.dtype), delta_out / delta)]
@@ -175,7 +225,9 @@ def relu_multipliers(upper: float | None) -> ClosedForm:
 def unary_closed_form(secant: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> ClosedForm:
     """The closed form of a one-operand op from its exact ``secant(x, r)`` (:mod:`deepshap.rules.maths`)."""
 
-    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+    def multipliers(
+        xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
+    ) -> list[tf.Tensor]:
         return [secant(xs[0], refs[0])]
 
     return multipliers
@@ -184,7 +236,9 @@ def unary_closed_form(secant: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Cl
 def binary_closed_form(secants: Callable[..., tuple[tf.Tensor, tf.Tensor]]) -> ClosedForm:
     """The closed form of a two-operand op from its exact ``secants(a_x, a_r, b_x, b_r)``."""
 
-    def multipliers(xs: list, refs: list, positions: list[int], delta_out: tf.Tensor) -> list[tf.Tensor]:
+    def multipliers(
+        xs: list[tf.Tensor], refs: list[tf.Tensor], positions: list[int], delta_out: tf.Tensor
+    ) -> list[tf.Tensor]:
         both = secants(xs[0], refs[0], xs[1], refs[1])
         return [both[k] for k in positions]
 
@@ -195,7 +249,7 @@ def binary_closed_form(secants: Callable[..., tuple[tf.Tensor, tf.Tensor]]) -> C
 
 
 def bilinear(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """Shapley split of a bilinear op: the ordinary VJP with the other operand at its midpoint."""
     inputs = list(op.inputs)
@@ -209,12 +263,12 @@ def bilinear(
     result: Gradients = [None] * len(inputs)
     for k in positions:
         fixed = [tf.stop_gradient(mids[i]) if i in positions and i != k else t for i, t in enumerate(inputs)]
-        result[k] = _vjp(lambda t, k=k, fixed=fixed: clone(op, _replace(fixed, k, t))[0], inputs[k], grad)
+        result[k] = _vjp(_in_operand(op, fixed, k), inputs[k], grad)
     return result
 
 
 def max_reduce(
-    session: Any,
+    session: RuleSession,
     op: tf.Operation,
     partner: tf.Operation,
     positions: list[int],
@@ -240,14 +294,14 @@ def max_reduce(
 
 
 def min_reduce(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """:func:`max_reduce` for ``Min``."""
     return max_reduce(session, op, partner, positions, grad, tf.minimum)
 
 
 def max_pool(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """The max rule for NHWC ``MaxPool`` as one scatter per output (the winners and scales are cached).
 
@@ -284,7 +338,7 @@ def max_pool(
 
 
 def softmax(
-    session: Any,
+    session: RuleSession,
     op: tf.Operation,
     partner: tf.Operation,
     positions: list[int],
@@ -305,14 +359,14 @@ def softmax(
 
 
 def log_softmax(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """:func:`softmax` for ``LogSoftmax``."""
     return softmax(session, op, partner, positions, grad, log=True)
 
 
 def select(
-    session: Any, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
+    session: RuleSession, op: tf.Operation, partner: tf.Operation, positions: list[int], grad: tf.Tensor
 ) -> Gradients:
     """``where(c, t, e)``: linear in t and e where the condition is a constant; with a condition computed
     from the input, :func:`deepshap.rules.maths.select_multipliers`. A flip with neither branch changing
@@ -321,7 +375,7 @@ def select(
     result: Gradients = [None, None, None]
     if op.inputs[0].ref() not in session.discrete:
         for k in branches:
-            result[k] = _vjp(lambda t, k=k: clone(op, _replace(list(op.inputs), k, t))[0], op.inputs[k], grad)
+            result[k] = _vjp(_in_operand(op, list(op.inputs), k), op.inputs[k], grad)
         return result
     multipliers = session.cached(op, "m", lambda: _select_multipliers(op, partner, branches))
     for k, multiplier in zip(branches, multipliers, strict=True):

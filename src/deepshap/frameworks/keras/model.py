@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from deepshap._typing import InputData, NativeModel, NativeTensor
 from deepshap.arrays import to_numpy
-from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
+from deepshap.frameworks import output_matrix
+from deepshap.frameworks._inputs import AdapterBase
 
 __all__ = ["KerasModel", "TFOps"]
 
 
-class TFOps(TensorOps):
-    """Native TensorFlow helpers in one float dtype (tensors stay where TensorFlow placed them)."""
+class TFOps:
+    """:class:`~deepshap.frameworks.TensorOps` on TensorFlow tensors of one float dtype (tensors stay where
+    TensorFlow placed them)."""
 
     def __init__(self, dtype: tf.DType) -> None:
         self.dtype = dtype
@@ -44,7 +46,7 @@ class TFOps(TensorOps):
     def sum(self, tensor: tf.Tensor, axis: int) -> tf.Tensor:
         return tf.reduce_sum(tensor, axis=axis)
 
-    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> tf.Tensor:
+    def normal(self, shape: Sequence[int], std: float, seeds: np.ndarray) -> tf.Tensor:
         return _normal_rows(
             tf.constant(np.asarray(seeds, dtype=np.int64)),
             tf.constant(tuple(shape), dtype=tf.int32),
@@ -67,12 +69,13 @@ def _normal_rows(seeds: tf.Tensor, shape: tf.Tensor, std: tf.Tensor) -> tf.Tenso
     )
 
 
-class KerasModel(ModelAdapter):
-    """A Keras model (or the sub-model between two Keras tensors) as a function of tf tensors."""
+class KerasModel(AdapterBase):
+    """A Keras model (or the sub-model between two Keras tensors) as a function of tf tensors (a
+    :class:`~deepshap.frameworks.ModelAdapter`)."""
 
     framework = "tensorflow"
 
-    def __init__(self, model: Any, data: Any) -> None:
+    def __init__(self, model: NativeModel, data: InputData) -> None:
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
                 f"Keras runs on the {keras.backend.backend()!r} backend; deepshap explains Keras models on "
@@ -97,7 +100,7 @@ class KerasModel(ModelAdapter):
         # functions by their code, and would warn of "retracing" after five explainers)
         self._gradients = tf.function(functools.partial(self._gradients_graph), reduce_retracing=True)
 
-    def _convert(self, x: Any, kind: str) -> tf.Tensor:
+    def _convert(self, x: InputData, kind: str) -> tf.Tensor:
         if isinstance(x, tf.Tensor | tf.Variable):
             tensor = tf.convert_to_tensor(x)
         else:  # numpy, a torch tensor (bfloat16 read as float32), nested sequences
@@ -131,7 +134,8 @@ class KerasModel(ModelAdapter):
         return self.to_numpy(self.forward(inputs))
 
     def output_gradients(self, inputs: list[tf.Tensor], output_index: np.ndarray) -> list[tf.Tensor]:
-        """See :meth:`ModelAdapter.output_gradients`; at most ``_COLUMNS_PER_TRACE`` VJPs per forward pass.
+        """See :meth:`~deepshap.frameworks.ModelAdapter.output_gradients`; at most ``_COLUMNS_PER_TRACE``
+        VJPs per forward pass.
 
         The cap keeps each traced graph small (tracing time and graph memory grow with the number of
         VJPs in it), at the cost of one more forward pass per group of columns.
@@ -179,7 +183,7 @@ _NO_GRADIENT = (
 )
 
 
-def _as_model(model: Any) -> keras.Model:
+def _as_model(model: NativeModel) -> keras.Model:
     """A Keras model, or the sub-model between Keras tensors ``(inputs, outputs)``."""
     if isinstance(model, keras.Model):
         return model
@@ -197,7 +201,7 @@ def _as_model(model: Any) -> keras.Model:
     )
 
 
-def _model_inputs(model: keras.Model) -> list[Any]:
+def _model_inputs(model: keras.Model) -> list[NativeTensor]:
     """The model's symbolic inputs; empty for a subclassed model that has none."""
     try:
         return list(model.inputs or [])

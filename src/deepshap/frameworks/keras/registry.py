@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepshap.frameworks.keras import handlers as H
-from deepshap.rules import Rule, maths, pending
+from deepshap.rules import Rule, maths, pending_tensorflow
 
 __all__ = ["DISCRETE", "IDENTITY", "OP_RULES", "SHAPE", "OpRule", "add", "current", "remove", "restore"]
 
@@ -65,7 +65,10 @@ _GRADIENTS: dict[str, Callable[..., H.Gradients] | None] = {
 
 
 def _rules(
-    kind: str, names: str, data_inputs: tuple[int, ...] | None = None, gradient: Callable | None = None
+    kind: str,
+    names: str,
+    data_inputs: tuple[int, ...] | None = None,
+    gradient: Callable[..., H.Gradients] | None = None,
 ) -> dict[str, OpRule]:
     gradient = gradient if gradient is not None else _GRADIENTS.get(kind)
     return {name: OpRule(kind, data_inputs, gradient) for name in names.split()}
@@ -161,5 +164,5 @@ def remove(op_type: str) -> None:
         OP_RULES.pop(op_type, None)
 
 
-for _op, _kind, _options in pending("tensorflow"):
-    add(_op, _kind, **_options)
+for _op, _kind, _data_inputs in pending_tensorflow():
+    add(_op, _kind, data_inputs=_data_inputs)

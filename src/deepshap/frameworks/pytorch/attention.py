@@ -5,11 +5,11 @@ their arguments and computed as projections (linear), q k^T (bilinear), softmax 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from deepshap._typing import CallArgs, CallKwargs, NativeFunction
 from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
@@ -19,7 +19,7 @@ __all__ = ["multi_head_attention", "scaled_dot_product_attention"]
 
 
 def scaled_dot_product_attention(
-    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs
+    func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs
 ) -> torch.Tensor:
     """F.scaled_dot_product_attention (its masks constants), with grouped-query heads repeated."""
     names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
@@ -47,7 +47,7 @@ _MHA_ARGS = (
 
 
 def multi_head_attention(
-    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs
+    func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """F.multi_head_attention_forward as projections, attention per head and the output projection."""
     b = dict(zip(_MHA_ARGS, args, strict=False)) | kwargs
@@ -72,7 +72,7 @@ def multi_head_attention(
         weights = b["in_proj_weight"].chunk(3)
     biases = (None,) * 3 if b.get("in_proj_bias") is None else b["in_proj_bias"].chunk(3)
 
-    def project(p: Pair, w: torch.Tensor, bias: Any) -> Pair:
+    def project(p: Pair, w: torch.Tensor, bias: torch.Tensor | None) -> Pair:
         return p.map(lambda t: F.linear(t, w, bias)).map(
             lambda t: t.reshape(t.shape[0], bsz * heads, head_dim).transpose(0, 1)
         )
@@ -94,7 +94,7 @@ def multi_head_attention(
     return result, attn
 
 
-def _check_constant_masks(name: str, bound: dict, keys: tuple[str, ...]) -> None:
+def _check_constant_masks(name: str, bound: CallKwargs, keys: tuple[str, ...]) -> None:
     """Attention masks are added to the scores as constants: one computed from the input is an error."""
     for key in keys:
         if depends(bound.get(key)):
@@ -105,7 +105,9 @@ def _check_constant_masks(name: str, bound: dict, keys: tuple[str, ...]) -> None
             )
 
 
-def _mha_mask(b: dict, bsz: int, heads: int, tgt: int, src: int, like: torch.Tensor) -> torch.Tensor | None:
+def _mha_mask(
+    b: CallKwargs, bsz: int, heads: int, tgt: int, src: int, like: torch.Tensor
+) -> torch.Tensor | None:
     _check_constant_masks("multi-head attention", b, ("attn_mask", "key_padding_mask"))
     attn_mask = b.get("attn_mask")
     if attn_mask is not None and attn_mask.dtype == torch.bool:

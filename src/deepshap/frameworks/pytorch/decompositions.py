@@ -5,22 +5,28 @@ its primitives again, so each gets its own rule and the composite adds up exactl
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
+from deepshap._typing import CallValue
 from deepshap.errors import UnsupportedOperationError
 
 __all__ = ["channel_shuffle", "glu", "instance_norm", "linalg_vector_norm", "norm", "normalize", "std", "var"]
 
+#: The axes of a reduction as torch takes them: one, several, or None for all.
+Dims = int | Sequence[int] | None
+#: The order of a norm: a number (``inf`` included), ``"fro"``, or None for 2.
+Order = float | str | None
 
-def _dims(x: torch.Tensor, dim: Any) -> list[int]:
+
+def _dims(x: torch.Tensor, dim: Dims) -> list[int]:
     if dim is None:
         return list(range(x.dim()))
     return [dim] if isinstance(dim, int) else list(dim)
 
 
-def var(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+def var(x: torch.Tensor, *args: CallValue, **kwargs: CallValue) -> torch.Tensor:
     """var(x, dim, unbiased/correction, keepdim) as mean-centring, square and sum."""
     rest = list(args)
     dim, unbiased = kwargs.get("dim"), kwargs.get("unbiased")
@@ -39,11 +45,11 @@ def var(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     return torch.square(centred).sum(dims, keepdim=keepdim) / max(count - correction, 0)
 
 
-def std(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+def std(x: torch.Tensor, *args: CallValue, **kwargs: CallValue) -> torch.Tensor:
     return torch.sqrt(var(x, *args, **kwargs))
 
 
-def _vector_norm(x: torch.Tensor, p: Any, dim: Any, keepdim: bool) -> torch.Tensor:
+def _vector_norm(x: torch.Tensor, p: Order, dim: Dims, keepdim: bool) -> torch.Tensor:
     dims = _dims(x, dim)
     if p in (2, 2.0, "fro", None):
         return torch.sqrt(torch.square(x).sum(dims, keepdim=keepdim))
@@ -56,23 +62,28 @@ def _vector_norm(x: torch.Tensor, p: Any, dim: Any, keepdim: bool) -> torch.Tens
 
 def norm(
     x: torch.Tensor,
-    p: Any = "fro",
-    dim: Any = None,
+    p: Order = "fro",
+    dim: Dims = None,
     keepdim: bool = False,
-    out: Any = None,
-    dtype: Any = None,
+    out: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     return _vector_norm(x if dtype is None else x.to(dtype), p, dim, keepdim)
 
 
 def linalg_vector_norm(
-    x: torch.Tensor, ord: Any = 2, dim: Any = None, keepdim: bool = False, *, dtype: Any = None
+    x: torch.Tensor,
+    ord: Order = 2,
+    dim: Dims = None,
+    keepdim: bool = False,
+    *,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     return _vector_norm(x if dtype is None else x.to(dtype), ord, dim, keepdim)
 
 
 def normalize(
-    x: torch.Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Any = None
+    x: torch.Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: torch.Tensor | None = None
 ) -> torch.Tensor:
     return x / _vector_norm(x, p, dim, True).clamp_min(eps)
 
@@ -84,10 +95,10 @@ def glu(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 def instance_norm(
     x: torch.Tensor,
-    running_mean: Any = None,
-    running_var: Any = None,
-    weight: Any = None,
-    bias: Any = None,
+    running_mean: torch.Tensor | None = None,
+    running_var: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
     use_input_stats: bool = True,
     momentum: float = 0.1,
     eps: float = 1e-5,
@@ -98,6 +109,8 @@ def instance_norm(
         dims = list(range(2, x.dim()))
         centred = x - x.mean(dims, keepdim=True)
         out = centred * torch.rsqrt(torch.square(centred).mean(dims, keepdim=True) + eps)
+    elif running_mean is None or running_var is None:
+        raise ValueError("instance_norm with use_input_stats=False needs running_mean and running_var.")
     else:
         out = (x - running_mean.reshape(shape)) / torch.sqrt(running_var.reshape(shape) + eps)
     if weight is not None:

@@ -27,25 +27,22 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
 from deepshap.errors import UnsupportedOperationError
-from deepshap.frameworks.pytorch.mode import DeepMode, OperationsDiffer
-from deepshap.frameworks.pytorch.model import require_autograd
+from deepshap.frameworks.pytorch.mode import DeepMode, OperationsDiffer, Records
+from deepshap.frameworks.pytorch.model import TorchModel, require_autograd
 from deepshap.frameworks.pytorch.pairing import AmbiguousLayout
 from deepshap.frameworks.pytorch.registry import MODULE_CALLS
 from deepshap.rules.maths import plan_chunks
 
 __all__ = ["UnsupportedOperationError", "deep_attributions"]
 
-Records = list[tuple[Any, list[torch.Tensor]]]
-
 
 def deep_attributions(
-    adapter: Any, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int
+    adapter: TorchModel, inputs: list[torch.Tensor], output_index: np.ndarray, batch_size: int
 ) -> list[np.ndarray]:
     """Mean over background rows of multipliers * (x - b): one ``(N, *shape, R)`` array per input."""
     require_autograd("DeepExplainer")
@@ -67,7 +64,7 @@ def deep_attributions(
 
 
 def _attributions(
-    adapter: Any, inputs: list[torch.Tensor], index: torch.Tensor, m_chunk: int, n_chunk: int
+    adapter: TorchModel, inputs: list[torch.Tensor], index: torch.Tensor, m_chunk: int, n_chunk: int
 ) -> list[torch.Tensor]:
     """Sums over background rows of multipliers * (x - b), chunks of n_chunk samples by m_chunk rows."""
     background = adapter.background
@@ -88,7 +85,7 @@ def _attributions(
     return phi
 
 
-def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> Records:
+def _reference_pass(adapter: TorchModel, refs: list[torch.Tensor]) -> Records:
     """Run the background rows through the model, recording the arguments of every rule call.
 
     Arguments are recorded as views of the live tensors; when the model later changes one of them in
@@ -109,7 +106,7 @@ def _reference_pass(adapter: Any, refs: list[torch.Tensor]) -> Records:
 
 
 def _pair_forward(
-    adapter: Any,
+    adapter: TorchModel,
     xs: list[torch.Tensor],
     refs: list[torch.Tensor],
     records: Records,
@@ -126,7 +123,7 @@ def _pair_forward(
 
 
 def _pair_pass(
-    adapter: Any,
+    adapter: TorchModel,
     xs: list[torch.Tensor],
     refs: list[torch.Tensor],
     records: Records,
@@ -157,7 +154,7 @@ def _pair_pass(
     return [torch.stack(cols, dim=-1) for cols in columns], mode.inner_split
 
 
-def _probe_layout(adapter: Any, refs: list[torch.Tensor], records: Records, n: int) -> None:
+def _probe_layout(adapter: TorchModel, refs: list[torch.Tensor], records: Records, n: int) -> None:
     """Check the split of merged batch axes again on made-up samples (background rows plus noise).
 
     Where the batch is merged with an inner factor ((batch * tokens, ...)), the split is checked on the
@@ -177,10 +174,9 @@ def _probe_layout(adapter: Any, refs: list[torch.Tensor], records: Records, n: i
 
 
 @contextlib.contextmanager
-def _frozen_parameters(adapter: Any) -> Iterator[None]:
+def _frozen_parameters(adapter: TorchModel) -> Iterator[None]:
     """Parameters out of the graph for the duration of the block (``requires_grad`` restored after)."""
-    module = getattr(adapter, "module", None)
-    params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+    params = [p for p in adapter.module.parameters() if p.requires_grad]
     try:
         for p in params:
             p.requires_grad_(False)
@@ -191,13 +187,12 @@ def _frozen_parameters(adapter: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _registered_modules(adapter: Any) -> Iterator[None]:
+def _registered_modules(adapter: TorchModel) -> Iterator[None]:
     """The modules whose class was given a rule (:func:`deepshap.rules.register`) called through the
     function the registry knows them by, for the duration of the block."""
-    module = getattr(adapter, "module", None)
     patched = []
-    if module is not None and MODULE_CALLS:
-        for sub in module.modules():
+    if MODULE_CALLS:
+        for sub in adapter.module.modules():
             call = MODULE_CALLS.get(type(sub))
             if call is not None and "forward" not in vars(sub):
                 sub.forward = functools.partial(call, sub)

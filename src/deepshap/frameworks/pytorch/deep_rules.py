@@ -13,25 +13,66 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import overload
 
 import torch
 
+from deepshap._typing import FunctionContext
 from deepshap.rules import maths
 from deepshap.rules.maths import RuleOps
 
+
+class TorchRuleOps:
+    """The rules' operations (:class:`~deepshap.rules.maths.RuleOps`) on torch tensors."""
+
+    def where(self, condition: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(condition, a, b)
+
+    def abs(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.abs(t)
+
+    def exp(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(t)
+
+    def sqrt(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(t)
+
+    def maximum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(a, b)
+
+    def zeros_like(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(t)
+
+    def ones_like(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(t)
+
+    def equal(self, a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+        return torch.eq(a, b)
+
+    def isfinite(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.isfinite(t)
+
+    def isnan(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.isnan(t)
+
+    def sum(self, t: torch.Tensor, axis: int) -> torch.Tensor:
+        return t.sum(axis, keepdim=True)
+
+    def logsumexp(self, t: torch.Tensor, axis: int) -> torch.Tensor:
+        return torch.logsumexp(t, axis, keepdim=True)
+
+    def cast(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.to(like.dtype)
+
+    def widen(self, t: torch.Tensor) -> torch.Tensor:
+        return t.double()
+
+    def smallest_normal(self, t: torch.Tensor) -> float:
+        return torch.finfo(t.dtype).tiny
+
+
 #: The rules' operations on torch tensors.
-OPS = RuleOps(
-    torch,
-    equal=torch.eq,
-    isfinite=torch.isfinite,
-    isnan=torch.isnan,
-    sum=lambda t, axis: t.sum(axis, keepdim=True),
-    logsumexp=lambda t, axis: torch.logsumexp(t, axis, keepdim=True),
-    cast=lambda t, like: t.to(like.dtype),
-    widen=torch.Tensor.double,
-    smallest_normal=lambda t: torch.finfo(t.dtype).tiny,
-)
+OPS: RuleOps = TorchRuleOps()
 
 
 class _Multipliers(torch.autograd.Function):
@@ -39,7 +80,7 @@ class _Multipliers(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, box: tuple[torch.Tensor, list[torch.Tensor]], *inputs: torch.Tensor
+        ctx: FunctionContext, box: tuple[torch.Tensor, list[torch.Tensor]], *inputs: torch.Tensor
     ) -> torch.Tensor:
         value, multipliers = box
         ctx.multipliers = multipliers
@@ -47,7 +88,7 @@ class _Multipliers(torch.autograd.Function):
         return value
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: FunctionContext, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grads = []
         for k, (m, shape) in enumerate(zip(ctx.multipliers, ctx.shapes, strict=True)):
             if grad.shape == shape and m.shape == shape:
@@ -57,7 +98,9 @@ class _Multipliers(torch.autograd.Function):
         return (None, *grads)
 
 
-def _buffer(ctx: Any, key: int, like: torch.Tensor, shape: torch.Size | None = None) -> torch.Tensor:
+def _buffer(
+    ctx: FunctionContext, key: int, like: torch.Tensor, shape: torch.Size | None = None
+) -> torch.Tensor:
     """An output tensor for a backward pass, reused by the next backward pass over the retained graph.
 
     The explainer runs one backward pass per explained output over the same graph. On the CPU a fresh
@@ -116,6 +159,13 @@ def rescale(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torc
     return with_multipliers(y, [x], [slope])
 
 
+#: ``(a_x, a_r, b_x, b_r) -> (m_a, m_b)``: the exact Shapley multipliers of an element-wise function of
+#: two operands, in closed form (:func:`deepshap.rules.maths.product_multipliers`, ...).
+ClosedForm = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]
+
+
 @dataclass
 class Pair:
     """A tensor on the sample side (in the graph) and its reference (same shape, no graph)."""
@@ -141,15 +191,26 @@ def rescale_pair(fn: Callable[[torch.Tensor], torch.Tensor], p: Pair) -> Pair:
     return Pair(rescale(fn, p.x, p.r), r)
 
 
-def _value(t: Any) -> Any:
+@overload
+def _value(t: torch.Tensor) -> torch.Tensor: ...
+
+
+@overload
+def _value(t: float) -> float: ...
+
+
+def _value(t: torch.Tensor | float) -> torch.Tensor | float:
+    """A side's value out of the graph (a number constant as it is)."""
     return t.detach() if isinstance(t, torch.Tensor) else t
 
 
-def _tracked(t: Any) -> bool:
+def _tracked(t: object) -> bool:
     return isinstance(t, torch.Tensor) and t.requires_grad
 
 
-def _product_rule(value: torch.Tensor, ref: torch.Tensor, factors: list[tuple[Any, Any]]) -> Pair:
+def _product_rule(
+    value: torch.Tensor, ref: torch.Tensor, factors: list[tuple[torch.Tensor, torch.Tensor | float]]
+) -> Pair:
     """``value`` with the given multiplier for each factor that depends on the input."""
     tracked = [(t, m) for t, m in factors if _tracked(t)]
     mults = [torch.as_tensor(m, dtype=value.dtype, device=value.device).expand_as(value) for _, m in tracked]
@@ -157,8 +218,8 @@ def _product_rule(value: torch.Tensor, ref: torch.Tensor, factors: list[tuple[An
 
 
 def closed_form_pair(
-    fn: Callable[[Any, Any], torch.Tensor],
-    multipliers: Callable[[Any, Any, Any, Any], tuple[Any, Any]],
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    multipliers: ClosedForm,
     a: Pair,
     b: Pair,
 ) -> Pair:
@@ -191,7 +252,7 @@ def select(
     return _product_rule(value, ref, [(chosen.x, m_chosen), (other.x, m_other)]), bool(step.any())
 
 
-def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pair:
+def shapley_pair(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: Pair, b: Pair) -> Pair:
     """Any element-wise binary ``fn``: the exact two-player Shapley split of its output difference."""
     ax, ar, bx, br = _value(a.x), a.r, _value(b.x), b.r
     with torch.no_grad():
@@ -209,7 +270,9 @@ def shapley_pair(fn: Callable[[Any, Any], torch.Tensor], a: Pair, b: Pair) -> Pa
     return Pair(with_multipliers(f_xx, inputs, mults), f_rr)
 
 
-def _split(phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable) -> torch.Tensor:
+def _split(
+    phi: torch.Tensor, x: torch.Tensor, r: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """A player's multiplier ``phi / (x - r)``, or the derivative at the midpoint where that is tiny."""
     with torch.no_grad():
         x, r = x.expand_as(phi), r.expand_as(phi)
@@ -244,7 +307,7 @@ class _RoutedMax(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, box: tuple[torch.Tensor, torch.Tensor, torch.Tensor], xf: torch.Tensor
+        ctx: FunctionContext, box: tuple[torch.Tensor, torch.Tensor, torch.Tensor], xf: torch.Tensor
     ) -> torch.Tensor:
         value, weights, index = box
         ctx.save_for_backward(weights, index)
@@ -252,7 +315,7 @@ class _RoutedMax(torch.autograd.Function):
         return value.clone() if value._base is not None else value  # a view could not be changed in place
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+    def backward(ctx: FunctionContext, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         weights, index = ctx.saved_tensors
         out = _buffer(ctx, 0, grad, ctx.in_shape).zero_()
         return None, out.scatter_add_(-1, index, torch.mul(grad, weights, out=_buffer(ctx, 1, grad)))
@@ -325,18 +388,28 @@ def affine(p: Pair, weight: torch.Tensor | None, bias: torch.Tensor | None) -> P
     return p
 
 
-def layer_norm(p: Pair, normalized_shape: Sequence[int], weight: Any, bias: Any, eps: float) -> Pair:
+def layer_norm(
+    p: Pair,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> Pair:
     dims = list(range(-len(normalized_shape), 0))
     return affine(normalize(p, dims, eps), weight, bias)
 
 
-def rms_norm(p: Pair, normalized_shape: Sequence[int], weight: Any, eps: float | None) -> Pair:
+def rms_norm(
+    p: Pair, normalized_shape: Sequence[int], weight: torch.Tensor | None, eps: float | None
+) -> Pair:
     dims = list(range(-len(normalized_shape), 0))
     eps = torch.finfo(p.x.dtype).eps if eps is None else eps
     return affine(normalize(p, dims, eps, center=False), weight, None)
 
 
-def group_norm(p: Pair, num_groups: int, weight: Any, bias: Any, eps: float) -> Pair:
+def group_norm(
+    p: Pair, num_groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
+) -> Pair:
     shape = p.x.shape
     grouped = p.map(lambda t: t.reshape(shape[0], num_groups, -1))
     normed = normalize(grouped, [-1], eps).map(lambda t: t.reshape(shape))

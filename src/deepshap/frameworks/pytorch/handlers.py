@@ -10,15 +10,15 @@ are bound in the registry (:mod:`deepshap.frameworks.pytorch.registry`), so noth
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from deepshap._typing import CallArgs, CallKwargs, CallValue, NativeFunction
 from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
-from deepshap.frameworks.pytorch.pairing import TAG, Refs, depends, pair_of, same
+from deepshap.frameworks.pytorch.pairing import TAG, Refs, TensorMap, depends, pair_of, same
 from deepshap.rules import maths
 
 __all__ = [
@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 
-def _substitute(args: list, kwargs: dict, mapping: dict[int, Any]) -> tuple[list, dict]:
+def _substitute(
+    args: CallArgs, kwargs: CallKwargs, mapping: dict[int, torch.Tensor]
+) -> tuple[CallArgs, CallKwargs]:
     flat, spec = tree_flatten((args, kwargs))
     flat = [mapping.get(id(t), t) if isinstance(t, torch.Tensor) else t for t in flat]
     new_args, new_kwargs = tree_unflatten(flat, spec)
@@ -51,7 +53,7 @@ def _substitute(args: list, kwargs: dict, mapping: dict[int, Any]) -> tuple[list
 # --- element-wise ----------------------------------------------------------------------------------
 
 
-def rescale(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -> Any:
+def rescale(func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs) -> CallValue:
     """An element-wise function of one input-dependent argument: the rescale rule."""
     tensors = [t for t in tree_flatten((args, kwargs))[0] if id(t) in ref_of]
     if len(tensors) != 1:
@@ -70,8 +72,13 @@ def rescale(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -> Any
 
 
 def unary_closed_form(
-    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, secant: Callable[[Any, Any], Any]
-) -> Any:
+    func: NativeFunction,
+    name: str,
+    args: CallArgs,
+    kwargs: CallKwargs,
+    ref_of: Refs,
+    secant: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> CallValue:
     """An element-wise function of one argument whose exact ``secant(x, r)`` is known in closed form
     (:mod:`deepshap.rules.maths`): that multiplier, no threshold."""
     x = args[0]
@@ -80,7 +87,9 @@ def unary_closed_form(
     return R.with_multipliers(y, [x], [slope])
 
 
-def shapley_pair(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -> Any:
+def shapley_pair(
+    func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs
+) -> CallValue:
     """An element-wise function of two operands: the exact two-player Shapley split (the rescale rule
     where only one operand depends on the input)."""
     if len(args) < 2:  # operands by name: torch.pow(x, exponent=2), torch.maximum(input=x, other=y)
@@ -88,6 +97,9 @@ def shapley_pair(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -
     a, b, rest = args[0], args[1], args[2:]
     if not (depends(a) and depends(b)):  # a function of one operand: the rescale rule, cheaper
         x = a if depends(a) else b
+        to_split: TensorMap
+        ref_split: TensorMap
+        merge: TensorMap
         if isinstance(b if x is a else a, torch.Tensor):  # a constant tensor broadcasts against x's shape
             to_split, ref_split, merge, raw = same, same, same, ref_of[id(x)]
         else:
@@ -100,7 +112,7 @@ def shapley_pair(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs) -
     return R.shapley_pair(lambda u, v: func(u, v, *rest, **kwargs), pair_of(a, ref_of), pair_of(b, ref_of)).x
 
 
-def _operands_by_name(name: str, args: list, kwargs: dict) -> tuple[list, dict]:
+def _operands_by_name(name: str, args: CallArgs, kwargs: CallKwargs) -> tuple[CallArgs, CallKwargs]:
     """The two operands of a binary function moved from ``kwargs`` into ``args``."""
     args, kwargs = list(args), dict(kwargs)
     for position, keys in ((0, ("input", "self")), (1, ("exponent", "other"))):
@@ -116,7 +128,8 @@ def _operands_by_name(name: str, args: list, kwargs: dict) -> tuple[list, dict]:
 
 # --- where and masked_fill -------------------------------------------------------------------------
 
-Operands = Callable[[Sequence[Any], dict], "tuple[Any, Any, Any] | None"]
+#: ``(args, kwargs) -> (condition, chosen, other)`` of a select call, or None where it is no select.
+Operands = Callable[[Sequence[CallValue], CallKwargs], "tuple[CallValue, CallValue, CallValue] | None"]
 
 
 def where_operands(method: bool) -> Operands:
@@ -124,7 +137,9 @@ def where_operands(method: bool) -> Operands:
     None for ``torch.where(condition)``, which returns indices."""
     keys = ("input", "condition", "other") if method else ("condition", "input", "other")
 
-    def operands(args: Sequence[Any], kwargs: dict) -> tuple[Any, Any, Any] | None:
+    def operands(
+        args: Sequence[CallValue], kwargs: CallKwargs
+    ) -> tuple[CallValue, CallValue, CallValue] | None:
         bound = dict(zip(keys, args, strict=False)) | kwargs
         if "input" not in bound or "other" not in bound:
             return None
@@ -133,13 +148,17 @@ def where_operands(method: bool) -> Operands:
     return operands
 
 
-def masked_fill_operands(args: Sequence[Any], kwargs: dict) -> tuple[Any, Any, Any]:
+def masked_fill_operands(
+    args: Sequence[CallValue], kwargs: CallKwargs
+) -> tuple[CallValue, CallValue, CallValue]:
     """``(mask, value, input)`` of ``masked_fill``: the fill value is chosen where the mask is True."""
     bound = dict(zip(("input", "mask", "value"), args, strict=False)) | kwargs
     return bound.get("mask"), bound.get("value"), bound.get("input")
 
 
-def select(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, operands: Operands) -> Any:
+def select(
+    func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs, operands: Operands
+) -> CallValue:
     """``where`` / ``masked_fill`` with a condition computed from the input (:func:`R.select`)."""
     condition, chosen, other = operands(args, kwargs)  # type: ignore[misc]
     out, step = R.select(condition, ref_of[id(condition)], pair_of(chosen, ref_of), pair_of(other, ref_of))
@@ -155,20 +174,20 @@ def select(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, operand
 # --- products --------------------------------------------------------------------------------------
 
 
-def one_factor(args: Sequence[Any], kwargs: dict, additive_first: bool = False) -> bool:
+def one_factor(args: Sequence[CallValue], kwargs: CallKwargs, additive_first: bool = False) -> bool:
     """Whether a product is linear in the input: at most one input-dependent factor (with
     ``additive_first``, the first argument is a summand: ``addmm(c, a, b)``)."""
     flat = tree_flatten((list(args), kwargs))[0]
     return sum(1 for i, t in enumerate(flat) if depends(t) and not (additive_first and i == 0)) <= 1
 
 
-def constant_denominator(args: Sequence[Any], kwargs: dict, reverse: bool = False) -> bool:
+def constant_denominator(args: Sequence[CallValue], kwargs: CallKwargs, reverse: bool = False) -> bool:
     """Whether a quotient is linear in the input: its denominator does not depend on it (``reverse``:
     ``__rtruediv__``, whose first argument is the denominator)."""
     return not depends(args[0] if reverse else (args[1] if len(args) > 1 else kwargs.get("other")))
 
 
-def check_rounding(name: str, args: Sequence[Any], kwargs: dict) -> None:
+def check_rounding(name: str, args: Sequence[CallValue], kwargs: CallKwargs) -> None:
     if kwargs.get("rounding_mode") is not None:
         raise UnsupportedOperationError(
             f"{name} with rounding_mode has no DeepLIFT rule (it is piecewise constant)."
@@ -176,26 +195,28 @@ def check_rounding(name: str, args: Sequence[Any], kwargs: dict) -> None:
 
 
 def binary_closed_form(
-    func: Any,
+    func: NativeFunction,
     name: str,
-    args: list,
-    kwargs: dict,
+    args: CallArgs,
+    kwargs: CallKwargs,
     ref_of: Refs,
-    multipliers: Callable[[Any, Any, Any, Any], tuple[Any, Any]],
+    multipliers: R.ClosedForm,
     reverse: bool = False,
-) -> Any:
+) -> CallValue:
     """An element-wise function of two operands (``func(b, a)`` with ``reverse``: ``__rtruediv__``) whose
     exact Shapley ``multipliers`` are known in closed form (:mod:`deepshap.rules.maths`)."""
     first, second = args[0], args[1] if len(args) > 1 else kwargs["other"]
     a, b = (second, first) if reverse else (first, second)
 
-    def fn(u: Any, v: Any) -> torch.Tensor:
+    def fn(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return func(v, u) if reverse else func(u, v)
 
     return R.closed_form_pair(fn, multipliers, pair_of(a, ref_of), pair_of(b, ref_of)).x
 
 
-def divide(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, reverse: bool = False) -> Any:
+def divide(
+    func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs, reverse: bool = False
+) -> CallValue:
     """``a / b`` (``b / a`` with ``reverse``): the Shapley multipliers in closed form."""
     check_rounding(name, args, kwargs)
     kwargs = {k: v for k, v in kwargs.items() if k != "rounding_mode"}
@@ -203,8 +224,13 @@ def divide(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, reverse
 
 
 def bilinear(
-    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, additive_first: bool = False
-) -> Any:
+    func: NativeFunction,
+    name: str,
+    args: CallArgs,
+    kwargs: CallKwargs,
+    ref_of: Refs,
+    additive_first: bool = False,
+) -> CallValue:
     """A map bilinear in two input-dependent arguments (matmul, einsum, linear with an input-dependent
     weight): its gradient at the midpoint (:func:`R.bilinear`)."""
     flat, spec = tree_flatten((args, kwargs))
@@ -226,8 +252,14 @@ def bilinear(
 
 
 def max_reduction(
-    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, largest: bool, values_only: bool
-) -> Any:
+    func: NativeFunction,
+    name: str,
+    args: CallArgs,
+    kwargs: CallKwargs,
+    ref_of: Refs,
+    largest: bool,
+    values_only: bool,
+) -> CallValue:
     """``max``/``min`` (``largest`` or not; ``amax``/``amin`` with ``values_only``) over some axes, with
     the max rule; ``max(a, b)`` of two tensors is the element-wise maximum (a two-player split)."""
     x = args[0]
@@ -272,16 +304,16 @@ def _reduce_max(x: torch.Tensor, r: torch.Tensor, dims: list[int]) -> tuple[torc
 
 
 def max_pool(
-    func: Any,
+    func: NativeFunction,
     name: str,
-    args: list,
-    kwargs: dict,
+    args: CallArgs,
+    kwargs: CallKwargs,
     ref_of: Refs,
-    pool: Callable[..., Any],
+    pool: NativeFunction,
     spatial: int,
     adaptive: bool,
     with_indices: bool,
-) -> Any:
+) -> CallValue:
     """max_pool / adaptive_max_pool over ``spatial`` axes (``pool`` the function that returns indices
     when asked): the max rule over each window."""
     kwargs = dict(kwargs)
@@ -315,8 +347,14 @@ def max_pool(
 
 
 def softmax(
-    func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, kind: str, negate: bool = False
-) -> Any:
+    func: NativeFunction,
+    name: str,
+    args: CallArgs,
+    kwargs: CallKwargs,
+    ref_of: Refs,
+    kind: str,
+    negate: bool = False,
+) -> CallValue:
     """softmax, log_softmax or logsumexp (``kind``; softmin is softmax with ``negate``)."""
     x = args[0]
     dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
@@ -338,8 +376,13 @@ def softmax(
     last = list(range(rank - len(dims), rank))  # the reduced axes moved last, in order, and merged into one
     out = R.softmax_family("logsumexp", pair.map(lambda t: t.movedim(dims, last).flatten(last[0])), -1)
     for d in dims if keepdim else []:
-        out = out.map(lambda t, d=d: t.unsqueeze(d))
+        out = out.map(_unsqueezing(d))
     return out.x
+
+
+def _unsqueezing(dim: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A size-1 axis inserted at ``dim``."""
+    return lambda t: t.unsqueeze(dim)
 
 
 _NORM_ARGS = {
@@ -349,7 +392,9 @@ _NORM_ARGS = {
 }
 
 
-def norm(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, kind: str) -> Any:
+def norm(
+    func: NativeFunction, name: str, args: CallArgs, kwargs: CallKwargs, ref_of: Refs, kind: str
+) -> CallValue:
     """layer, group or RMS normalisation (``kind``), with constant weight and bias."""
     bound = dict(zip(_NORM_ARGS[kind], args, strict=False)) | kwargs
     for key in ("weight", "bias"):
@@ -370,16 +415,16 @@ def norm(func: Any, name: str, args: list, kwargs: dict, ref_of: Refs, kind: str
 # --- operations linear only in evaluation mode -----------------------------------------------------
 
 
-def check_dropout(name: str, args: Sequence[Any], kwargs: dict) -> None:
+def check_dropout(name: str, args: Sequence[CallValue], kwargs: CallKwargs) -> None:
     training = kwargs.get("training", args[2] if len(args) > 2 else True)
-    p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+    p = kwargs["p"] if "p" in kwargs else (args[1] if len(args) > 1 else 0.5)
     if training and p > 0:
         raise UnsupportedOperationError(
             f"{name} is called with training=True (random); put the model in eval mode (model.eval())."
         )
 
 
-def check_batch_norm(name: str, args: Sequence[Any], kwargs: dict) -> None:
+def check_batch_norm(name: str, args: Sequence[CallValue], kwargs: CallKwargs) -> None:
     if kwargs.get("training", args[5] if len(args) > 5 else False):
         raise UnsupportedOperationError(
             f"{name} uses batch statistics (training=True), which couple the rows of a batch; "

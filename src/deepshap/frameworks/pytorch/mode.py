@@ -9,13 +9,14 @@ handler. A call with no rule that carries the input into a floating result raise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from types import TracebackType
 
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 from torch.utils._pytree import tree_flatten
 
+from deepshap._typing import CallArgs, CallKwargs, CallValue, NativeFunction
 from deepshap.errors import UnsupportedOperationError
 from deepshap.frameworks.pytorch.pairing import TAG, Refs, depends, is_float
 from deepshap.frameworks.pytorch.registry import RULES, OpRule
@@ -23,17 +24,18 @@ from deepshap.rules import Rule
 
 __all__ = ["DeepMode", "OperationsDiffer"]
 
-Records = list[tuple[Any, list[torch.Tensor]]]
+#: Per rule call of the reference pass, the function and its input-dependent arguments.
+Records = list[tuple[NativeFunction, list[torch.Tensor]]]
 
 
 class OperationsDiffer(RuntimeError):
     """The pass on (sample, reference) pairs called other operations than the pass on the references."""
 
 
-_NAMES: dict[Any, str] = {}
+_NAMES: dict[NativeFunction, str] = {}
 
 
-def name_of(func: Any) -> str:
+def name_of(func: NativeFunction) -> str:
     """The name of a function for messages (``torch.nn.functional.relu``)."""
     name = _NAMES.get(func)
     if name is None:
@@ -59,14 +61,25 @@ class DeepMode(TorchFunctionMode):
         self._versions: list[list[int]] = []  # version counters of the recorded tensors when recorded
         self.error: UnsupportedOperationError | None = None  # the last one raised (see __exit__)
 
-    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None) -> Any:
+    def __torch_function__(
+        self,
+        func: NativeFunction,
+        types: Collection[type],
+        args: Sequence[CallValue] = (),
+        kwargs: CallKwargs | None = None,
+    ) -> CallValue:
         try:
             return self._dispatch(func, args, dict(kwargs or {}))
         except UnsupportedOperationError as error:
             self.error = error
             raise
 
-    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> Any:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         """PyTorch turns a ``TypeError`` raised inside a binary operator (``h * mask``, ``h // 2``) into
         ``NotImplemented``, and Python then raises its own "unsupported operand type(s)";
         :class:`UnsupportedOperationError` is a ``TypeError``, so its message would be lost: raise it."""
@@ -74,7 +87,7 @@ class DeepMode(TorchFunctionMode):
         if isinstance(exc, TypeError) and not isinstance(exc, UnsupportedOperationError) and self.error:
             raise self.error from exc
 
-    def _dispatch(self, func: Any, args: Sequence[Any], kwargs: dict) -> Any:
+    def _dispatch(self, func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs) -> CallValue:
         flat, _ = tree_flatten((args, kwargs))
         dependent = [t for t in flat if depends(t)]
         if not dependent:
@@ -120,7 +133,7 @@ class DeepMode(TorchFunctionMode):
             return _tag_discrete(func(*args, **kwargs), rule)
         if rule.kind is Rule.DECOMPOSE:
             with self:  # the primitives of the decomposition are intercepted again, each with its rule
-                return rule.apply(*args, **kwargs)  # type: ignore[misc]
+                return rule.handler()(*args, **kwargs)
         if self.n_samples == 0:
             copy = self.copy_records or _inplace(rule, args, kwargs)
             saved = [t.detach().clone() if copy else t.detach() for t in dependent]
@@ -129,7 +142,14 @@ class DeepMode(TorchFunctionMode):
             return func(*args, **kwargs)
         return self._apply_rule(func, rule, list(args), kwargs, dependent)
 
-    def _apply_rule(self, func: Any, rule: OpRule, args: list, kwargs: dict, dependent: list) -> Any:
+    def _apply_rule(
+        self,
+        func: NativeFunction,
+        rule: OpRule,
+        args: CallArgs,
+        kwargs: CallKwargs,
+        dependent: list[torch.Tensor],
+    ) -> CallValue:
         name = name_of(func)
         if self.position >= len(self.records) or self.records[self.position][0] is not func:
             raise OperationsDiffer(
@@ -142,10 +162,14 @@ class DeepMode(TorchFunctionMode):
         ref_of = Refs(dependent, refs, self.n_samples, self.n_rows)
         target = args[0] if args else None
         func, args, kwargs, inplace = _out_of_place(func, rule, args, kwargs)
-        result = rule.apply(func, name, args, kwargs, ref_of)  # type: ignore[misc]
+        result = rule.handler()(func, name, args, kwargs, ref_of)
         self.inner_split |= ref_of.inner_split
         if inplace:
-            target.copy_(result)  # type: ignore[union-attr]
+            if not isinstance(target, torch.Tensor):
+                raise UnsupportedOperationError(
+                    f"{name} works in place on an argument given by keyword; pass the tensor positionally."
+                )
+            target.copy_(result)
             return target
         return result
 
@@ -165,7 +189,7 @@ class DeepMode(TorchFunctionMode):
             )
 
 
-def _unknown(func: Any, args: Sequence[Any], kwargs: dict) -> Any:
+def _unknown(func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs) -> CallValue:
     """Operations with no rule: fine when no floating result carries the input on, else an error."""
     out = func(*args, **kwargs)
     outputs, _ = tree_flatten(out)
@@ -181,7 +205,7 @@ def _unknown(func: Any, args: Sequence[Any], kwargs: dict) -> Any:
     return out
 
 
-def _masked_factor(args: Sequence[Any], kwargs: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _masked_factor(args: Sequence[CallValue], kwargs: CallKwargs) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Of a product ``value * mask`` (either order) whose boolean mask is computed from the input and
     whose floating value depends on it too: ``(value, mask)``, the product being ``where(mask, value, 0)``
     (``h * (h > 0)`` is a ReLU). None for any other product."""
@@ -194,7 +218,7 @@ def _masked_factor(args: Sequence[Any], kwargs: dict) -> tuple[torch.Tensor, tor
     return None
 
 
-def _tag_discrete(out: Any, rule: OpRule) -> Any:
+def _tag_discrete(out: CallValue, rule: OpRule) -> CallValue:
     """Mark the integer or boolean results of a linear operation on the input (``x.to(torch.bool)``) as
     computed from it, so that using them as a mask or an index gets its rule or an error, never a
     constant's. Floating results (the usual case) are left as they are, at the cost of a dtype check."""
@@ -206,7 +230,7 @@ def _tag_discrete(out: Any, rule: OpRule) -> Any:
     return out
 
 
-def _inplace(rule: OpRule, args: Sequence[Any], kwargs: dict) -> bool:
+def _inplace(rule: OpRule, args: Sequence[CallValue], kwargs: CallKwargs) -> bool:
     if rule.out_of_place is not None:
         return True
     position = rule.inplace_arg
@@ -215,7 +239,9 @@ def _inplace(rule: OpRule, args: Sequence[Any], kwargs: dict) -> bool:
     return bool(kwargs.get("inplace", args[position] if len(args) > position else False))
 
 
-def _out_of_place(func: Any, rule: OpRule, args: list, kwargs: dict) -> tuple[Any, list, dict, bool]:
+def _out_of_place(
+    func: NativeFunction, rule: OpRule, args: CallArgs, kwargs: CallKwargs
+) -> tuple[NativeFunction, CallArgs, CallKwargs, bool]:
     """The out-of-place form of a call, and whether the call was in place."""
     if rule.out_of_place is not None:
         return rule.out_of_place, args, kwargs, True

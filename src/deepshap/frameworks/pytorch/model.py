@@ -19,27 +19,31 @@ second input is detected at construction and is an error (the attributions would
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from deepshap._typing import CallValue, InputData, NativeModel
 from deepshap.arrays import to_numpy
-from deepshap.frameworks import ModelAdapter, TensorOps, output_matrix
+from deepshap.frameworks import output_matrix
+from deepshap.frameworks._inputs import AdapterBase
 
 __all__ = ["TorchModel", "TorchOps"]
 
 _CAPTURE_BATCH = 256
+
+#: A forward pre-hook: called with the module and its positional arguments, it may return new ones.
+PreHook = Callable[[nn.Module, tuple[CallValue, ...]], tuple[CallValue, ...] | None]
 
 
 class _Captured(Exception):
     """Raised by the capture hook to stop a forward pass once the layer's input is known."""
 
 
-class TorchOps(TensorOps):
-    """Native tensor helpers on one device and float dtype."""
+class TorchOps:
+    """:class:`~deepshap.frameworks.TensorOps` on torch tensors of one device and float dtype."""
 
     def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
         self.device, self.dtype = device, dtype
@@ -58,7 +62,7 @@ class TorchOps(TensorOps):
     def sum(self, tensor: torch.Tensor, axis: int) -> torch.Tensor:
         return tensor.sum(dim=axis)
 
-    def normal(self, shape: Sequence[int], std: float, seeds: Sequence[int]) -> torch.Tensor:
+    def normal(self, shape: Sequence[int], std: float, seeds: np.ndarray) -> torch.Tensor:
         noise = torch.empty((len(seeds), *shape), device=self.device, dtype=self.dtype)
         generator = torch.Generator(device=self.device)
         for row, seed in zip(noise, seeds, strict=True):
@@ -69,12 +73,13 @@ class TorchOps(TensorOps):
         return torch.cat(list(tensors), dim=axis)
 
 
-class TorchModel(ModelAdapter):
-    """A torch model, or the part of it after ``layer``, as a function of native tensors."""
+class TorchModel(AdapterBase):
+    """A torch model, or the part of it after ``layer``, as a function of native tensors (a
+    :class:`~deepshap.frameworks.ModelAdapter`)."""
 
     framework = "torch"
 
-    def __init__(self, model: nn.Module | tuple[nn.Module, nn.Module], data: Any) -> None:
+    def __init__(self, model: nn.Module | tuple[nn.Module, nn.Module], data: InputData) -> None:
         self.module, self.layer = _split_model(model)
         self.module.eval()
         self.device, self.dtype = _device_and_dtype(self.module)
@@ -88,13 +93,13 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             probe = self._call([b[:1] for b in self.background])
             if self.layer is not None:
-                self._check_no_bypass()
-                self._one_row_carrier = self._one_row_carrier_works()
+                self._check_no_bypass(self.layer)
+                self._one_row_carrier = self._one_row_carrier_works(self.layer)
         self.n_outputs, _ = output_matrix(tuple(probe.shape), "the model")
         self.single_output = self.n_outputs == 1
 
     # conversion -----------------------------------------------------------------------------------
-    def _convert(self, x: Any, kind: str) -> torch.Tensor:
+    def _convert(self, x: InputData, kind: str) -> torch.Tensor:
         """x on the model's device in its float dtype (integers kept for a layer pair: token ids)."""
         if isinstance(x, torch.Tensor):
             tensor = x.detach()
@@ -119,25 +124,25 @@ class TorchModel(ModelAdapter):
             return list(raw)
         n = int(raw[0].shape[0])
         starts = range(0, n, _CAPTURE_BATCH)
-        chunks = [self._capture([r[i : i + _CAPTURE_BATCH] for r in raw]) for i in starts]
+        chunks = [self._capture(self.layer, [r[i : i + _CAPTURE_BATCH] for r in raw]) for i in starts]
         return [torch.cat(chunks)]
 
-    def _capture(self, raw: list[torch.Tensor]) -> torch.Tensor:
-        """The input of ``self.layer`` when the model runs on ``raw`` (the forward stops there)."""
+    def _capture(self, layer: nn.Module, raw: list[torch.Tensor]) -> torch.Tensor:
+        """The input of ``layer`` when the model runs on ``raw`` (the forward stops there)."""
         found: list[torch.Tensor] = []
 
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        def hook(module: nn.Module, args: tuple[CallValue, ...]) -> None:
             found.append(_layer_input(args, module))
             raise _Captured
 
-        with torch.no_grad(), _hooked(self.layer, hook), _evaluating(self.module):
+        with torch.no_grad(), _hooked(layer, hook), _evaluating(self.module):
             try:
                 self.module(*raw)
             except _Captured:
                 pass
         if not found:
             raise ValueError(
-                f"the layer {type(self.layer).__name__} was not called during the model's forward pass; "
+                f"the layer {type(layer).__name__} was not called during the model's forward pass; "
                 "pass a (model, layer) pair where layer is used by model.forward."
             )
         return found[0].detach().to(self.dtype)
@@ -145,7 +150,10 @@ class TorchModel(ModelAdapter):
     # forward and gradients ----------------------------------------------------------------------
     def _call(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         with _evaluating(self.module):
-            out = self._layer_forward(inputs[0]) if self.layer is not None else self.module(*inputs)
+            if self.layer is not None:
+                out = self._layer_forward(self.layer, inputs[0])
+            else:
+                out = self.module(*inputs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"the model returned a {type(out).__name__}; deepshap explains models returning one tensor "
@@ -162,7 +170,7 @@ class TorchModel(ModelAdapter):
         with torch.no_grad():
             return self.to_numpy(self.forward(inputs))
 
-    def _check_no_bypass(self) -> None:
+    def _check_no_bypass(self, layer: nn.Module) -> None:
         """Raise if the output depends on the model's inputs other than through the layer: with the same
         layer input, two different carriers (raw inputs) must give the same output."""
         raw = self._raw_background
@@ -175,35 +183,39 @@ class TorchModel(ModelAdapter):
         z = self.background[0][:1]
         try:
             with _evaluating(self.module):
-                first = self._layer_forward(z, one_row=True)
-                second = self._layer_forward(z, one_row=True, carrier=other)
+                first = self._layer_forward(layer, z, one_row=True)
+                second = self._layer_forward(layer, z, one_row=True, carrier=other)
         except Exception:  # noqa: BLE001 - a model that cannot run one row here: nothing to compare
             return
         if not torch.allclose(first, second, rtol=1e-5, atol=1e-6):
             raise ValueError(
                 f"The model's output depends on its input through paths that bypass the layer "
-                f"{type(self.layer).__name__} (a skip connection around it, or another input): its input "
+                f"{type(layer).__name__} (a skip connection around it, or another input): its input "
                 "alone does not determine the output, so attributions to it would not add up to f(x). "
                 "Explain a layer that every path goes through (e.g. the block's first layer, not one inside "
                 "a residual branch), or the model's inputs."
             )
 
-    def _one_row_carrier_works(self) -> bool:
+    def _one_row_carrier_works(self, layer: nn.Module) -> bool:
         """Whether a one-row carrier gives the same outputs as a full-batch one (see _layer_forward)."""
         z = self.background[0][:2]
         if int(z.shape[0]) < 2:
             z = torch.cat([z, z * 0.5 + 1.0])
-        full = self._layer_forward(z, one_row=False)
+        full = self._layer_forward(layer, z, one_row=False)
         try:
-            single = self._layer_forward(z, one_row=True)
+            single = self._layer_forward(layer, z, one_row=True)
         except Exception:  # the model needs a full batch before the layer (it reads the batch size)
             return False
         return single.shape == full.shape and bool(torch.allclose(single, full, rtol=1e-5, atol=1e-6))
 
     def _layer_forward(
-        self, z: torch.Tensor, one_row: bool | None = None, carrier: list[torch.Tensor] | None = None
+        self,
+        layer: nn.Module,
+        z: torch.Tensor,
+        one_row: bool | None = None,
+        carrier: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Run the model with ``z`` in place of the layer's input (``carrier``: other raw inputs).
+        """Run the model with ``z`` in place of ``layer``'s input (``carrier``: other raw inputs).
 
         The raw inputs only carry the forward pass up to the layer: the first background sample, run
         without autograd until the layer. It is one row when the model gives the same outputs that way
@@ -215,7 +227,7 @@ class TorchModel(ModelAdapter):
         grad_wanted = torch.is_grad_enabled()
         calls = [0]
 
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        def hook(module: nn.Module, args: tuple[CallValue, ...]) -> tuple[CallValue, ...] | None:
             calls[0] += 1
             if calls[0] > 1:
                 return None
@@ -224,13 +236,13 @@ class TorchModel(ModelAdapter):
             return (z, *args[1:])
 
         try:
-            with _hooked(self.layer, hook):
+            with _hooked(layer, hook):
                 torch.set_grad_enabled(False)
                 out = self.module(*carrier)
         finally:
             torch.set_grad_enabled(grad_wanted)
         if calls[0] == 0:
-            raise ValueError(f"the layer {type(self.layer).__name__} was not called by the model's forward.")
+            raise ValueError(f"the layer {type(layer).__name__} was not called by the model's forward.")
         return out
 
     def output_gradients(self, inputs: list[torch.Tensor], output_index: np.ndarray) -> list[torch.Tensor]:
@@ -272,7 +284,7 @@ _NO_GRADIENT = (
 )
 
 
-def _split_model(model: Any) -> tuple[nn.Module, nn.Module | None]:
+def _split_model(model: NativeModel) -> tuple[nn.Module, nn.Module | None]:
     if isinstance(model, nn.Module):
         return model, None
     if isinstance(model, tuple | list) and len(model) == 2 and all(isinstance(m, nn.Module) for m in model):
@@ -296,7 +308,7 @@ def _device_and_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     return device, floats[0] if floats else torch.get_default_dtype()
 
 
-def _layer_input(args: tuple[Any, ...], layer: nn.Module) -> torch.Tensor:
+def _layer_input(args: tuple[CallValue, ...], layer: nn.Module) -> torch.Tensor:
     if not args or not isinstance(args[0], torch.Tensor):
         raise TypeError(
             f"the layer {type(layer).__name__} was called without a tensor as its first positional "
@@ -319,7 +331,7 @@ def _evaluating(module: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _hooked(layer: nn.Module, hook: Any) -> Iterator[None]:
+def _hooked(layer: nn.Module, hook: PreHook) -> Iterator[None]:
     """Register a forward pre-hook for the duration of the block only."""
     handle = layer.register_forward_pre_hook(hook)
     try:

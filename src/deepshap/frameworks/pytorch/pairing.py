@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from deepshap._typing import CallValue
 from deepshap.frameworks.pytorch import deep_rules as R
 from deepshap.frameworks.pytorch.deep_rules import Pair
+
+#: A function of one tensor to another (a reshape splitting or merging a batch axis).
+TensorMap = Callable[[torch.Tensor], torch.Tensor]
 
 __all__ = ["TAG", "AmbiguousLayout", "Refs", "depends", "is_float", "pair_of"]
 
@@ -29,16 +32,16 @@ class AmbiguousLayout(RuntimeError):
     into (samples, background rows, inner factor) on the values, or one background row cannot show it."""
 
 
-def depends(t: Any) -> bool:
+def depends(t: object) -> bool:
     """Whether ``t`` is a tensor computed from the explained input."""
     return isinstance(t, torch.Tensor) and (t.requires_grad or getattr(t, TAG, False))
 
 
-def is_float(t: Any) -> bool:
+def is_float(t: object) -> bool:
     return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
 
 
-def pair_of(t: Any, ref_of: Refs) -> Pair:
+def pair_of(t: CallValue, ref_of: Refs) -> Pair:
     """``t`` and its reference, or a constant (the same on both sides)."""
     return Pair(t, ref_of[id(t)]) if isinstance(t, torch.Tensor) and id(t) in ref_of else R.constant(t)
 
@@ -113,7 +116,7 @@ class Refs:
         """The reference as recorded (background rows only)."""
         return self._items[id(t)][1]
 
-    def split(self, t: torch.Tensor) -> tuple[Callable, Callable, Callable]:
+    def split(self, t: torch.Tensor) -> tuple[TensorMap, TensorMap, TensorMap]:
         """Functions to view a pair tensor as (..., n, m, ...), a reference as (..., 1, m, ...), and back."""
         ref = self._items[id(t)][1]
         axis = self._axis(id(t))

@@ -13,15 +13,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from types import GetSetDescriptorType
 
 import torch
 import torch.nn.functional as F
 
+from deepshap._typing import CallKwargs, CallValue, NativeFunction
 from deepshap.frameworks.pytorch import attention as A
 from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
-from deepshap.rules import Rule, maths, pending
+from deepshap.rules import Rule, maths, pending_torch
 
 __all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
 
@@ -43,23 +44,31 @@ class OpRule:
     """
 
     kind: Rule
-    apply: Callable[..., Any] | None = None
-    linear_if: Callable[[Sequence[Any], dict], bool] | None = None
-    check: Callable[[str, Sequence[Any], dict], None] | None = None
-    operands: Callable[[Sequence[Any], dict], Any] | None = None
-    out_of_place: Callable[..., Any] | None = None
+    apply: NativeFunction | None = None
+    linear_if: Callable[[Sequence[CallValue], CallKwargs], bool] | None = None
+    check: Callable[[str, Sequence[CallValue], CallKwargs], None] | None = None
+    operands: H.Operands | None = None
+    out_of_place: NativeFunction | None = None
     inplace_arg: int | None = None
     value_free: bool = False
     mask_product: bool = False
 
+    def handler(self) -> NativeFunction:
+        """``apply``, which every kind of rule but a linear one has."""
+        if self.apply is None:
+            raise TypeError(f"a {self.kind.value} rule has no handler to apply.")
+        return self.apply
 
-def resolve(name: str) -> Any:
+
+def resolve(name: str) -> NativeFunction:
     """The function object a ``TorchFunctionMode`` receives for ``name`` (``torch.Tensor.T``: its getter)."""
-    obj: Any = torch
+    obj: object = torch
     for part in name.split(".")[1:]:
         obj = getattr(obj, part)
-    if isinstance(obj, property) or type(obj).__name__ == "getset_descriptor":
+    if isinstance(obj, property | GetSetDescriptorType):
         return obj.__get__
+    if not callable(obj):
+        raise TypeError(f"{name} is not a function; the rule table names functions only.")
     return obj
 
 
@@ -300,9 +309,9 @@ for _name, _rule in list(_NAMED.items()):
         _NAMED[_name] = replace(_rule, inplace_arg=_INPLACE_ARG[_name])
 
 #: The rule of every function deepshap knows, keyed by the function object the mode receives.
-RULES: dict[Any, OpRule] = {resolve(name): rule for name, rule in _NAMED.items()}
+RULES: dict[NativeFunction, OpRule] = {resolve(name): rule for name, rule in _NAMED.items()}
 #: deepshap's own rules, which :func:`remove` puts back.
-_BUILTIN: dict[Any, OpRule] = dict(RULES)
+_BUILTIN: dict[NativeFunction, OpRule] = dict(RULES)
 #: The names the table was written with (for tests and messages).
 NAMES: tuple[str, ...] = tuple(_NAMED)
 
@@ -316,14 +325,14 @@ _REGISTRABLE: dict[str, OpRule] = {
 
 
 #: The module classes given a rule, each with the function the mode receives for their calls.
-MODULE_CALLS: dict[type, Callable[..., Any]] = {}
+MODULE_CALLS: dict[type, NativeFunction] = {}
 
 
-def _module_call(cls: type[torch.nn.Module]) -> Callable[..., Any]:
+def _module_call(cls: type[torch.nn.Module]) -> NativeFunction:
     """A function that runs ``cls.forward`` and that a ``TorchFunctionMode`` receives (with the module as
     first argument), so that the module's whole forward gets one rule."""
 
-    def call(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+    def call(module: torch.nn.Module, *args: CallValue, **kwargs: CallValue) -> CallValue:
         tensors = tuple(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
         if torch.overrides.has_torch_function(tensors):
             return torch.overrides.handle_torch_function(call, tensors, module, *args, **kwargs)
@@ -333,7 +342,7 @@ def _module_call(cls: type[torch.nn.Module]) -> Callable[..., Any]:
     return call
 
 
-def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
+def add(op: NativeFunction, rule: str | NativeFunction) -> None:
     """Give the function ``op`` a rule: a kind of :data:`_REGISTRABLE`, or a decomposition (a function
     with ``op``'s signature written in operations that have rules), replacing any rule it had. An
     ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule."""
@@ -359,25 +368,33 @@ def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
     RULES[op] = _REGISTRABLE[rule]
 
 
-def current(op: Callable[..., Any]) -> OpRule | None:
+def current(op: NativeFunction) -> OpRule | None:
     """The rule ``op`` has now (for :func:`restore`)."""
-    return RULES.get(MODULE_CALLS.get(op, op))  # type: ignore[call-overload]
+    return RULES.get(_key(op))
 
 
-def restore(op: Callable[..., Any], rule: OpRule) -> None:
+def restore(op: NativeFunction, rule: OpRule) -> None:
     """Give ``op`` back a rule taken with :func:`current`."""
-    RULES[MODULE_CALLS.get(op, op)] = rule  # type: ignore[call-overload]
+    RULES[_key(op)] = rule
 
 
-def remove(op: Callable[..., Any]) -> None:
+def remove(op: NativeFunction) -> None:
     """Undo registrations for ``op``: deepshap's own rule, or none."""
     if isinstance(op, type):
-        RULES.pop(MODULE_CALLS.pop(op, None), None)
+        call = MODULE_CALLS.pop(op, None)
+        if call is not None:
+            RULES.pop(call, None)
     elif op in _BUILTIN:
         RULES[op] = _BUILTIN[op]
     else:
         RULES.pop(op, None)
 
 
-for _op, _rule, _ in pending("torch"):
-    add(_op, _rule)
+def _key(op: NativeFunction) -> NativeFunction:
+    """The key of ``op`` in :data:`RULES`: for a module class given a rule, the function its calls go
+    through (:data:`MODULE_CALLS`)."""
+    return MODULE_CALLS.get(op, op) if isinstance(op, type) else op
+
+
+for _op, _given in pending_torch():
+    add(_op, _given)

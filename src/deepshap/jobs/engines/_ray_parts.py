@@ -16,7 +16,7 @@ import pickle
 import queue as stdlib_queue
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,10 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from deepshap.jobs.engine import ChunkResult, WorkItem
+
+if TYPE_CHECKING:
+    from ray.data.context import DataContext
+    from ray.util.queue import Queue
 
 END_OF_STREAM = b""
 """The payload that ends the stream (a pickled item is never empty)."""
@@ -36,19 +40,31 @@ THREAD_ENV_VARS = (
 )
 
 
-def pack(obj: Any) -> bytes:
+def pack(obj: WorkItem | ChunkResult) -> bytes:
     """Pickle a work item or result (protocol 5: numpy buffers are copied once)."""
     return pickle.dumps(obj, protocol=5)
 
 
-def unpack(payload: bytes) -> Any:
-    return pickle.loads(payload)
+def unpack_item(payload: bytes) -> WorkItem:
+    """A work item from :func:`pack`."""
+    item = pickle.loads(payload)
+    if not isinstance(item, WorkItem):
+        raise TypeError(f"expected a pickled WorkItem, got a {type(item).__name__}.")
+    return item
+
+
+def unpack_result(payload: bytes) -> ChunkResult:
+    """A chunk's result from :func:`pack`."""
+    result = pickle.loads(payload)
+    if not isinstance(result, ChunkResult):
+        raise TypeError(f"expected a pickled ChunkResult, got a {type(result).__name__}.")
+    return result
 
 
 class QueueDatasource(Datasource):
     """A Ray Data source whose single read task yields one block per payload taken from ``queue``."""
 
-    def __init__(self, queue: Any, poll_seconds: float = 1.0) -> None:
+    def __init__(self, queue: Queue, poll_seconds: float = 1.0) -> None:
         super().__init__()
         self._queue = queue
         self._poll_seconds = poll_seconds
@@ -57,8 +73,8 @@ class QueueDatasource(Datasource):
         return None
 
     def get_read_tasks(
-        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
-    ):
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: DataContext | None = None
+    ) -> list[ReadTask]:
         queue, poll = self._queue, self._poll_seconds
 
         def read() -> Iterator[pa.Table]:
@@ -69,7 +85,7 @@ class QueueDatasource(Datasource):
                     continue
                 if payload == END_OF_STREAM:
                     return
-                chunk = unpack(payload).chunk
+                chunk = unpack_item(payload).chunk
                 yield pa.table(
                     {"chunk": pa.array([chunk], pa.int64()), "item": pa.array([payload], pa.binary())}
                 )
@@ -103,7 +119,7 @@ class ExplainActor:
         limit_threads(threads)  # the model build may have imported torch
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [self._worker(unpack(payload)) for payload in batch["item"]]
+        results = [self._worker(unpack_item(payload)) for payload in batch["item"]]
         return {
             "chunk": np.array([result.chunk for result in results], dtype=np.int64),
             "result": np.array([pack(result) for result in results], dtype=object),

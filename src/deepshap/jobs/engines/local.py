@@ -11,11 +11,18 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from enum import Enum
 
 from deepshap.jobs.engine import ChunkResult, ProgressLike, Worker, WorkItem
 
-_DONE = object()
+
+class _End(Enum):
+    """The end of a queue's stream."""
+
+    DONE = "done"
+
+
+_DONE = _End.DONE
 QUEUE_DEPTH = 2
 _POLL_SECONDS = 0.1
 
@@ -53,7 +60,7 @@ class _Reader:
     """Iterates ``items`` in a background thread, at most ``depth`` items ahead."""
 
     def __init__(self, items: Iterator[WorkItem], depth: int, stop: threading.Event) -> None:
-        self.queue: queue.Queue[Any] = queue.Queue(depth)
+        self.queue: queue.Queue[WorkItem | BaseException | _End] = queue.Queue(depth)
         self.stop = stop
         self.thread = threading.Thread(target=self._read, args=(items,), name="deepshap-reader", daemon=True)
         self.thread.start()
@@ -68,7 +75,7 @@ class _Reader:
             return
         self._put(_DONE)
 
-    def _put(self, value: Any) -> bool:
+    def _put(self, value: WorkItem | BaseException | _End) -> bool:
         while not self.stop.is_set():
             try:
                 self.queue.put(value, timeout=_POLL_SECONDS)
@@ -96,7 +103,7 @@ class _Writer:
     def __init__(self, commit: Callable[[ChunkResult], None], progress: ProgressLike, depth: int) -> None:
         self.commit = commit
         self.progress = progress
-        self.queue: queue.Queue[Any] = queue.Queue(depth)
+        self.queue: queue.Queue[ChunkResult | _End] = queue.Queue(depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._write, name="deepshap-writer", daemon=True)
         self.thread.start()
@@ -117,7 +124,7 @@ class _Writer:
     def failed(self) -> bool:
         return self.error is not None
 
-    def put(self, result: ChunkResult) -> None:
+    def put(self, result: ChunkResult | _End) -> None:
         while self.thread.is_alive():
             try:
                 self.queue.put(result, timeout=_POLL_SECONDS)
@@ -126,7 +133,7 @@ class _Writer:
                 continue
 
     def close(self) -> None:
-        self.put(_DONE)  # type: ignore[arg-type]
+        self.put(_DONE)
         self.thread.join()
 
     def raise_error(self) -> None:

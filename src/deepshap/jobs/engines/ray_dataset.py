@@ -12,15 +12,18 @@ actors.
 from __future__ import annotations
 
 from collections.abc import Container, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepshap.jobs.engine import WorkItem
 
+if TYPE_CHECKING:
+    from ray.data import Dataset
+
 
 def work_items_from_ray_dataset(
-    dataset: Any,
+    dataset: Dataset,
     chunk_size: int,
     image_column: str = "image",
     id_column: str | None = None,

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from deepshap.jobs.engine import ChunkResult, ProgressLike, Worker, WorkItem
+
+if TYPE_CHECKING:
+    from ray.util.queue import Queue
 
 QUEUE_POLL_SECONDS = 0.5
 
@@ -61,7 +65,7 @@ class RayEngine:
         gpus_per_actor: float | None = None,
         max_in_flight: int | None = None,
         max_rounds: int = 3,
-        init_kwargs: dict[str, Any] | None = None,
+        init_kwargs: Mapping[str, object] | None = None,
     ) -> None:
         if num_actors < 1 or threads_per_actor < 1:
             raise ValueError(
@@ -96,7 +100,7 @@ class RayEngine:
             _run_rounds(iter(items), run_round, self.max_rounds)
 
     @contextmanager
-    def _connected(self, ray: Any) -> Iterator[None]:
+    def _connected(self, ray: ModuleType) -> Iterator[None]:
         """Join (or start) the cluster unless already connected; leave it as found."""
         if ray.is_initialized():
             yield
@@ -112,7 +116,7 @@ class RayEngine:
         finally:
             ray.shutdown()
 
-    def actor_gpus(self, ray: Any) -> float:
+    def actor_gpus(self, ray: ModuleType) -> float:
         """GPUs per actor: as given, else 1 where the cluster has any GPU, else 0."""
         if self.gpus_per_actor is not None:
             return self.gpus_per_actor
@@ -120,7 +124,7 @@ class RayEngine:
 
     def _run_round(
         self,
-        ray: Any,
+        ray: ModuleType,
         items: Iterator[WorkItem],
         make_worker: Callable[[], Worker],
         commit: Callable[[ChunkResult], None],
@@ -130,7 +134,7 @@ class RayEngine:
         """Stream ``items`` through one Ray Data execution and commit what comes back."""
         from ray.util.queue import Queue
 
-        from deepshap.jobs.engines._ray_parts import ExplainActor, QueueDatasource, unpack
+        from deepshap.jobs.engines._ray_parts import ExplainActor, QueueDatasource, unpack_result
 
         queue = Queue(maxsize=self.num_actors, actor_options={"num_cpus": 0})
         state.stop.clear()
@@ -155,7 +159,7 @@ class RayEngine:
                 )
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     for chunk, payload in zip(batch["chunk"], batch["result"], strict=True):
-                        _commit_once(int(chunk), payload, unpack, commit, progress, state)
+                        _commit_once(int(chunk), payload, unpack_result, commit, progress, state)
         finally:
             state.stop.set()
             feeder.join()
@@ -182,7 +186,7 @@ def _run_rounds(
         )
 
 
-def _feed(items: Iterator[WorkItem], queue: Any, state: _Stream) -> None:
+def _feed(items: Iterator[WorkItem], queue: Queue, state: _Stream) -> None:
     """Feeder thread: pickle each item into the queue (waiting while it is full), then end the stream."""
     from ray.util.queue import Full
 
@@ -222,7 +226,7 @@ def _feed(items: Iterator[WorkItem], queue: Any, state: _Stream) -> None:
 def _commit_once(
     chunk: int,
     payload: bytes,
-    unpack: Callable[[bytes], Any],
+    unpack: Callable[[bytes], ChunkResult],
     commit: Callable[[ChunkResult], None],
     progress: ProgressLike,
     state: _Stream,
@@ -231,7 +235,7 @@ def _commit_once(
     with state.lock:
         if chunk in state.committed:
             return
-    result: ChunkResult = unpack(payload)
+    result = unpack(payload)
     commit(result)
     with state.lock:
         state.committed.add(chunk)
@@ -241,7 +245,7 @@ def _commit_once(
 
 
 @contextmanager
-def _streaming_context(ray: Any) -> Iterator[None]:
+def _streaming_context(ray: ModuleType) -> Iterator[None]:
     """Ray Data settings for the datasets created inside: every item its own block, no progress bars.
 
     Ray Data coalesces a task's small output blocks up to ``target_max_block_size`` (128 MiB) before
@@ -268,7 +272,7 @@ def _loopback_only() -> bool:
         return False
 
 
-def _import_ray() -> Any:
+def _import_ray() -> ModuleType:
     try:
         import ray
         import ray.data
