@@ -74,9 +74,17 @@ class ExplainWorker:
         from deepshap.explainers.partition import PartitionExplainer
         from deepshap.maskers import Image
 
-        masker = options.get("masker", "blur(8,8)")
+        option = options.get("masker", "blur(8,8)")
         shape = tuple(self.spec.background.shape[1:])
-        masker = masker if isinstance(masker, Image) else Image(masker, shape)
+        if isinstance(option, Image):
+            masker = option
+        elif isinstance(option, str | int | float | np.ndarray):
+            masker = Image(option, shape)
+        else:
+            raise TypeError(
+                f"masker must be an Image masker, its string such as 'blur(8,8)', or a fill value; "
+                f"got {option!r}."
+            )
         return PartitionExplainer(self._score_images, masker, output_names=self.spec.output_names)
 
     def _predict(self, inputs: InputData) -> np.ndarray:
