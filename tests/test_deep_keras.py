@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.models import rng_data
+from tests.helpers.data import rng_data
 
 RTOL = 1e-4
 

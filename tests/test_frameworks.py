@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 
 from deepshap.frameworks import detect_framework, load_adapter
-from tests import models
+from tests.helpers.data import rng_data
+from tests.helpers.keras_models import keras_cnn, keras_linear, keras_mlp, keras_two_input
+from tests.helpers.torch_models import (
+    torch_cnn,
+    torch_ignores_input,
+    torch_linear,
+    torch_mlp,
+    torch_two_input,
+)
 
-X6 = models.rng_data((5, 6), seed=1)
-BG6 = models.rng_data((7, 6), seed=2)
+X6 = rng_data((5, 6), seed=1)
+BG6 = rng_data((7, 6), seed=2)
 
 
 def _torch(x: np.ndarray):
@@ -20,10 +28,10 @@ def _torch(x: np.ndarray):
 
 # detection --------------------------------------------------------------------------------------
 def test_detects_frameworks_from_model_forms():
-    cnn = models.torch_cnn()
+    cnn = torch_cnn()
     assert detect_framework(cnn) == "torch"
     assert detect_framework((cnn, cnn[2])) == "torch"
-    kcnn = models.keras_cnn()
+    kcnn = keras_cnn()
     assert detect_framework(kcnn) == "tensorflow"
     assert detect_framework((kcnn.layers[2].input, kcnn.layers[-1].output)) == "tensorflow"
     with pytest.raises(TypeError, match="Cannot explain a model of type"):
@@ -34,7 +42,7 @@ def test_detects_frameworks_from_model_forms():
 def test_torch_forward_matches_model_and_sees_1d_output_as_one_column():
     import torch
 
-    model = models.torch_mlp()
+    model = torch_mlp()
     adapter = load_adapter(model, BG6)
     assert (adapter.framework, adapter.multi_input, adapter.n_inputs, adapter.n_outputs) == (
         "torch",
@@ -61,7 +69,7 @@ def test_torch_forward_matches_model_and_sees_1d_output_as_one_column():
 def test_torch_output_gradients_equal_jacobian_rows():
     import torch
 
-    model = models.torch_mlp()
+    model = torch_mlp()
     adapter = load_adapter(model, BG6)
     index = np.array([[2, 0], [1, 1], [0, 2], [2, 2], [1, 0]])
     (grads,) = adapter.output_gradients(adapter.to_inputs(X6), index)
@@ -74,8 +82,8 @@ def test_torch_output_gradients_equal_jacobian_rows():
 def test_torch_two_inputs_as_list_and_tensor_inputs():
     import torch
 
-    model = models.torch_two_input()
-    a, b = models.rng_data((4, 5), 3), models.rng_data((4, 4), 4)
+    model = torch_two_input()
+    a, b = rng_data((4, 5), 3), rng_data((4, 4), 4)
     adapter = load_adapter(model, [a, _torch(b)])
     assert adapter.multi_input and adapter.n_inputs == 2
     xs = adapter.to_inputs([_torch(a[:2]), b[:2]])
@@ -89,9 +97,9 @@ def test_torch_two_inputs_as_list_and_tensor_inputs():
 def test_torch_layer_pair_explains_the_layer_input_and_leaves_no_hooks():
     import torch
 
-    model = models.torch_cnn()
+    model = torch_cnn()
     layer = model[2]
-    bg, x = models.rng_data((6, 1, 8, 8), 5), models.rng_data((3, 1, 8, 8), 6)
+    bg, x = rng_data((6, 1, 8, 8), 5), rng_data((3, 1, 8, 8), 6)
     adapter = load_adapter((model, layer), bg)
     assert not adapter.multi_input and adapter.n_inputs == 1
     with torch.no_grad():
@@ -117,25 +125,25 @@ def test_torch_layer_must_belong_to_the_model():
     import torch
 
     with pytest.raises(ValueError, match="not a submodule"):
-        load_adapter((models.torch_cnn(), torch.nn.ReLU()), models.rng_data((2, 1, 8, 8)))
+        load_adapter((torch_cnn(), torch.nn.ReLU()), rng_data((2, 1, 8, 8)))
 
 
 def test_torch_model_is_put_in_eval_mode():
-    model = models.torch_mlp().train()
+    model = torch_mlp().train()
     load_adapter(model, BG6)
     assert not model.training
 
 
 def test_torch_output_that_ignores_the_input_is_reported():
-    adapter = load_adapter(models.torch_ignores_input(), models.rng_data((3, 4)))
+    adapter = load_adapter(torch_ignores_input(), rng_data((3, 4)))
     with pytest.raises(ValueError, match="does not depend on its input"):
-        adapter.output_gradients(adapter.to_inputs(models.rng_data((2, 4))), np.zeros((2, 1), dtype=np.int64))
+        adapter.output_gradients(adapter.to_inputs(rng_data((2, 4))), np.zeros((2, 1), dtype=np.int64))
 
 
 # validation (shared by both adapters) -----------------------------------------------------------
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_bad_inputs_are_named(framework):
-    linear = models.torch_linear if framework == "torch" else models.keras_linear
+    linear = torch_linear if framework == "torch" else keras_linear
     adapter = load_adapter(linear(), BG6)
     with pytest.raises(ValueError, match=r"samples of shape \(5,\).*\(6,\)"):
         adapter.to_inputs(X6[:, :5])
@@ -160,20 +168,20 @@ def test_bad_inputs_are_named(framework):
 
 
 def test_wrong_number_of_inputs_is_named():
-    adapter = load_adapter(models.torch_two_input(), [models.rng_data((3, 5)), models.rng_data((3, 4))])
+    adapter = load_adapter(torch_two_input(), [rng_data((3, 5)), rng_data((3, 4))])
     with pytest.raises(ValueError, match="X has 1 inputs but the model was given background data for 2"):
-        adapter.to_inputs([models.rng_data((3, 5))])
+        adapter.to_inputs([rng_data((3, 5))])
     with pytest.raises(ValueError, match="must be a list of 2 arrays"):
-        adapter.to_inputs(models.rng_data((3, 5)))
+        adapter.to_inputs(rng_data((3, 5)))
     with pytest.raises(ValueError, match=r"X\[1\] has 2 samples but X\[0\] has 3"):
-        adapter.to_inputs([models.rng_data((3, 5)), models.rng_data((2, 4))])
+        adapter.to_inputs([rng_data((3, 5)), rng_data((2, 4))])
 
 
 # keras ------------------------------------------------------------------------------------------
 def test_keras_forward_and_gradients_match_tape():
     import tensorflow as tf
 
-    model = models.keras_mlp()
+    model = keras_mlp()
     adapter = load_adapter(model, BG6)
     assert (adapter.framework, adapter.multi_input, adapter.n_outputs) == ("tensorflow", False, 3)
     xs = adapter.to_inputs(tf.constant(X6))
@@ -191,8 +199,8 @@ def test_keras_forward_and_gradients_match_tape():
 
 
 def test_keras_two_inputs_and_torch_tensor_data():
-    model = models.keras_two_input()
-    a, b = models.rng_data((4, 5), 3), models.rng_data((4, 4), 4)
+    model = keras_two_input()
+    a, b = rng_data((4, 5), 3), rng_data((4, 4), 4)
     adapter = load_adapter(model, [_torch(a), b])
     assert adapter.multi_input and adapter.n_inputs == 2
     xs = adapter.to_inputs([a[:2], b[:2]])
@@ -204,10 +212,10 @@ def test_keras_two_inputs_and_torch_tensor_data():
 def test_keras_layer_tuple_is_fed_layer_activations():
     import keras
 
-    model = models.keras_cnn()
+    model = keras_cnn()
     head = keras.Model(model.inputs[0], model.layers[1].output)
-    x = models.rng_data((3, 8, 8, 1), 6)
-    z_bg, z = np.asarray(head(models.rng_data((5, 8, 8, 1), 5))), np.asarray(head(x))
+    x = rng_data((3, 8, 8, 1), 6)
+    z_bg, z = np.asarray(head(rng_data((5, 8, 8, 1), 5))), np.asarray(head(x))
     adapter = load_adapter((model.layers[2].input, model.layers[-1].output), z_bg)
     assert adapter.n_inputs == 1 and adapter.n_outputs == 4
     np.testing.assert_allclose(adapter.to_numpy(adapter.forward(adapter.to_inputs(z))), model(x), rtol=1e-5)
@@ -216,7 +224,7 @@ def test_keras_layer_tuple_is_fed_layer_activations():
 def test_keras_output_gradients_in_groups_of_columns(monkeypatch):
     from deepshap.frameworks.keras import model as keras_model
 
-    adapter = load_adapter(models.keras_mlp(n_outputs=5), BG6)
+    adapter = load_adapter(keras_mlp(n_outputs=5), BG6)
     xs = adapter.to_inputs(X6)
     index = np.tile(np.array([4, 0, 3, 1, 2]), (5, 1))
     (together,) = adapter.output_gradients(xs, index)
@@ -230,8 +238,8 @@ def test_torch_layer_forward_runs_the_part_before_the_layer_on_one_row_only_when
     import torch
     from torch import nn
 
-    cnn = models.torch_cnn()
-    assert load_adapter((cnn, cnn[2]), models.rng_data((6, 1, 8, 8), 5))._one_row_carrier
+    cnn = torch_cnn()
+    assert load_adapter((cnn, cnn[2]), rng_data((6, 1, 8, 8), 5))._one_row_carrier
 
     class ReadsBatchSize(nn.Module):
         def __init__(self) -> None:

@@ -8,10 +8,18 @@ import pytest
 import deepshap
 from deepshap.explainers import gradient
 from deepshap.explainers.gradient import GradientExplainer
-from tests import models
+from tests.helpers.data import rng_data
+from tests.helpers.keras_models import keras_cnn, keras_linear, keras_mlp, keras_two_input
+from tests.helpers.torch_models import (
+    torch_cnn,
+    torch_ignores_input,
+    torch_linear,
+    torch_mlp,
+    torch_two_input,
+)
 
-BG = models.rng_data((30, 6), seed=1)
-X = models.rng_data((3, 6), seed=2)
+BG = rng_data((30, 6), seed=1)
+X = rng_data((3, 6), seed=2)
 
 
 def _torch_outputs(model, *xs):
@@ -37,10 +45,10 @@ def _sum_per_output(values, n_inputs=1):
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_linear_model_is_exact_for_any_nsamples(framework, nsamples):
     if framework == "torch":
-        model = models.torch_linear()
+        model = torch_linear()
         weights = model.weight.detach().numpy().T
     else:
-        model = models.keras_linear()
+        model = keras_linear()
         weights = np.asarray(model.layers[-1].kernel)
     values = GradientExplainer(model, BG).shap_values(X, nsamples=nsamples, rseed=3)
     expected = (X - BG.mean(0))[:, :, None] * weights[None]
@@ -53,7 +61,7 @@ def test_torch_layer_delta_is_the_layer_input_difference():
     """With a linear head as the layer, phi is exactly (z - mean z_bg) * W at that layer's input."""
     import torch
 
-    model = models.torch_mlp()
+    model = torch_mlp()
     head = model[-1]
     explainer = GradientExplainer((model, head), BG)
     values = explainer.shap_values(X, nsamples=5, rseed=0)
@@ -67,7 +75,7 @@ def test_torch_layer_delta_is_the_layer_input_difference():
 def test_keras_layer_tuple_delta_is_the_layer_input_difference():
     import keras
 
-    model = models.keras_mlp()
+    model = keras_mlp()
     body = keras.Model(model.inputs[0], model.layers[-2].output)
     z, z_bg = np.asarray(body(X)), np.asarray(body(BG))
     explainer = GradientExplainer((model.layers[-1].input, model.layers[-1].output), z_bg)
@@ -94,37 +102,37 @@ def _check_shrinks(errors, scale):
 
 
 def test_additivity_torch_one_input():
-    model = models.torch_mlp()
+    model = torch_mlp()
     f_x = _torch_outputs(model, X)
     explainer = GradientExplainer(model, BG, batch_size=500)
     _check_shrinks(_additivity_errors(explainer, X, f_x), np.abs(f_x - explainer.expected_value).max())
 
 
 def test_additivity_torch_two_inputs():
-    model = models.torch_two_input()
-    bg = [models.rng_data((20, 5), 3), models.rng_data((20, 4), 4)]
-    x = [models.rng_data((2, 5), 5), models.rng_data((2, 4), 6)]
+    model = torch_two_input()
+    bg = [rng_data((20, 5), 3), rng_data((20, 4), 4)]
+    x = [rng_data((2, 5), 5), rng_data((2, 4), 6)]
     f_x = _torch_outputs(model, *x)
     explainer = GradientExplainer(model, bg, batch_size=500)
     _check_shrinks(_additivity_errors(explainer, x, f_x, 2), np.abs(f_x - explainer.expected_value).max())
 
 
 def test_additivity_torch_intermediate_layer():
-    model = models.torch_cnn()
-    bg, x = models.rng_data((10, 1, 8, 8), 3), models.rng_data((2, 1, 8, 8), 4)
+    model = torch_cnn()
+    bg, x = rng_data((10, 1, 8, 8), 3), rng_data((2, 1, 8, 8), 4)
     f_x = _torch_outputs(model, x)
     explainer = GradientExplainer((model, model[2]), bg, batch_size=500)
     _check_shrinks(_additivity_errors(explainer, x, f_x), np.abs(f_x - explainer.expected_value).max())
 
 
 def test_additivity_keras_one_and_two_inputs():
-    model = models.keras_mlp()
+    model = keras_mlp()
     f_x = _keras_outputs(model, X)
     explainer = GradientExplainer(model, BG, batch_size=500)
     _check_shrinks(_additivity_errors(explainer, X, f_x), np.abs(f_x - explainer.expected_value).max())
-    two = models.keras_two_input()
-    bg = [models.rng_data((20, 5), 3), models.rng_data((20, 4), 4)]
-    x = [models.rng_data((2, 5), 5), models.rng_data((2, 4), 6)]
+    two = keras_two_input()
+    bg = [rng_data((20, 5), 3), rng_data((20, 4), 4)]
+    x = [rng_data((2, 5), 5), rng_data((2, 4), 6)]
     f_x = _keras_outputs(two, *x)
     explainer = GradientExplainer(two, bg, batch_size=500)
     _check_shrinks(_additivity_errors(explainer, x, f_x, 2), np.abs(f_x - explainer.expected_value).max())
@@ -133,9 +141,9 @@ def test_additivity_keras_one_and_two_inputs():
 def test_additivity_keras_intermediate_layer():
     import keras
 
-    model = models.keras_cnn()
+    model = keras_cnn()
     head = keras.Model(model.inputs[0], model.layers[1].output)
-    bg, x = models.rng_data((10, 8, 8, 1), 3), models.rng_data((2, 8, 8, 1), 4)
+    bg, x = rng_data((10, 8, 8, 1), 3), rng_data((2, 8, 8, 1), 4)
     f_x = _keras_outputs(model, x)
     tuple_model = (model.layers[2].input, model.layers[-1].output)
     explainer = GradientExplainer(tuple_model, np.asarray(head(bg)), batch_size=500)
@@ -145,7 +153,7 @@ def test_additivity_keras_intermediate_layer():
 
 # variance and determinism -------------------------------------------------------------------------
 def test_reported_variance_matches_spread_across_seeds():
-    explainer = GradientExplainer(models.torch_mlp(), BG, batch_size=500)
+    explainer = GradientExplainer(torch_mlp(), BG, batch_size=500)
     estimates, reported = [], []
     for seed in range(40):
         values, variances = explainer.shap_values(X, nsamples=30, rseed=seed, return_variances=True)
@@ -158,7 +166,7 @@ def test_reported_variance_matches_spread_across_seeds():
 
 @pytest.mark.parametrize(
     ("model", "local_smoothing"),
-    [(models.torch_mlp, 0.0), (models.torch_mlp, 0.3), (models.keras_mlp, 0.3)],
+    [(torch_mlp, 0.0), (torch_mlp, 0.3), (keras_mlp, 0.3)],
 )
 def test_same_seed_same_values_whatever_the_batch_size(model, local_smoothing, monkeypatch):
     """Backgrounds, path positions and smoothing noise are fixed per sample and draw, not per batch."""
@@ -178,12 +186,12 @@ def test_same_seed_same_values_whatever_the_batch_size(model, local_smoothing, m
 
 
 def test_local_smoothing_is_seeded_and_keeps_linear_exactness():
-    mlp = GradientExplainer(models.torch_mlp(), BG, local_smoothing=0.5)
+    mlp = GradientExplainer(torch_mlp(), BG, local_smoothing=0.5)
     first = np.stack(mlp.shap_values(X, nsamples=20, rseed=1))
     np.testing.assert_array_equal(first, np.stack(mlp.shap_values(X, nsamples=20, rseed=1)))
-    plain = GradientExplainer(models.torch_mlp(), BG)
+    plain = GradientExplainer(torch_mlp(), BG)
     assert np.abs(first - np.stack(plain.shap_values(X, nsamples=20, rseed=1))).max() > 1e-4
-    model = models.torch_linear()
+    model = torch_linear()
     values = GradientExplainer(model, BG, local_smoothing=0.5).shap_values(X, nsamples=4, rseed=2)
     expected = (X - BG.mean(0)) * model.weight.detach().numpy()[0]
     np.testing.assert_allclose(values[0], expected, rtol=1e-4, atol=1e-5)
@@ -192,7 +200,7 @@ def test_local_smoothing_is_seeded_and_keeps_linear_exactness():
 # outputs, formats ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("order", ["max", "min", "max_abs"])
 def test_ranked_output_indexes_and_values(order):
-    model = models.torch_mlp(n_outputs=5)
+    model = torch_mlp(n_outputs=5)
     explainer = GradientExplainer(model, BG)
     f_x = _torch_outputs(model, X)
     values, indexes = explainer.shap_values(X, nsamples=16, ranked_output=3, output_rank_order=order, rseed=4)
@@ -210,8 +218,8 @@ def test_ranked_output_indexes_and_values(order):
 
 
 def test_formats_two_inputs_single_output_and_variances():
-    two = GradientExplainer(models.torch_two_input(), [models.rng_data((6, 5)), models.rng_data((6, 4))])
-    x = [models.rng_data((2, 5), 1), models.rng_data((2, 4), 2)]
+    two = GradientExplainer(torch_two_input(), [rng_data((6, 5)), rng_data((6, 4))])
+    x = [rng_data((2, 5), 1), rng_data((2, 4), 2)]
     values, variances = two.shap_values(x, nsamples=8, return_variances=True)
     assert len(values) == 3 and len(values[0]) == 2
     assert values[0][0].shape == (2, 5) and values[0][1].shape == (2, 4)
@@ -223,13 +231,13 @@ def test_formats_two_inputs_single_output_and_variances():
         and ranked_var[0][0].shape == (2, 5)
         and indexes.shape == (2, 1)
     )
-    single = GradientExplainer(models.torch_linear(n_outputs=1), BG)
+    single = GradientExplainer(torch_linear(n_outputs=1), BG)
     assert isinstance(single.shap_values(X, nsamples=4), np.ndarray)
     assert single.expected_value.shape == (1,)  # one entry per output, as DeepExplainer (and shap)
 
 
 def test_call_returns_explanation_with_base_values():
-    model = models.keras_mlp()
+    model = keras_mlp()
     explainer = GradientExplainer(model, BG)
     explanation = explainer(X, nsamples=10, rseed=0)
     assert isinstance(explanation, deepshap.Explanation)
@@ -246,19 +254,19 @@ def test_accepts_torch_and_tf_tensors():
     import tensorflow as tf
     import torch
 
-    model = models.torch_linear()
+    model = torch_linear()
     explainer = GradientExplainer(model, tf.constant(BG))
     values = explainer.shap_values(torch.from_numpy(X), nsamples=2)
     np.testing.assert_allclose(
         values[0], (X - BG.mean(0)) * model.weight.detach().numpy()[0], rtol=1e-4, atol=1e-5
     )
-    keras_explainer = GradientExplainer(models.keras_linear(), torch.from_numpy(BG))
+    keras_explainer = GradientExplainer(keras_linear(), torch.from_numpy(BG))
     assert keras_explainer.shap_values(tf.constant(X), nsamples=2)[0].shape == (3, 6)
 
 
 # bad input -------------------------------------------------------------------------------------------
 def test_bad_input_errors_name_the_problem():
-    explainer = GradientExplainer(models.torch_mlp(), BG)
+    explainer = GradientExplainer(torch_mlp(), BG)
     with pytest.raises(ValueError, match="samples of shape"):
         explainer.shap_values(X[:, :4])
     with pytest.raises(TypeError, match="integer values but the background data has float"):
@@ -272,26 +280,26 @@ def test_bad_input_errors_name_the_problem():
     with pytest.raises(ValueError, match="ranked_output must be between 1"):
         explainer.shap_values(X, ranked_output=9)
     with pytest.raises(ValueError, match="background needs at least one sample"):
-        GradientExplainer(models.torch_mlp(), BG[:0])
+        GradientExplainer(torch_mlp(), BG[:0])
     inf_bg = BG.copy()
     inf_bg[1, 1] = -np.inf
     with pytest.raises(ValueError, match="data contains NaN or infinite"):
-        GradientExplainer(models.torch_mlp(), inf_bg)
+        GradientExplainer(torch_mlp(), inf_bg)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        GradientExplainer(models.torch_mlp(), BG, batch_size=0)
+        GradientExplainer(torch_mlp(), BG, batch_size=0)
     with pytest.raises(ValueError, match="local_smoothing must be"):
-        GradientExplainer(models.torch_mlp(), BG, local_smoothing=-1)
+        GradientExplainer(torch_mlp(), BG, local_smoothing=-1)
 
 
 def test_wrong_number_of_inputs_and_no_gradient():
-    two = GradientExplainer(models.torch_two_input(), [models.rng_data((6, 5)), models.rng_data((6, 4))])
+    two = GradientExplainer(torch_two_input(), [rng_data((6, 5)), rng_data((6, 4))])
     with pytest.raises(ValueError, match="X has 1 inputs but the model was given background data for 2"):
-        two.shap_values([models.rng_data((2, 5))])
+        two.shap_values([rng_data((2, 5))])
     with pytest.raises(ValueError, match="the model takes 2 input"):
-        GradientExplainer(models.keras_two_input(), models.rng_data((6, 5)))
-    constant = GradientExplainer(models.torch_ignores_input(), models.rng_data((5, 4)))
+        GradientExplainer(keras_two_input(), rng_data((6, 5)))
+    constant = GradientExplainer(torch_ignores_input(), rng_data((5, 4)))
     with pytest.raises(ValueError, match="does not depend on its input"):
-        constant.shap_values(models.rng_data((2, 4)), nsamples=3)
+        constant.shap_values(rng_data((2, 4)), nsamples=3)
 
 
 def test_keras_model_without_gradient_is_reported():
@@ -300,11 +308,11 @@ def test_keras_model_without_gradient_is_reported():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.stop_gradient(inputs)))
     with pytest.raises(ValueError, match="does not depend on its input"):
-        GradientExplainer(model, models.rng_data((5, 4))).shap_values(models.rng_data((2, 4)), nsamples=3)
+        GradientExplainer(model, rng_data((5, 4))).shap_values(rng_data((2, 4)), nsamples=3)
 
 
 def test_keras_local_smoothing_is_seeded():
-    explainer = GradientExplainer(models.keras_mlp(), BG, local_smoothing=0.3)
+    explainer = GradientExplainer(keras_mlp(), BG, local_smoothing=0.3)
     first = np.stack(explainer.shap_values(X, nsamples=10, rseed=5))
     np.testing.assert_array_equal(first, np.stack(explainer.shap_values(X, nsamples=10, rseed=5)))
     assert np.abs(first - np.stack(explainer.shap_values(X, nsamples=10, rseed=6))).max() > 1e-4

@@ -10,10 +10,12 @@ import pytest
 import deepshap
 import deepshap.current
 from deepshap.explainers._layout import LAYOUT_ENV
-from tests import models
+from tests.helpers.data import rng_data
+from tests.helpers.keras_models import keras_two_input
+from tests.helpers.torch_models import torch_cnn, torch_linear, torch_mlp, torch_two_input
 
-X6 = models.rng_data((3, 6), seed=1)
-BG6 = models.rng_data((20, 6), seed=2)
+X6 = rng_data((3, 6), seed=1)
+BG6 = rng_data((20, 6), seed=2)
 DIALECTS = ["legacy", "current", "env"]
 
 
@@ -47,7 +49,7 @@ def _torch_outputs(model, *xs) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["DeepExplainer", "GradientExplainer"])
 def test_several_outputs(dialect: str, kind: str) -> None:
-    model = models.torch_linear(n_outputs=3)
+    model = torch_linear(n_outputs=3)
     explainer = _explainer(dialect, kind, model, BG6)
     values = explainer.shap_values(X6, **_call_kwargs(kind))
     if dialect == "legacy":
@@ -65,7 +67,7 @@ def test_several_outputs(dialect: str, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["DeepExplainer", "GradientExplainer"])
 def test_single_output_keeps_its_axis_only_in_the_current_layout(dialect: str, kind: str) -> None:
-    model = models.torch_linear(n_outputs=1)
+    model = torch_linear(n_outputs=1)
     explainer = _explainer(dialect, kind, model, BG6)
     assert explainer.expected_value.shape == (1,)
     values = explainer.shap_values(X6, **_call_kwargs(kind))
@@ -81,7 +83,7 @@ def test_single_output_keeps_its_axis_only_in_the_current_layout(dialect: str, k
 @pytest.mark.parametrize("kind", ["DeepExplainer", "GradientExplainer"])
 @pytest.mark.parametrize("spelling", ["ranked_output", "ranked_outputs"])
 def test_ranked_outputs(dialect: str, kind: str, spelling: str) -> None:
-    model = models.torch_linear(n_outputs=4)
+    model = torch_linear(n_outputs=4)
     explainer = _explainer(dialect, kind, model, BG6)
     values, indexes = explainer.shap_values(X6, **{spelling: 2}, **_call_kwargs(kind))
     outputs = _torch_outputs(model, X6)
@@ -95,7 +97,7 @@ def test_ranked_outputs(dialect: str, kind: str, spelling: str) -> None:
 
 
 def test_return_variances(dialect: str) -> None:
-    explainer = _explainer(dialect, "GradientExplainer", models.torch_mlp(n_outputs=3), BG6)
+    explainer = _explainer(dialect, "GradientExplainer", torch_mlp(n_outputs=3), BG6)
     values, variances = explainer.shap_values(X6, nsamples=8, rseed=0, return_variances=True)
     ranked, ranked_variances, indexes = explainer.shap_values(
         X6, nsamples=8, rseed=0, return_variances=True, ranked_outputs=2
@@ -110,9 +112,9 @@ def test_return_variances(dialect: str) -> None:
 
 @pytest.mark.parametrize("kind", ["DeepExplainer", "GradientExplainer"])
 def test_several_inputs(dialect: str, kind: str) -> None:
-    model = models.torch_two_input(n_outputs=3)
-    background = [models.rng_data((10, 5), 3), models.rng_data((10, 4), 4)]
-    x = [models.rng_data((2, 5), 5), models.rng_data((2, 4), 6)]
+    model = torch_two_input(n_outputs=3)
+    background = [rng_data((10, 5), 3), rng_data((10, 4), 4)]
+    x = [rng_data((2, 5), 5), rng_data((2, 4), 6)]
     explainer = _explainer(dialect, kind, model, background)
     values = explainer.shap_values(x, **_call_kwargs(kind))
     if dialect == "legacy":  # per output, a list per input
@@ -130,7 +132,7 @@ def test_several_inputs(dialect: str, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["DeepExplainer", "GradientExplainer"])
 def test_intermediate_layer(dialect: str, kind: str) -> None:
-    model = models.torch_mlp(n_outputs=3)
+    model = torch_mlp(n_outputs=3)
     explainer = _explainer(dialect, kind, (model, model[2]), BG6)
     values = explainer.shap_values(X6, **_call_kwargs(kind))
     shape = np.stack(values, -1).shape if dialect == "legacy" else values.shape
@@ -138,9 +140,9 @@ def test_intermediate_layer(dialect: str, kind: str) -> None:
 
 
 def test_keras_layouts(dialect: str) -> None:
-    model = models.keras_two_input(n_outputs=3)
-    background = [models.rng_data((10, 5), 3), models.rng_data((10, 4), 4)]
-    x = [models.rng_data((2, 5), 5), models.rng_data((2, 4), 6)]
+    model = keras_two_input(n_outputs=3)
+    background = [rng_data((10, 5), 3), rng_data((10, 4), 4)]
+    x = [rng_data((2, 5), 5), rng_data((2, 4), 6)]
     values = _explainer(dialect, "DeepExplainer", model, background).shap_values(x)
     if dialect == "legacy":
         assert len(values) == 3 and values[2][0].shape == (2, 5)
@@ -149,9 +151,9 @@ def test_keras_layouts(dialect: str) -> None:
 
 
 def test_image_plot_draws_either_layout(dialect: str) -> None:
-    model = models.torch_cnn(n_outputs=4)
-    images = models.rng_data((2, 1, 8, 8), 7)
-    values = _explainer(dialect, "DeepExplainer", model, models.rng_data((5, 1, 8, 8), 8)).shap_values(images)
+    model = torch_cnn(n_outputs=4)
+    images = rng_data((2, 1, 8, 8), 7)
+    values = _explainer(dialect, "DeepExplainer", model, rng_data((5, 1, 8, 8), 8)).shap_values(images)
     figure = _module(dialect).image_plot(values, images, show=False)
     image_axes = [ax for ax in figure.axes if ax.images]
     assert len(image_axes) == 2 * (1 + 4)  # per image: the image, then one panel per output
@@ -159,7 +161,7 @@ def test_image_plot_draws_either_layout(dialect: str) -> None:
 
 
 def test_the_environment_variable_is_read_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    explainer = deepshap.DeepExplainer(models.torch_linear(n_outputs=2), BG6)
+    explainer = deepshap.DeepExplainer(torch_linear(n_outputs=2), BG6)
     monkeypatch.setenv(LAYOUT_ENV, "0.51")
     assert explainer.shap_values(X6).shape == (3, 6, 2)
     monkeypatch.setenv(LAYOUT_ENV, "0.44")
@@ -171,7 +173,7 @@ def test_the_environment_variable_is_read_at_every_call(monkeypatch: pytest.Monk
 
 def test_current_ignores_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(LAYOUT_ENV, "0.44")
-    explainer = deepshap.current.DeepExplainer(models.torch_linear(n_outputs=2), BG6)
+    explainer = deepshap.current.DeepExplainer(torch_linear(n_outputs=2), BG6)
     assert explainer.shap_values(X6).shape == (3, 6, 2)
     assert isinstance(explainer, deepshap.DeepExplainer)
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import deepshap as shap
-from tests import models
-from tests.conftest import tf_retracing_warnings
+from tests.helpers.keras_models import keras_mlp
+from tests.helpers.tf_retracing import tf_retracing_warnings
 
 
 @pytest.mark.usefixtures("no_tf_retracing")
 def test_explainers_created_in_a_loop_do_not_warn_of_retracing() -> None:
-    model = models.keras_mlp(n_outputs=3)
+    model = keras_mlp(n_outputs=3)
     rng = np.random.default_rng(0)
     for i in range(7):
         background = rng.normal(size=(8 + i, 6)).astype(np.float32)

@@ -36,9 +36,10 @@ def test_float64_inputs_to_a_float32_keras_model_give_float64_values(kind: str) 
 
 
 def test_float64_numpy_inputs_to_a_torch_model_give_float64_values() -> None:
-    from tests import models
+    from tests.helpers.data import rng_data
+    from tests.helpers.torch_models import torch_linear
 
-    explainer = shap.DeepExplainer(models.torch_linear(n_outputs=2), models.rng_data((10, 6)))
+    explainer = shap.DeepExplainer(torch_linear(n_outputs=2), rng_data((10, 6)))
     x = np.random.default_rng(0).normal(size=(3, 6))
     assert explainer.shap_values(x).dtype == np.float64
     assert explainer.shap_values(x.astype(np.float32)).dtype == np.float32

@@ -9,12 +9,11 @@ the logits of their last position.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tests.zoo.zoo_common import photos
+from tests.helpers.zoo import Case, photos
 
 N_CLASSES = 3
 IMAGE = 32
@@ -39,19 +38,6 @@ _LM = dict(
     vocab_size=VOCAB,
     max_position_embeddings=16,
 )
-
-
-@dataclass
-class Case:
-    """A zoo entry: the wrapped model, its background and the rows explained."""
-
-    model: Any
-    background: np.ndarray
-    X: np.ndarray
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.X.shape[1:])
 
 
 def _wrap(model: Any, read: Callable[[Any, Any], Any]) -> Any:

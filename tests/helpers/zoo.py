@@ -55,6 +55,19 @@ def photos(size: int, count: int = 12, seed: int = 0) -> np.ndarray:
 
 
 @dataclass
+class Case:
+    """A zoo entry: the wrapped model, its background and the rows explained."""
+
+    model: Any
+    background: np.ndarray
+    X: np.ndarray
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.X.shape[1:])
+
+
+@dataclass
 class ZooResult:
     """One explained model: the largest relative additivity gap, the output change it is relative to
     (mean |f(x) - E f(b)| over the spread of the outputs) and the seconds DeepExplainer took."""

@@ -1,10 +1,20 @@
-"""Entry points (``jobs_models:NAME``) for the job tests' subprocesses: small seeded models."""
+"""Small seeded models for the job tests, each also an entry point ``tests.helpers.jobs_models:NAME``
+that the ``deepshap explain`` CLI, a job or a Ray worker loads by name (see :func:`entry_point`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+
+def entry_point(name: str) -> str:
+    """``MODULE:FUNCTION`` of the builder ``name`` here, as ``--model`` and ``explain_dataset`` take it.
+
+    A child process finds the module when the repository root is on its ``PYTHONPATH``
+    (:func:`tests.helpers.paths.child_environment`).
+    """
+    return f"{__name__}:{name}"
 
 
 def tiny_cnn() -> Any:

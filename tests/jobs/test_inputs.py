@@ -16,11 +16,11 @@ pytest.importorskip("pyarrow")
 pytest.importorskip("PIL")
 pytest.importorskip("torch")
 
-from jobs_models import digits, tiny_cnn, tiny_cnn_rgb  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from deepshap.jobs import StoreWriteError, explain_dataset, open_job  # noqa: E402
 from deepshap.jobs.images import to_channels_first  # noqa: E402
+from tests.helpers.jobs_models import digits, tiny_cnn, tiny_cnn_rgb  # noqa: E402
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.zoo.builders_torch import Case
-from tests.zoo.zoo_common import photos
+from tests.helpers.zoo import Case, photos
 
 #: Two classes: every explained output costs one more backward graph to trace.
 N_CLASSES = 2

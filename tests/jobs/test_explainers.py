@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +13,10 @@ pytest.importorskip("zarr")
 pytest.importorskip("pyarrow")
 pytest.importorskip("torch")
 
-from jobs_models import digits, numpy_scorer, tiny_cnn  # noqa: E402
-
 import deepshap  # noqa: E402
 from deepshap.jobs import explain_dataset, open_job, write_report  # noqa: E402
-
-TESTS = Path(__file__).parent
+from tests.helpers.jobs_models import digits, entry_point, numpy_scorer, tiny_cnn  # noqa: E402
+from tests.helpers.paths import child_environment  # noqa: E402
 
 
 def test_deep_job_matches_the_explainer_called_directly(tmp_path: Path) -> None:
@@ -68,7 +65,7 @@ def test_partition_job_of_a_numpy_model_with_class_names(tmp_path: Path) -> None
 
 def test_keras_model_from_a_keras_file_with_float16(tmp_path: Path) -> None:
     pytest.importorskip("keras")
-    from jobs_models import tiny_keras
+    from tests.helpers.jobs_models import tiny_keras
 
     model_file = tmp_path / "model.keras"
     tiny_keras().save(model_file)
@@ -167,11 +164,12 @@ def test_cli_on_a_folder_with_report(tmp_path: Path) -> None:
     names.write_text("zero\none\ntwo\n")
     out = tmp_path / "out"
     command = [
-        sys.executable, "-m", "deepshap", "explain", "--model", "jobs_models:tiny_cnn", "--data", str(folder),
-        "--explainer", "deep", "--out", str(out), "--background", "3", "--batch-size", "4", "--outputs", "2",
-        "--grayscale", "--channels-first", "--class-names", str(names), "--report", "2", "--quiet",
+        sys.executable, "-m", "deepshap", "explain", "--model", entry_point("tiny_cnn"),
+        "--data", str(folder), "--explainer", "deep", "--out", str(out), "--background", "3",
+        "--batch-size", "4", "--outputs", "2", "--grayscale", "--channels-first", "--class-names", str(names),
+        "--report", "2", "--quiet",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])}
+    env = child_environment()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "7 images: 6 explained, 1 failed" in done.stdout

@@ -12,10 +12,9 @@ pytest.importorskip("zarr")
 pytest.importorskip("pyarrow")
 pytest.importorskip("torch")
 
-import jobs_models  # noqa: E402
-from jobs_models import digits  # noqa: E402
-
 from deepshap.jobs import explain_dataset, open_job  # noqa: E402
+from tests.helpers import jobs_models  # noqa: E402
+from tests.helpers.jobs_models import digits, entry_point  # noqa: E402
 
 
 def blank_at(n: int, blank: list[int]) -> np.ndarray:
@@ -62,15 +61,15 @@ def test_resuming_with_other_weights_is_refused(tmp_path: Path, monkeypatch: pyt
     out, images = tmp_path / "out", digits(16)
     settings = {"background": 4, "batch_size": 4, "quiet": True}
     save_checkpoint(checkpoint, 0.0)
-    explain_dataset("jobs_models:from_checkpoint", images, out, "deep", **settings)
+    explain_dataset(entry_point("from_checkpoint"), images, out, "deep", **settings)
     (out / "index" / "chunk-00000003.parquet").unlink()  # a job stopped before its last chunk
     (out / "index.parquet").unlink()
     save_checkpoint(checkpoint, 0.5)
     with pytest.raises(JobMismatchError, match="weights differ"):
-        explain_dataset("jobs_models:from_checkpoint", images, out, "deep", **settings)
+        explain_dataset(entry_point("from_checkpoint"), images, out, "deep", **settings)
     assert not (out / "index" / "chunk-00000003.parquet").exists()
     save_checkpoint(checkpoint, 0.0)  # the original weights resume
-    assert explain_dataset("jobs_models:from_checkpoint", images, out, "deep", **settings).n_images == 16
+    assert explain_dataset(entry_point("from_checkpoint"), images, out, "deep", **settings).n_images == 16
 
 
 def test_a_failed_first_run_leaves_no_store_in_the_way(tmp_path: Path) -> None:
@@ -84,9 +83,9 @@ def test_a_failed_first_run_leaves_no_store_in_the_way(tmp_path: Path) -> None:
 def test_rerunning_a_finished_job_does_not_load_the_model(tmp_path: Path) -> None:
     out, images = tmp_path / "out", digits(8)
     settings = {"background": 4, "batch_size": 4, "quiet": True}
-    explain_dataset("jobs_models:counted_tiny_cnn", images, out, "deep", **settings)
+    explain_dataset(entry_point("counted_tiny_cnn"), images, out, "deep", **settings)
     builds = jobs_models.BUILDS["counted_tiny_cnn"]
-    again = explain_dataset("jobs_models:counted_tiny_cnn", images, out, "deep", **settings)
+    again = explain_dataset(entry_point("counted_tiny_cnn"), images, out, "deep", **settings)
     assert jobs_models.BUILDS["counted_tiny_cnn"] == builds
     assert (again.n_images, again.n_explained_now) == (8, 0)
 
@@ -124,7 +123,7 @@ def test_bad_arguments_are_one_line_errors(
     message: str,
 ) -> None:  # fmt: skip
     arguments = [a.format(tmp=tmp_path) for a in arguments]
-    model = [] if "--model" in arguments else ["--model", "jobs_models:tiny_cnn"]
+    model = [] if "--model" in arguments else ["--model", entry_point("tiny_cnn")]
     code, err = run_cli(capsys, *model, "--data", str(npy), "--out", str(tmp_path / "out"), *arguments)
     assert code == status
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
@@ -137,7 +136,7 @@ def test_too_few_class_names_and_another_jobs_store(
 ) -> None:
     names = tmp_path / "names.txt"
     names.write_text("zero\none\n")
-    common = ["--model", "jobs_models:tiny_cnn", "--data", str(npy), "--out", str(tmp_path / "out")]
+    common = ["--model", entry_point("tiny_cnn"), "--data", str(npy), "--out", str(tmp_path / "out")]
     code, err = run_cli(capsys, *common, "--class-names", str(names))
     assert code == 1 and "2 class names for a model of 3 outputs" in err
     assert run_cli(capsys, *common, "--background", "4")[0] == 0
@@ -199,7 +198,7 @@ def test_actors_and_threads_reach_the_ray_engine(
     module = types.ModuleType("deepshap.jobs.engines.ray_engine")
     module.RayEngine = RecordingEngine  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "deepshap.jobs.engines.ray_engine", module)
-    common = ["--model", "jobs_models:tiny_cnn", "--data", str(npy), "--background", "4"]
+    common = ["--model", entry_point("tiny_cnn"), "--data", str(npy), "--background", "4"]
     status, _ = run_cli(
         capsys, *common, "--out", str(tmp_path / "a"), "--engine", "ray", "--actors", "3",
         "--threads-per-actor", "2",
@@ -291,8 +290,8 @@ def test_the_summary_line_counts_explained_and_failed_images(
     np.save(path, blank_at(8, [2, 6]))
     np.save(tmp_path / "bg.npy", digits(2, seed=1))
     status, output = run_cli(
-        capsys, "--model", "jobs_models:raises_on_blank", "--data", str(path), "--out", str(tmp_path / "out"),
-        "--background", str(tmp_path / "bg.npy"),
+        capsys, "--model", entry_point("raises_on_blank"), "--data", str(path),
+        "--out", str(tmp_path / "out"), "--background", str(tmp_path / "bg.npy"),
     )  # fmt: skip
     assert status == 0 and "8 images: 6 explained, 2 failed (8 done in this run)" in output
 

@@ -3,7 +3,6 @@ ends with the store an uninterrupted run writes, bit for bit; another job's stor
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,25 +16,19 @@ pytest.importorskip("zarr")
 pytest.importorskip("pyarrow")
 pytest.importorskip("torch")
 
-from jobs_models import digits, tiny_cnn  # noqa: E402
-
 from deepshap.jobs import JobMismatchError, explain_dataset, open_job  # noqa: E402
+from tests.helpers.jobs_models import digits, entry_point, tiny_cnn  # noqa: E402
+from tests.helpers.paths import child_environment  # noqa: E402
 
-TESTS = Path(__file__).parent
-SRC = TESTS.parent / "src"
 N_IMAGES, BATCH = 96, 8
 
 
 def cli(out: Path, data: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "deepshap", "explain", "--model", "jobs_models:slow_tiny_cnn", "--data",
+        sys.executable, "-m", "deepshap", "explain", "--model", entry_point("slow_tiny_cnn"), "--data",
         str(data), "--explainer", "deep", "--out", str(out), "--background", "10", "--batch-size",
         str(BATCH), "--outputs", "2", "--quiet", "--report", "0", *extra,
     ]  # fmt: skip
-
-
-def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
 
 
 def committed(out: Path) -> int:
@@ -45,7 +38,7 @@ def committed(out: Path) -> int:
 def start_and_stop(out: Path, data: Path, sig: int, after_chunks: int) -> subprocess.CompletedProcess:
     """Start the CLI, send ``sig`` once ``after_chunks`` chunks are committed; return how it ended."""
     process = subprocess.Popen(
-        cli(out, data), env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cli(out, data), env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 240
     while committed(out) < after_chunks and process.poll() is None and time.monotonic() < deadline:
@@ -76,7 +69,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "store"
-    done = subprocess.run(cli(out, dataset), env=environment(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        cli(out, dataset), env=child_environment(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return out
 
@@ -90,7 +85,9 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(
     assert killed.returncode == -signal.SIGKILL
     survived = committed(out)
     assert 3 <= survived < N_IMAGES // BATCH, "the kill must land mid-job"
-    rerun = subprocess.run(cli(out, dataset), env=environment(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        cli(out, dataset), env=child_environment(), capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"({N_IMAGES - survived * BATCH} done in this run)" in rerun.stdout
     same_results(out, reference)
@@ -108,7 +105,9 @@ def test_sigint_flushes_what_is_done_and_rerun_completes(
     survived = committed(out)
     assert 2 <= survived < N_IMAGES // BATCH
     assert not list(out.rglob("*.tmp")), "an interrupted commit left a temporary file"
-    rerun = subprocess.run(cli(out, dataset), env=environment(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        cli(out, dataset), env=child_environment(), capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     same_results(out, reference)
 
