@@ -1,5 +1,6 @@
 """What the tests share: model builders, data, known games, paths. No tests here.
 
-Each module imports its optional packages (torch, keras, ...) inside the functions that need them, so
-importing any of them needs only deepshap's base dependencies.
+Most modules import their optional packages (torch, keras, ...) inside the functions that need them, so
+importing them needs only deepshap's base dependencies. A module named for one framework's tests
+(``torch_deep``) imports that framework at the top: import it after ``pytest.importorskip``.
 """
