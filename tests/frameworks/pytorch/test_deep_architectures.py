@@ -13,11 +13,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from tests.helpers.torch_deep import (  # noqa: E402
-    ReusedNet,
-    additive_values,
-    tensor_data,
-)
+from tests.helpers.torch_deep import ReusedNet, additive_values, tensor_data  # noqa: E402
 
 
 class FunctionalNet(nn.Module):

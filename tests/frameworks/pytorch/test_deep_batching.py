@@ -11,12 +11,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import deepshap  # noqa: E402
-from tests.helpers.torch_deep import (  # noqa: E402
-    Lambda,
-    ReusedNet,
-    additive_values,
-    tensor_data,
-)
+from tests.helpers.torch_deep import Lambda, ReusedNet, additive_values, tensor_data  # noqa: E402
 
 
 def test_chunking_does_not_change_the_result() -> None:

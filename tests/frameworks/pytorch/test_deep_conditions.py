@@ -14,12 +14,7 @@ from torch import nn  # noqa: E402
 
 import deepshap  # noqa: E402
 from deepshap.frameworks.pytorch.deep import UnsupportedOperationError  # noqa: E402
-from tests.helpers.torch_deep import (  # noqa: E402
-    Lambda,
-    additive_values,
-    mlp_with,
-    tensor_data,
-)
+from tests.helpers.torch_deep import Lambda, additive_values, mlp_with, tensor_data  # noqa: E402
 
 
 def _in_place_masked_relu(x: torch.Tensor) -> torch.Tensor:

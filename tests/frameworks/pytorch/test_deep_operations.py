@@ -12,13 +12,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import deepshap  # noqa: E402
-from tests.helpers.torch_deep import (  # noqa: E402
-    Lambda,
-    SoftmaxHead,
-    additive_values,
-    mlp_with,
-    tensor_data,
-)
+from tests.helpers.torch_deep import Lambda, SoftmaxHead, additive_values, mlp_with, tensor_data  # noqa: E402
 
 
 @pytest.mark.parametrize(

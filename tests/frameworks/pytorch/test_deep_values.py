@@ -12,12 +12,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import deepshap  # noqa: E402
-from tests.helpers.torch_deep import (  # noqa: E402
-    RTOL,
-    SoftmaxHead,
-    model_outputs,
-    tensor_data,
-)
+from tests.helpers.torch_deep import RTOL, SoftmaxHead, model_outputs, tensor_data  # noqa: E402
 
 
 class PlainCNN(nn.Module):
