@@ -226,19 +226,3 @@ def test_register_refuses_what_it_cannot_do() -> None:
         deepshap.rules.register(torch.special.erfcx, "softmax")
     with pytest.raises(TypeError, match="rule kind"):
         deepshap.rules.register("Erfinv", lambda t: t)
-
-
-def test_one_unsupported_operation_error_for_both_backends() -> None:
-    assert deepshap.UnsupportedOperationError is UnsupportedOperationError
-    assert issubclass(UnsupportedOperationError, TypeError)
-    assert issubclass(UnsupportedOperationError, NotImplementedError)
-    assert issubclass(deepshap.AdditivityError, AssertionError)
-
-
-def test_to_numpy_reads_bfloat16_as_float32() -> None:
-    from deepshap.arrays import to_numpy
-
-    assert to_numpy(torch.ones(2, dtype=torch.bfloat16)).dtype == np.float32
-    assert to_numpy(torch.ones(2, dtype=torch.float16)).dtype == np.float16
-    tf = pytest.importorskip("tensorflow")
-    assert to_numpy(tf.ones(2, dtype=tf.bfloat16)).dtype == np.float32
