@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH_DIR))
+from tests.helpers.paths import BENCHMARKS
+
+sys.path.insert(0, str(BENCHMARKS))  # the bench files import the harness as a top-level module
 
 import harness  # noqa: E402
 import run as bench_run  # noqa: E402
@@ -130,7 +131,7 @@ def test_steady_allocator_keeps_freed_memory_for_the_next_allocation(tmp_path: P
         textwrap.dedent(
             f"""
             import resource, sys
-            sys.path.insert(0, {str(BENCH_DIR)!r})
+            sys.path.insert(0, {str(BENCHMARKS)!r})
             import numpy as np
             import harness
 

@@ -15,6 +15,7 @@ import pytest
 from deepshap.cli import build_parser, main
 from deepshap.demo import DemoSectionError, SectionResult, run_demo
 from deepshap.demo.sections import DemoState
+from tests.helpers.paths import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -156,11 +157,10 @@ def test_demo_leaves_the_callers_matplotlib_backend_alone(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make, which CI runs the tests with")
 def test_an_out_variable_in_the_environment_does_not_redirect_make(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OUT": str(tmp_path / "precious")}
     for target in ("clean", "demo"):
         commands = subprocess.run(
-            ["make", "-n", "-C", str(root), target], env=env, capture_output=True, text=True
+            ["make", "-n", "-C", str(ROOT), target], env=env, capture_output=True, text=True
         )
         assert "precious" not in commands.stdout and "demo-output" in commands.stdout, commands.stdout
 

@@ -10,6 +10,7 @@ from deepshap.explainers import gradient
 from deepshap.explainers.gradient import GradientExplainer
 from tests.helpers.data import rng_data
 from tests.helpers.keras_models import keras_cnn, keras_linear, keras_mlp, keras_two_input
+from tests.helpers.paths import EXAMPLES
 from tests.helpers.torch_models import (
     torch_cnn,
     torch_ignores_input,
@@ -321,10 +322,8 @@ def test_keras_local_smoothing_is_seeded():
 # the seeds, run as written ------------------------------------------------------------------------
 def _run_example(name: str):
     import runpy
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "examples" / name
-    return runpy.run_path(str(path), run_name="example")["main"]
+    return runpy.run_path(str(EXAMPLES / name), run_name="example")["main"]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import pytest
 import deepshap
 from deepshap.explainers.partition import Explainer, PartitionExplainer
 from deepshap.maskers import Image
+from tests.helpers.paths import EXAMPLES
 
 K = 5
 
@@ -461,10 +462,8 @@ def test_outputs_that_change_size_are_an_error():
 def test_seed_001_partition_runs_as_written(tmp_path):
     """The pretrained EfficientNet-Lite0 on real photos: coffee is an espresso, and the values add up."""
     import runpy
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "seed_001_partition.py"
-    main = runpy.run_path(str(path), run_name="example")["main"]
+    main = runpy.run_path(str(EXAMPLES / "seed_001_partition.py"), run_name="example")["main"]
     result = main(str(tmp_path), evals=60, fine_evals=60)
     values = result["shap_values"]
     assert result["photo_names"] == ["chelsea", "coffee"]
