@@ -25,6 +25,7 @@ from tests.helpers.tf_retracing import tf_retracing_warnings  # noqa: E402
 @pytest.fixture
 def no_tf_retracing() -> Iterator[None]:
     """Fail the test if TensorFlow warns of tf.function retracing while it runs."""
+    pytest.importorskip("tensorflow")
     with tf_retracing_warnings() as messages:
         yield
     assert not messages, messages[0]

@@ -41,7 +41,7 @@ def _call_kwargs(kind: str) -> dict:
 
 
 def _torch_outputs(model, *xs) -> np.ndarray:
-    import torch
+    torch = pytest.importorskip("torch")
 
     with torch.no_grad():
         return model(*[torch.as_tensor(x) for x in xs]).numpy().astype(np.float64)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deepshap.cli import build_parser, main
+from deepshap.cli import _DEMO_MODULES, build_parser, main
 from deepshap.demo import DemoSectionError, SectionResult, run_demo
 from deepshap.demo.sections import DemoState
 from tests.helpers.paths import ROOT
@@ -20,7 +20,15 @@ from tests.helpers.paths import ROOT
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture
+def demo_packages() -> None:
+    """Skip unless the packages the demo imports are installed: without them the CLI stops first."""
+    for module in _DEMO_MODULES:
+        pytest.importorskip(module)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("demo_packages")
 def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "gallery"
     result = subprocess.run(
@@ -165,6 +173,7 @@ def test_an_out_variable_in_the_environment_does_not_redirect_make(tmp_path: Pat
         assert "precious" not in commands.stdout and "demo-output" in commands.stdout, commands.stdout
 
 
+@pytest.mark.usefixtures("demo_packages")
 def test_cli_out_expands_home_and_rejects_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,6 +203,7 @@ def test_demo_replaces_its_own_gallery_but_not_a_page_of_the_users(tmp_path: Pat
     assert ran == [] and (users / "index.html").read_text() == "<html><title>my site</title></html>"
 
 
+@pytest.mark.usefixtures("demo_packages")
 def test_cli_reports_a_users_index_html_in_the_output_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,6 +236,7 @@ def test_cli_refuses_an_empty_output_folder(capsys: pytest.CaptureFixture[str]) 
     assert "give a folder, not an empty path" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("demo_packages")
 def test_cli_reports_a_failed_section_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -240,6 +251,7 @@ def test_cli_reports_a_failed_section_in_one_line(
     )
 
 
+@pytest.mark.usefixtures("demo_packages")
 def test_cli_names_missing_demo_packages_before_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

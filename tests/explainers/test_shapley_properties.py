@@ -142,7 +142,7 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
 
 def _torch_model() -> Any:
     """float64 MLP on x[:, :5] (features 5..7 sliced away), first layer weighing features 0 and 1 alike."""
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     class ReadsFirstFive(nn.Module):
@@ -165,7 +165,7 @@ def _torch_model() -> Any:
 
 def _keras_model() -> Any:
     """float64 Keras MLP whose first kernel has zero rows for features 5..7 and equal rows 0 and 1."""
-    import keras
+    keras = pytest.importorskip("keras")
     from keras import layers
 
     keras.utils.set_random_seed(0)

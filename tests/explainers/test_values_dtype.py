@@ -10,7 +10,7 @@ import deepshap.current as shap
 
 
 def _keras_relu_line(weights: tuple[float, float], bias: float):
-    import keras
+    keras = pytest.importorskip("keras")
 
     inputs = keras.Input(shape=(2,))
     layer = keras.layers.Dense(1, activation="relu")

@@ -94,7 +94,7 @@ def test_name_index_without_names_raises() -> None:
 
 
 def test_tensors_and_lists_of_names_as_indexes() -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     e = coded_explanation()
     np.testing.assert_array_equal(e[torch.tensor(1)].values, e.values[1])

@@ -1,17 +1,20 @@
 """Small seeded Keras 3 models shared by the tests, the counterparts of :mod:`tests.helpers.torch_models`.
 
-Every builder takes a ``seed`` so results are reproducible. keras is imported inside each builder, so
-importing this module needs no TensorFlow.
+Every builder takes a ``seed`` so results are reproducible. keras is imported inside each builder with
+``pytest.importorskip``: importing this module needs no TensorFlow, and a test that builds a model skips
+where keras is not installed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 
 def keras_linear(n_features: int = 6, n_outputs: int = 3, seed: int = 0) -> Any:
     """A Sequential ``Dense`` layer (no activation)."""
-    import keras
+    keras = pytest.importorskip("keras")
 
     keras.utils.set_random_seed(seed)
     return keras.Sequential([keras.Input((n_features,)), keras.layers.Dense(n_outputs)])
@@ -19,7 +22,7 @@ def keras_linear(n_features: int = 6, n_outputs: int = 3, seed: int = 0) -> Any:
 
 def keras_mlp(n_features: int = 6, n_outputs: int = 3, hidden: int = 16, seed: int = 0) -> Any:
     """A small nonlinear Sequential MLP."""
-    import keras
+    keras = pytest.importorskip("keras")
     from keras import layers
 
     keras.utils.set_random_seed(seed)
@@ -36,7 +39,7 @@ def keras_mlp(n_features: int = 6, n_outputs: int = 3, hidden: int = 16, seed: i
 
 def keras_two_input(n_a: int = 5, n_b: int = 4, n_outputs: int = 3, seed: int = 0) -> Any:
     """A functional model with two flat inputs mixed nonlinearly."""
-    import keras
+    keras = pytest.importorskip("keras")
     from keras import layers
 
     keras.utils.set_random_seed(seed)
@@ -49,7 +52,7 @@ def keras_two_input(n_a: int = 5, n_b: int = 4, n_outputs: int = 3, seed: int = 
 
 def keras_cnn(n_outputs: int = 4, seed: int = 0) -> Any:
     """A tiny functional CNN on (8, 8, 1) images; ``layers[2]`` is the second conv."""
-    import keras
+    keras = pytest.importorskip("keras")
     from keras import layers
 
     keras.utils.set_random_seed(seed)

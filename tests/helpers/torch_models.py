@@ -1,17 +1,20 @@
 """Small seeded PyTorch models shared by the tests, small enough for 2 CPU cores.
 
 Every builder takes a ``seed`` so results are reproducible and returns the model in eval mode. torch is
-imported inside each builder, so importing this module needs no torch.
+imported inside each builder with ``pytest.importorskip``: importing this module needs no torch, and a
+test that builds a model skips where torch is not installed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 
 def torch_linear(n_features: int = 6, n_outputs: int = 3, seed: int = 0) -> Any:
     """``y = x W^T + b`` on flat inputs."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     torch.manual_seed(seed)
     return torch.nn.Linear(n_features, n_outputs).eval()
@@ -19,7 +22,7 @@ def torch_linear(n_features: int = 6, n_outputs: int = 3, seed: int = 0) -> Any:
 
 def torch_mlp(n_features: int = 6, n_outputs: int = 3, hidden: int = 16, seed: int = 0) -> Any:
     """A small nonlinear MLP (tanh, softplus) with a smooth output."""
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     torch.manual_seed(seed)
@@ -34,7 +37,7 @@ def torch_mlp(n_features: int = 6, n_outputs: int = 3, hidden: int = 16, seed: i
 
 def torch_two_input(n_a: int = 5, n_b: int = 4, n_outputs: int = 3, seed: int = 0) -> Any:
     """``forward(a, b)``: two flat inputs mixed nonlinearly."""
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     class TwoInput(nn.Module):
@@ -53,7 +56,7 @@ def torch_two_input(n_a: int = 5, n_b: int = 4, n_outputs: int = 3, seed: int = 
 
 def torch_cnn(n_outputs: int = 4, seed: int = 0) -> Any:
     """A tiny CNN on (1, 8, 8) images; ``model[2]`` is the second conv, a good intermediate layer."""
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     torch.manual_seed(seed)
@@ -69,7 +72,7 @@ def torch_cnn(n_outputs: int = 4, seed: int = 0) -> Any:
 
 def torch_ignores_input(n_features: int = 4) -> Any:
     """A model whose output does not depend on its input (a learned constant)."""
-    import torch
+    torch = pytest.importorskip("torch")
     from torch import nn
 
     class Constant(nn.Module):

@@ -264,6 +264,7 @@ def test_row_lookups_read_one_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_the_image_size_is_the_most_common_one(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
     from PIL import Image
 
     from deepshap.jobs.images import to_channels_first

@@ -19,6 +19,7 @@ def node_pixels(tree, node: int) -> np.ndarray:
 @pytest.mark.parametrize("shape", [(7, 5), (9, 13), (16, 12), (1, 6)])
 def test_axis_tree_has_the_pixel_sets_of_shaps_tree(shape):
     """Every node of deepshap's tree is a node of shap's tree (shap's nodes over whole pixels)."""
+    pytest.importorskip("shap")
     from shap.maskers import Image as ShapImage
     from shap.utils import make_masks
 

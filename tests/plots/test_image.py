@@ -126,7 +126,7 @@ def test_rgb_channels_summed():
 
 
 def test_torch_channels_first(tmp_path):
-    import torch
+    torch = pytest.importorskip("torch")
 
     x = _digits()
     sv = _attributions(2)
@@ -141,7 +141,7 @@ def test_torch_channels_first(tmp_path):
 
 
 def test_torch_rgb_channels_first_with_output_axis():
-    import torch
+    torch = pytest.importorskip("torch")
 
     rng = np.random.default_rng(2)
     x = torch.tensor(rng.uniform(size=(2, 3, H, W)), dtype=torch.float32)
@@ -155,7 +155,7 @@ def test_torch_rgb_channels_first_with_output_axis():
 
 
 def test_tf_tensors_seed004(tmp_path):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     x = tf.expand_dims(tf.constant(_digits()[:1, ..., 0]), axis=-1)  # (1, H, W, 1) tf tensor
     sv = [tf.constant(v[:1]) for v in _attributions(10)]
@@ -301,7 +301,7 @@ def test_explanation_without_output_axis_and_row_slice():
 
 
 def test_shap_explanation_is_accepted():
-    import shap
+    shap = pytest.importorskip("shap")
 
     rng = np.random.default_rng(9)
     data = rng.uniform(size=(2, H, W, 1))
@@ -399,7 +399,7 @@ def test_a_unit_range_image_that_overshoots_a_little_is_not_black():
 
 
 def test_true_labels_may_be_a_tensor():
-    import torch
+    torch = pytest.importorskip("torch")
 
     fig = image(_attributions(1)[0], _digits(), true_labels=torch.tensor([7, 2, 1]), show=False)
     assert [ax.get_title() for ax in _panels(fig)[::2]] == ["7", "2", "1"]

@@ -192,7 +192,7 @@ def test_keras_and_torch_softmax_outputs_of_shifted_logits_add_up_in_float32() -
     """A float32 model ending in softmax whose logits move by 25: the attributions nearly cancel (their
     absolute sum is about 2500 times their sum), so they add up to the float32 rounding of that absolute
     sum, and DeepExplainer's additivity check (with its default tolerance) accepts them."""
-    import keras
+    keras = pytest.importorskip("keras")
 
     import deepshap
 

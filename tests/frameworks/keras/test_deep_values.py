@@ -78,7 +78,7 @@ def test_product_of_two_branches_is_the_two_player_shapley_split() -> None:
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_softmax_gets_the_values_of_the_pytorch_rule(log: bool) -> None:
     """Keras' Softmax / LogSoftmax op and torch's softmax / log_softmax share one rule: same values."""
-    import torch
+    torch = pytest.importorskip("torch")
     from keras import layers as L
 
     import deepshap
@@ -130,7 +130,7 @@ def test_log_softmax_and_max_reduction_are_additive() -> None:
 
 def test_agrees_with_shap_on_a_relu_maxpool_cnn() -> None:
     """Where shap's TensorFlow DeepExplainer is exact (ReLU, MaxPool, linear ops) the values agree."""
-    import shap
+    shap = pytest.importorskip("shap")
 
     model = maxpool_cnn()
     X = np.abs(rng_data((3, 10, 10, 1), seed=11))
@@ -144,7 +144,7 @@ def test_agrees_with_shap_on_a_relu_maxpool_cnn() -> None:
 
 def test_same_values_as_the_pytorch_backend_on_the_same_model() -> None:
     """One algorithm, two frameworks: an MLP with GELU, LayerNorm, ReLU6 and softmax, weights copied."""
-    import torch
+    torch = pytest.importorskip("torch")
     from keras import layers as L
 
     import deepshap as shap

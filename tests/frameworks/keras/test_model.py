@@ -18,7 +18,7 @@ BG6 = rng_data((7, 6), seed=2)
 
 
 def _torch(x: np.ndarray):
-    import torch
+    torch = pytest.importorskip("torch")
 
     return torch.from_numpy(x)
 

@@ -25,7 +25,7 @@ def test_explainers_created_in_a_loop_do_not_warn_of_retracing() -> None:
 
 def test_the_check_sees_a_warning() -> None:
     """The check finds TensorFlow's warning where there is one (one function traced for 7 shapes)."""
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     traced = tf.function(lambda x: x * 2)
     with tf_retracing_warnings() as messages:
