@@ -170,7 +170,10 @@ def test_limit_threads_sets_every_library(monkeypatch: pytest.MonkeyPatch) -> No
 
     before = torch.get_num_threads()
     for name in harness.THREAD_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+        # setenv, not delenv: monkeypatch restores only what it changed, and a delenv of a variable that
+        # is not set changes nothing, so the limit would stay for every later test (TensorFlow reads it
+        # when its runtime starts)
+        monkeypatch.setenv(name, "7")
     try:
         harness.limit_threads(1)
         assert torch.get_num_threads() == 1
