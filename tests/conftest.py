@@ -1,4 +1,8 @@
-"""Test-wide settings: a headless plotting backend and quiet, deterministic frameworks."""
+"""Test-wide settings: a headless plotting backend and quiet, deterministic frameworks.
+
+Nothing here imports an optional package (torch, TensorFlow, shap, ...): a test that needs one skips
+itself with ``pytest.importorskip`` (see CONTRIBUTING.md), and collection must work without any of them.
+"""
 
 import os
 
@@ -11,39 +15,17 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-import contextlib  # noqa: E402
-import logging  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-
-@contextlib.contextmanager
-def tf_retracing_warnings() -> Iterator[list[str]]:
-    """Collect TensorFlow's "triggered tf.function retracing" warnings logged inside the block.
-
-    TensorFlow warns at most twice per traced code object and process, so its record of past traces is
-    cleared first: a warning already given by an earlier test would otherwise hide a new one.
-    """
-    import tensorflow as tf
-    from tensorflow.python.eager.polymorphic_function import polymorphic_function
-
-    polymorphic_function._frequent_tracing_detector_manager._detectors.clear()
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logger = tf.get_logger()
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        messages[:] = [m for m in messages if "retracing" in m]
+from tests.helpers.tf_retracing import tf_retracing_warnings  # noqa: E402
 
 
 @pytest.fixture
 def no_tf_retracing() -> Iterator[None]:
     """Fail the test if TensorFlow warns of tf.function retracing while it runs."""
+    pytest.importorskip("tensorflow")
     with tf_retracing_warnings() as messages:
         yield
     assert not messages, messages[0]

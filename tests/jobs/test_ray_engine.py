@@ -28,9 +28,8 @@ torch = pytest.importorskip("torch")
 
 from deepshap.jobs import _loopback  # noqa: E402
 from deepshap.jobs.engine import ChunkResult, WorkItem  # noqa: E402
+from tests.helpers.paths import child_environment  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-SRC = HERE.parents[1] / "src"
 N_CHUNKS, CHUNK_SIZE, INPUT_SHAPE, N_CLASSES = 12, 4, (1, 8, 8), 3
 KILL_CHUNKS, KILL_AFTER_COMMITS, KILL_DELAY_S = 16, 3, 0.25
 MAX_IN_FLIGHT = 3
@@ -269,11 +268,10 @@ def run_scenarios(out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     out = tmp_path_factory.mktemp("ray-scenarios")
-    path = os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = child_environment(RAY_USAGE_STATS_ENABLED="0")
     try:
         done = _loopback.call_isolated(
-            f"{Path(__file__).stem}:run_scenarios", str(out), timeout=SCENARIO_TIMEOUT_S, env=env
+            f"{__name__}:run_scenarios", str(out), timeout=SCENARIO_TIMEOUT_S, env=env
         )
     except _loopback.LoopbackUnavailable as error:
         pytest.fail(f"cannot isolate the Ray cluster on loopback: {error}")
@@ -437,5 +435,5 @@ def test_engine_arguments_are_checked() -> None:
 
 def test_importing_deepshap_and_its_jobs_does_not_import_ray() -> None:
     code = "import sys, deepshap, deepshap.jobs, deepshap.jobs.engine; assert 'ray' not in sys.modules"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = child_environment()
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

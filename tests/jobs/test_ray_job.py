@@ -6,7 +6,6 @@ The Ray run starts its own local cluster (no ``--address``) inside a loopback-on
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,15 +19,15 @@ pytest.importorskip("pyarrow")
 pytest.importorskip("torch")
 
 from deepshap.jobs import _loopback, open_job  # noqa: E402
+from tests.helpers.jobs_models import entry_point  # noqa: E402
+from tests.helpers.paths import child_environment  # noqa: E402
 
-TESTS = Path(__file__).resolve().parents[1]
-SRC = TESTS.parent / "src"
 N_IMAGES, BATCH = 40, 8
 
 
 def explain(out: Path, data: Path, engine: str) -> list[str]:
     return [
-        sys.executable, "-m", "deepshap", "explain", "--model", "jobs_models:tiny_cnn", "--data", str(data),
+        sys.executable, "-m", "deepshap", "explain", "--model", entry_point("tiny_cnn"), "--data", str(data),
         "--explainer", "deep", "--out", str(out), "--background", "10", "--batch-size", str(BATCH),
         "--outputs", "2", "--quiet", "--report", "0", "--engine", engine,
     ]  # fmt: skip
@@ -38,11 +37,7 @@ def test_the_ray_engine_writes_the_local_engines_store(tmp_path: Path) -> None:
     data = tmp_path / "digits.npy"
     rng = np.random.default_rng(3)
     np.save(data, rng.random((N_IMAGES, 1, 8, 8), dtype=np.float32))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)]),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
+    env = child_environment(RAY_USAGE_STATS_ENABLED="0")
     local = subprocess.run(
         explain(tmp_path / "local", data, "local"), env=env, capture_output=True, text=True
     )

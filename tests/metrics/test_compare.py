@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deepshap import metrics
-from tests.metrics import games
+from tests.helpers import games
 
 
 def test_compare_ranks_exact_and_halved_explanations():

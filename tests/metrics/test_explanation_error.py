@@ -5,7 +5,7 @@ import pytest
 
 import deepshap
 from deepshap import metrics
-from tests.metrics import games
+from tests.helpers import games
 
 
 def _linear_case():

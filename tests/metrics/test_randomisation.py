@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from deepshap import metrics
-from tests.metrics import games
+from tests.helpers import games
 
 
 def test_torch_linear_model_rank_correlation_in_closed_form():

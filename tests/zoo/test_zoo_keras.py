@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.zoo.zoo_common import check, explain
+from tests.helpers.zoo import check, explain
 
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from tests.zoo import builders_keras as B  # noqa: E402
+from tests.helpers import zoo_keras as B  # noqa: E402
 
 #: Fast enough for every run on two shared cores (under half a minute each); the others trace graphs of
 #: thousands of ops for a minute or more and are marked slow (CI runs them too).

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.zoo.zoo_common import check, explain
+from tests.helpers.zoo import check, explain
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.zoo import builders_torch as B  # noqa: E402
+from tests.helpers import zoo_torch as B  # noqa: E402
 
 # the slowest on two shared cores (seconds of tracing and many ops); CI runs them too
 _SLOW = {"MobileViT", "MobileNetV1", "MobileNetV2", "EfficientNet", "LeViT", "SegFormer", "Swinv2", "Qwen2"}
