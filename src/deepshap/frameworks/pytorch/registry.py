@@ -23,7 +23,17 @@ from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
 from deepshap.rules import Rule, maths, pending
 
-__all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
+__all__ = [
+    "FUNCTION_CALLS",
+    "MODULE_CALLS",
+    "RULES",
+    "OpRule",
+    "add",
+    "current",
+    "remove",
+    "resolve",
+    "restore",
+]
 
 
 @dataclass(frozen=True)
@@ -333,17 +343,56 @@ def _module_call(cls: type[torch.nn.Module]) -> Callable[..., Any]:
     return call
 
 
+#: The custom ``torch.autograd.Function`` classes given a rule, each with the function that replaced
+#: its ``apply`` (see :func:`_function_call`).
+FUNCTION_CALLS: dict[type, Callable[..., Any]] = {}
+#: Of those classes, the ``apply`` each defined itself (None: inherited), put back when unregistered.
+_OWN_APPLY: dict[type, Any] = {}
+
+
+def _function_call(cls: type[torch.autograd.Function]) -> Callable[..., Any]:
+    """A function that replaces ``cls.apply`` while ``cls`` is registered: it runs the original
+    ``apply``, except under a ``TorchFunctionMode``, which receives it as the call to give a rule.
+
+    ``Function.apply`` itself is invisible to torch function modes (only the operations inside its
+    forward are seen, with gradients disabled), so without this no rule could be looked up for it."""
+    original = cls.apply
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        tensors = tuple(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
+        if torch.overrides.has_torch_function(tensors):
+            return torch.overrides.handle_torch_function(call, tensors, *args, **kwargs)
+        return original(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{cls.__module__}.{cls.__qualname__}.apply"
+    call.__wrapped__ = original  # type: ignore[attr-defined]
+    return call
+
+
+def _registered_key(op: Any) -> Any:
+    """What the mode receives for ``op``: the stand-in function of a registered class, else ``op``."""
+    return MODULE_CALLS.get(op) or FUNCTION_CALLS.get(op) or op
+
+
 def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
     """Give the function ``op`` a rule: a kind of :data:`_REGISTRABLE`, or a decomposition (a function
     with ``op``'s signature written in operations that have rules), replacing any rule it had. An
-    ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule."""
+    ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule. A
+    ``torch.autograd.Function`` class takes either, with the signature of its ``apply``."""
     if isinstance(op, torch.nn.Module):
         raise TypeError(f"Register the class of a module, {type(op).__name__}, not one instance of it.")
+    if isinstance(op, type) and issubclass(op, torch.autograd.Function):
+        if op not in FUNCTION_CALLS:
+            _OWN_APPLY[op] = vars(op).get("apply")
+            FUNCTION_CALLS[op] = _function_call(op)
+            op.apply = staticmethod(FUNCTION_CALLS[op])  # type: ignore[assignment, method-assign]
+        add(FUNCTION_CALLS[op], rule)
+        return
     if isinstance(op, type):
         if not issubclass(op, torch.nn.Module) or not isinstance(rule, str):
             raise TypeError(
-                f"A class can be registered only if it is a torch.nn.Module, with a rule kind; got {op!r}, "
-                f"{rule!r}."
+                f"A class can be registered only if it is a torch.nn.Module (with a rule kind) or a "
+                f"torch.autograd.Function; got {op!r}, {rule!r}."
             )
         call = MODULE_CALLS.setdefault(op, _module_call(op))
         add(call, rule)
@@ -361,17 +410,24 @@ def add(op: Callable[..., Any], rule: str | Callable[..., Any]) -> None:
 
 def current(op: Callable[..., Any]) -> OpRule | None:
     """The rule ``op`` has now (for :func:`restore`)."""
-    return RULES.get(MODULE_CALLS.get(op, op))  # type: ignore[call-overload]
+    return RULES.get(_registered_key(op))
 
 
 def restore(op: Callable[..., Any], rule: OpRule) -> None:
     """Give ``op`` back a rule taken with :func:`current`."""
-    RULES[MODULE_CALLS.get(op, op)] = rule  # type: ignore[call-overload]
+    RULES[_registered_key(op)] = rule
 
 
 def remove(op: Callable[..., Any]) -> None:
     """Undo registrations for ``op``: deepshap's own rule, or none."""
-    if isinstance(op, type):
+    if isinstance(op, type) and op in FUNCTION_CALLS:
+        RULES.pop(FUNCTION_CALLS.pop(op), None)
+        own = _OWN_APPLY.pop(op)
+        if own is None:
+            del op.apply  # inherited from torch.autograd.Function again
+        else:
+            op.apply = own  # type: ignore[method-assign]
+    elif isinstance(op, type):
         RULES.pop(MODULE_CALLS.pop(op, None), None)
     elif op in _BUILTIN:
         RULES[op] = _BUILTIN[op]
