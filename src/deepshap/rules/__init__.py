@@ -86,9 +86,11 @@ def register(
     - PyTorch only: ``op`` may be an ``nn.Module`` class with one of the kinds above; the whole forward
       of its instances then gets that rule (``register(MyActivation, "rescale")``).
     - PyTorch only: a function with ``op``'s signature written in operations that have rules (a
-      decomposition), for instance the forward of a custom ``autograd.Function``; each of its operations
-      then gets its own rule. TensorFlow only: ``"identity"``, a value identity whose gradient passes
-      through.
+      decomposition); each of its operations then gets its own rule.
+    - PyTorch only: ``op`` may be a custom ``torch.autograd.Function`` class, with a kind or a
+      decomposition taking the arguments of its ``apply``. Its own backward is a gradient, not a
+      DeepLIFT multiplier, so an unregistered Function is refused by name.
+    - TensorFlow only: ``"identity"``, a value identity whose gradient passes through.
 
     ``data_inputs`` (TensorFlow): the input positions that may depend on the input (default: any).
     A registration replaces deepshap's own rule for ``op``, for every explainer created afterwards;

@@ -57,30 +57,6 @@ def test_training_mode_dropout_raises() -> None:
         explainer.shap_values(tensor_data((2, 4), 2))
 
 
-def test_custom_autograd_function_fails_the_additivity_check() -> None:
-    class Cube(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):  # noqa: ANN001, ANN205
-            ctx.save_for_backward(x)
-            return x**3
-
-        @staticmethod
-        def backward(ctx, grad):  # noqa: ANN001, ANN205
-            (x,) = ctx.saved_tensors
-            return 3 * x**2 * grad
-
-    class CubeNet(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return Cube.apply(x).sum(1)
-
-    explainer = deepshap.DeepExplainer(CubeNet(), tensor_data((6, 3), 1))
-    from deepshap.explainers.deep import AdditivityError
-
-    with pytest.raises(AdditivityError, match="check_additivity=False"):
-        explainer.shap_values(tensor_data((2, 3), 2))
-    assert explainer.shap_values(tensor_data((2, 3), 2), check_additivity=False).shape == (2, 3)
-
-
 @pytest.mark.parametrize(
     ("X", "error", "match"),
     [

@@ -9,6 +9,7 @@ handler. A call with no rule that carries the input into a floating result raise
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Collection, Sequence
 from types import TracebackType
 
@@ -92,6 +93,8 @@ class DeepMode(TorchFunctionMode):
         dependent = [t for t in flat if depends(t)]
         if not dependent:
             return func(*args, **kwargs)
+        if not torch.is_grad_enabled():
+            raise UnsupportedOperationError(_no_grad_message(func))
         rule = RULES.get(func)
         if rule is None:
             return _unknown(func, args, kwargs)
@@ -203,6 +206,29 @@ def _unknown(func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs
         if isinstance(t, torch.Tensor):
             setattr(t, TAG, True)
     return out
+
+
+def _no_grad_message(func: NativeFunction) -> str:
+    """Why ``func``, called on the input with gradients disabled, cannot be explained, naming the custom
+    ``torch.autograd.Function`` whose forward runs it where there is one (found by the frame of its
+    ``apply``, a classmethod whose ``cls`` is the Function)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        cls = frame.f_locals.get("cls") if frame.f_code.co_name == "apply" else None
+        if isinstance(cls, type) and issubclass(cls, torch.autograd.Function):
+            return (
+                f"DeepExplainer cannot carry the input through {name_of(func)}, which runs inside the "
+                f"forward of the custom autograd Function {cls.__module__}.{cls.__qualname__}, where "
+                "gradients are disabled. Give the Function a rule with "
+                f"deepshap.rules.register({cls.__qualname__}, kind), a kind such as 'rescale', or a "
+                "decomposition written in supported operations; or explain with GradientExplainer."
+            )
+        frame = frame.f_back
+    return (
+        f"DeepExplainer cannot carry the input through {name_of(func)}, which the model's forward runs "
+        "with gradients disabled (a torch.no_grad() block): the input's contribution would be lost "
+        "there. Compute that part with gradients enabled, or explain with GradientExplainer."
+    )
 
 
 def _masked_factor(args: Sequence[CallValue], kwargs: CallKwargs) -> tuple[torch.Tensor, torch.Tensor] | None:

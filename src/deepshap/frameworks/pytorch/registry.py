@@ -24,7 +24,17 @@ from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
 from deepshap.rules import Rule, maths, pending_torch
 
-__all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
+__all__ = [
+    "FUNCTION_CALLS",
+    "MODULE_CALLS",
+    "RULES",
+    "OpRule",
+    "add",
+    "current",
+    "remove",
+    "resolve",
+    "restore",
+]
 
 
 @dataclass(frozen=True)
@@ -342,17 +352,51 @@ def _module_call(cls: type[torch.nn.Module]) -> NativeFunction:
     return call
 
 
+#: The custom ``torch.autograd.Function`` classes given a rule, each with the function that replaced
+#: its ``apply`` (see :func:`_function_call`).
+FUNCTION_CALLS: dict[type, NativeFunction] = {}
+#: Of those classes, the ``apply`` each defined itself (None: inherited), put back when unregistered.
+_OWN_APPLY: dict[type, object | None] = {}
+
+
+def _function_call(cls: type[torch.autograd.Function]) -> NativeFunction:
+    """A function that replaces ``cls.apply`` while ``cls`` is registered: it runs the original
+    ``apply``, except under a ``TorchFunctionMode``, which receives it as the call to give a rule.
+
+    ``Function.apply`` itself is invisible to torch function modes (only the operations inside its
+    forward are seen, with gradients disabled), so without this no rule could be looked up for it."""
+    original = cls.apply
+
+    def call(*args: CallValue, **kwargs: CallValue) -> CallValue:
+        tensors = tuple(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
+        if torch.overrides.has_torch_function(tensors):
+            return torch.overrides.handle_torch_function(call, tensors, *args, **kwargs)
+        return original(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{cls.__module__}.{cls.__qualname__}.apply"
+    call.__wrapped__ = original  # type: ignore[attr-defined]
+    return call
+
+
 def add(op: NativeFunction, rule: str | NativeFunction) -> None:
     """Give the function ``op`` a rule: a kind of :data:`_REGISTRABLE`, or a decomposition (a function
     with ``op``'s signature written in operations that have rules), replacing any rule it had. An
-    ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule."""
+    ``nn.Module`` class takes a kind only: its instances' forward then gets that one rule. A
+    ``torch.autograd.Function`` class takes either, with the signature of its ``apply``."""
     if isinstance(op, torch.nn.Module):
         raise TypeError(f"Register the class of a module, {type(op).__name__}, not one instance of it.")
+    if isinstance(op, type) and issubclass(op, torch.autograd.Function):
+        if op not in FUNCTION_CALLS:
+            _OWN_APPLY[op] = vars(op).get("apply")
+            FUNCTION_CALLS[op] = _function_call(op)
+            op.apply = staticmethod(FUNCTION_CALLS[op])  # type: ignore[method-assign]
+        add(FUNCTION_CALLS[op], rule)
+        return
     if isinstance(op, type):
         if not issubclass(op, torch.nn.Module) or not isinstance(rule, str):
             raise TypeError(
-                f"A class can be registered only if it is a torch.nn.Module, with a rule kind; got {op!r}, "
-                f"{rule!r}."
+                f"A class can be registered only if it is a torch.nn.Module (with a rule kind) or a "
+                f"torch.autograd.Function; got {op!r}, {rule!r}."
             )
         call = MODULE_CALLS.setdefault(op, _module_call(op))
         add(call, rule)
@@ -380,7 +424,14 @@ def restore(op: NativeFunction, rule: OpRule) -> None:
 
 def remove(op: NativeFunction) -> None:
     """Undo registrations for ``op``: deepshap's own rule, or none."""
-    if isinstance(op, type):
+    if isinstance(op, type) and issubclass(op, torch.autograd.Function) and op in FUNCTION_CALLS:
+        RULES.pop(FUNCTION_CALLS.pop(op), None)
+        own = _OWN_APPLY.pop(op)
+        if own is None:
+            del op.apply  # inherited from torch.autograd.Function again
+        else:
+            op.apply = own  # type: ignore[assignment, method-assign]
+    elif isinstance(op, type):
         call = MODULE_CALLS.pop(op, None)
         if call is not None:
             RULES.pop(call, None)
@@ -391,9 +442,11 @@ def remove(op: NativeFunction) -> None:
 
 
 def _key(op: NativeFunction) -> NativeFunction:
-    """The key of ``op`` in :data:`RULES`: for a module class given a rule, the function its calls go
-    through (:data:`MODULE_CALLS`)."""
-    return MODULE_CALLS.get(op, op) if isinstance(op, type) else op
+    """The key of ``op`` in :data:`RULES`: for a module or autograd Function class given a rule, the
+    function its calls go through (:data:`MODULE_CALLS`, :data:`FUNCTION_CALLS`)."""
+    if not isinstance(op, type):
+        return op
+    return MODULE_CALLS.get(op) or FUNCTION_CALLS.get(op) or op
 
 
 for _op, _given in pending_torch():

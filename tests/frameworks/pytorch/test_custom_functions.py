@@ -1,0 +1,160 @@
+"""Custom ``torch.autograd.Function``s and ``torch.no_grad()`` blocks in a model's forward.
+
+DeepExplainer sees the operations inside such a forward only with gradients disabled, so their rules
+cannot reach the input; the Function's own backward (a gradient) is not a DeepLIFT multiplier. It must
+refuse them by name, and explain them exactly once the Function is given a rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import deepshap  # noqa: E402
+from deepshap.errors import UnsupportedOperationError  # noqa: E402
+
+
+class SoftClip(torch.autograd.Function):
+    """``limit * tanh(x / limit)`` with a hand-written backward (the old ctx-in-forward style)."""
+
+    @staticmethod
+    def forward(ctx, x, limit):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(x)
+        ctx.limit = limit
+        return limit * torch.tanh(x / limit)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        (x,) = ctx.saved_tensors
+        return grad * (1 - torch.tanh(x / ctx.limit) ** 2), None
+
+
+class Cube(torch.autograd.Function):
+    """``x ** 3`` in the setup_context style (forward without ctx)."""
+
+    @staticmethod
+    def forward(x):  # noqa: ANN001, ANN205
+        return x**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        (x,) = ctx.saved_tensors
+        return 3 * x**2 * grad
+
+
+class Net(torch.nn.Module):
+    def __init__(self, function: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(5, 3)
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = 2 * self.linear(x)
+        h = SoftClip.apply(h, 1.5) if self.function == "softclip" else Cube.apply(h)
+        return h[:, :2] - h[:, 2:]
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(8, 5, generator=g), 2 * torch.randn(3, 5, generator=g)
+
+
+@pytest.mark.parametrize("function", ["softclip", "cube"])
+def test_an_unregistered_function_is_refused_by_name(function: str) -> None:
+    bg, X = _data()
+    name = "SoftClip" if function == "softclip" else "Cube"
+    with pytest.raises(UnsupportedOperationError, match=rf"custom autograd Function .*\.{name}\b.*register"):
+        deepshap.DeepExplainer(Net(function), bg).shap_values(X)
+
+
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        ("softclip", "rescale"),
+        ("softclip", lambda x, limit: limit * torch.tanh(x / limit)),
+        ("cube", "rescale"),
+        ("cube", lambda x: x * x * x),
+    ],
+    ids=["softclip-rescale", "softclip-decomposition", "cube-rescale", "cube-decomposition"],
+)
+def test_a_registered_function_is_explained_by_its_rule(function: str, rule: object) -> None:
+    """Each Function's unit applies to one linear combination of the features, so its multiplier is the
+    secant of the Function between sample and reference times the linear weights: the values must be
+    that split, whichever the registration (a kind or a decomposition)."""
+    bg, X = _data()
+    model = Net(function).eval()
+    operation = SoftClip if function == "softclip" else Cube
+    with deepshap.rules.registered(operation, rule):
+        explainer = deepshap.DeepExplainer(model, bg)
+        values = np.stack(explainer.shap_values(X), -1)
+    gap = (model(X) - model(bg).mean(0)).detach().numpy()
+    np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        pre_x, pre_b = 2 * model.linear(X), 2 * model.linear(bg)
+        post = SoftClip.apply if function == "softclip" else Cube.apply
+        args = (1.5,) if function == "softclip" else ()
+        secant = (post(pre_x[:, None], *args) - post(pre_b[None], *args)) / (pre_x[:, None] - pre_b[None])
+        weight = 2 * model.linear.weight  # (3, 5)
+        contrib = secant[..., None] * weight[None, None] * (X[:, None, None] - bg[None, :, None])
+        per_unit = contrib.mean(1).numpy()  # (N, 3 units, 5 features)
+    expected = per_unit[:, :2] - per_unit[:, 2:]
+    np.testing.assert_allclose(values, expected.transpose(0, 2, 1), rtol=1e-4, atol=1e-6)
+
+
+def test_registration_leaves_the_function_as_it_was() -> None:
+    bg, X = _data()
+    model = Net("softclip")
+    before = model(X)
+    with deepshap.rules.registered(SoftClip, "rescale"):
+        leaf = X.clone().requires_grad_(True)
+        during = model(leaf)
+        during.sum().backward()  # the Function's own backward still runs outside an explanation
+        assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+    assert torch.equal(before, during.detach())
+    assert "apply" not in vars(SoftClip)
+    with pytest.raises(UnsupportedOperationError, match="SoftClip"):
+        deepshap.DeepExplainer(model, bg).shap_values(X)
+
+
+def test_a_no_grad_block_on_the_input_is_refused() -> None:
+    class Normalised(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(5, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.linear(x)
+            with torch.no_grad():
+                scale = h.abs().amax(1, keepdim=True)
+            return h / scale
+
+    bg, X = _data()
+    with pytest.raises(UnsupportedOperationError, match="gradients disabled"):
+        deepshap.DeepExplainer(Normalised(), bg).shap_values(X)
+
+
+def test_a_no_grad_block_on_constants_is_fine() -> None:
+    class Offset(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                offset = self.linear.bias.abs().sum()
+            return torch.relu(self.linear(x)) + offset
+
+    bg, X = _data()
+    model = Offset().eval()
+    explainer = deepshap.DeepExplainer(model, bg)
+    values = np.stack(explainer.shap_values(X), -1)
+    np.testing.assert_allclose(
+        values.sum(1), (model(X) - model(bg).mean(0)).detach().numpy(), rtol=1e-4, atol=1e-6
+    )
