@@ -275,6 +275,10 @@ for _names_of, _decomposition in (
     ([_F + "glu"], D.glu),
     ([_F + "instance_norm"], D.instance_norm),
     (_names("torch. torch.nn.functional.", "native_channel_shuffle"), D.channel_shuffle),
+    (_names("torch. torch.Tensor.", "addcmul"), D.addcmul),
+    (_names("torch. torch.Tensor.", "addcdiv"), D.addcdiv),
+    ([_T + "addcmul_"], D.addcmul_),
+    ([_T + "addcdiv_"], D.addcdiv_),
 ):
     _put(_names_of, OpRule(Rule.DECOMPOSE, _decomposition))
 
