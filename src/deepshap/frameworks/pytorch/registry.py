@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from deepshap.frameworks.pytorch import attention as A
 from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
+from deepshap.frameworks.pytorch import recurrent as RNN
 from deepshap.rules import Rule, maths, pending
 
 __all__ = ["MODULE_CALLS", "RULES", "OpRule", "add", "current", "remove", "resolve", "restore"]
@@ -279,6 +280,10 @@ for _names_of, _decomposition in (
     (_names("torch. torch.Tensor.", "addcdiv"), D.addcdiv),
     ([_T + "addcmul_"], D.addcmul_),
     ([_T + "addcdiv_"], D.addcdiv_),
+    *(
+        (["torch." + _name], getattr(RNN, _name))
+        for _name in "lstm gru rnn_tanh rnn_relu lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell".split()
+    ),
 ):
     _put(_names_of, OpRule(Rule.DECOMPOSE, _decomposition))
 
