@@ -271,3 +271,22 @@ def test_packed_sequences_and_dropout_between_layers_raise() -> None:
     hx = [_data((2, 3, 5), 3), _data((2, 3, 5), 4)]
     with pytest.raises(UnsupportedOperationError, match="dropout"):
         recurrent.lstm(_data((3, 5, 4), 5), hx, layer._flat_weights, True, 2, 0.5, True, False, True)
+
+
+def test_packing_a_sequence_in_the_model_raises_naming_the_operation() -> None:
+    """Packing calls a torch function that torch's own name table leaves out: the error names it by its
+    module and name, not by its repr."""
+
+    class Packed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(4, 5, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            lengths = torch.full((x.shape[0],), x.shape[1])
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+            return self.lstm(packed)[1][0][0]
+
+    explainer = deepshap.DeepExplainer(Packed(), _data((3, 5, 4), 1))
+    with pytest.raises(UnsupportedOperationError, match=r"rule for torch\._pack_padded_sequence,"):
+        explainer.shap_values(_data((2, 5, 4), 2))
