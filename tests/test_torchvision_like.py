@@ -4,7 +4,8 @@ Each failure found by explaining the libraries' architectures (random weights) g
 without torchvision or timm: the fused ``addcmul`` of ResMLP's affine layers and ConvNeXt V2's global
 response norm, and the bidirectional LSTMs of Sequencer2D (and so every ``nn.LSTM``, ``nn.GRU``,
 ``nn.RNN`` and their cells). Additivity is recomputed here against ``f(x) - E f(background)``, and the
-decompositions are checked against the operations they stand for.
+decompositions are checked against the operations they stand for. A ``torch.compile``'d model, as timm's
+training scripts leave it, is explained as the module it wraps.
 """
 
 from __future__ import annotations
@@ -290,3 +291,24 @@ def test_packing_a_sequence_in_the_model_raises_naming_the_operation() -> None:
     explainer = deepshap.DeepExplainer(Packed(), _data((3, 5, 4), 1))
     with pytest.raises(UnsupportedOperationError, match=r"rule for torch\._pack_padded_sequence,"):
         explainer.shap_values(_data((2, 5, 4), 2))
+
+
+# --- compiled models -------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_a_compiled_model_is_explained_as_its_eager_original(backend: str) -> None:
+    """``torch.compile(model)`` (as timm's training scripts leave it) hides the operations from the rules
+    and rejects repeated backward passes: both explainers explain the module it wraps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3)
+    ).eval()
+    compiled = torch.compile(model, backend=backend)
+    background, X = _data((4, 3, 8, 8), 1), _data((2, 3, 8, 8), 2)
+    expected = deepshap.DeepExplainer(model, background).shap_values(X)
+    got = deepshap.DeepExplainer(compiled, background).shap_values(X)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+    layer_values = deepshap.DeepExplainer((compiled, model[2]), background).shap_values(X)
+    assert np.asarray(layer_values).shape[-3:] == (4, 6, 6)
+    gradients = deepshap.GradientExplainer(compiled, background).shap_values(X, nsamples=8)
+    assert np.isfinite(np.asarray(gradients)).all()
