@@ -1,6 +1,7 @@
 """Composite PyTorch operations rewritten into primitives that have rules (var, std, norms, normalize,
-glu, instance norm). The interception mode runs a decomposition in place of the operation, intercepting
-its primitives again, so each gets its own rule and the composite adds up exactly."""
+glu, instance norm, addcmul, addcdiv). The interception mode runs a decomposition in place of the
+operation, intercepting its primitives again, so each gets its own rule and the composite adds up
+exactly."""
 
 from __future__ import annotations
 
@@ -12,7 +13,20 @@ import torch
 from deepshap._typing import CallValue
 from deepshap.errors import UnsupportedOperationError
 
-__all__ = ["channel_shuffle", "glu", "instance_norm", "linalg_vector_norm", "norm", "normalize", "std", "var"]
+__all__ = [
+    "addcdiv",
+    "addcdiv_",
+    "addcmul",
+    "addcmul_",
+    "channel_shuffle",
+    "glu",
+    "instance_norm",
+    "linalg_vector_norm",
+    "norm",
+    "normalize",
+    "std",
+    "var",
+]
 
 #: The axes of a reduction as torch takes them: one, several, or None for all.
 Dims = int | Sequence[int] | None
@@ -124,3 +138,32 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """``native_channel_shuffle`` (which has no derivative) as a reshape, a transpose and a reshape."""
     n, c = x.shape[:2]
     return x.reshape(n, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+
+
+def addcmul(
+    x: torch.Tensor, tensor1: torch.Tensor, tensor2: torch.Tensor, *, value: float = 1
+) -> torch.Tensor:
+    """``x + value * tensor1 * tensor2`` (a fused affine layer, ResMLP's, or ConvNeXt V2's response norm):
+    a sum and a product, each with its rule."""
+    return x + value * (tensor1 * tensor2)
+
+
+def addcdiv(
+    x: torch.Tensor, tensor1: torch.Tensor, tensor2: torch.Tensor, *, value: float = 1
+) -> torch.Tensor:
+    """``x + value * tensor1 / tensor2``: a sum and a quotient, each with its rule."""
+    return x + value * (tensor1 / tensor2)
+
+
+def addcmul_(
+    x: torch.Tensor, tensor1: torch.Tensor, tensor2: torch.Tensor, *, value: float = 1
+) -> torch.Tensor:
+    """In-place :func:`addcmul`."""
+    return x.copy_(addcmul(x, tensor1, tensor2, value=value))
+
+
+def addcdiv_(
+    x: torch.Tensor, tensor1: torch.Tensor, tensor2: torch.Tensor, *, value: float = 1
+) -> torch.Tensor:
+    """In-place :func:`addcdiv`."""
+    return x.copy_(addcdiv(x, tensor1, tensor2, value=value))

@@ -37,13 +37,17 @@ _NAMES: dict[NativeFunction, str] = {}
 
 
 def name_of(func: NativeFunction) -> str:
-    """The name of a function for messages (``torch.nn.functional.relu``)."""
+    """The name of a function for messages (``torch.nn.functional.relu``; the module and name of one
+    that torch does not list, such as ``torch._pack_padded_sequence``)."""
     name = _NAMES.get(func)
     if name is None:
         try:
-            name = resolve_name(func) or repr(func)
+            name = resolve_name(func)
         except Exception:  # noqa: BLE001 - a name is only used in messages
-            name = repr(func)
+            name = None
+        if name is None:
+            module, short = getattr(func, "__module__", None), getattr(func, "__name__", None)
+            name = f"{module}.{short}" if module and short else repr(func)
         _NAMES[func] = name
     return name
 

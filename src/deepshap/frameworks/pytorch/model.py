@@ -19,6 +19,7 @@ second input is detected at construction and is an error (the attributions would
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -284,11 +285,21 @@ _NO_GRADIENT = (
 )
 
 
+def _eager(module: nn.Module) -> nn.Module:
+    """The module a ``torch.compile``'d one wraps. Its compiled graphs run aten operations that the
+    DeepLIFT rules do not see, and reject the repeated backward passes of both explainers; the original
+    module computes the same function in eager mode, with the same parameters."""
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # loaded once anything was compiled
+    if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
+        return module._orig_mod
+    return module
+
+
 def _split_model(model: NativeModel) -> tuple[nn.Module, nn.Module | None]:
     if isinstance(model, nn.Module):
-        return model, None
+        return _eager(model), None
     if isinstance(model, tuple | list) and len(model) == 2 and all(isinstance(m, nn.Module) for m in model):
-        module, layer = model
+        module, layer = _eager(model[0]), _eager(model[1])
         if not any(sub is layer for sub in module.modules()):
             raise ValueError(
                 f"the layer {type(layer).__name__} is not a submodule of the model; pass (model, layer) "

@@ -22,6 +22,7 @@ from deepshap._typing import CallKwargs, CallValue, NativeFunction
 from deepshap.frameworks.pytorch import attention as A
 from deepshap.frameworks.pytorch import decompositions as D
 from deepshap.frameworks.pytorch import handlers as H
+from deepshap.frameworks.pytorch import recurrent as RNN
 from deepshap.rules import Rule, maths, pending_torch
 
 __all__ = [
@@ -294,6 +295,14 @@ for _names_of, _decomposition in (
     ([_F + "glu"], D.glu),
     ([_F + "instance_norm"], D.instance_norm),
     (_names("torch. torch.nn.functional.", "native_channel_shuffle"), D.channel_shuffle),
+    (_names("torch. torch.Tensor.", "addcmul"), D.addcmul),
+    (_names("torch. torch.Tensor.", "addcdiv"), D.addcdiv),
+    ([_T + "addcmul_"], D.addcmul_),
+    ([_T + "addcdiv_"], D.addcdiv_),
+    *(
+        (["torch." + _name], getattr(RNN, _name))
+        for _name in "lstm gru rnn_tanh rnn_relu lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell".split()
+    ),
 ):
     _put(_names_of, OpRule(Rule.DECOMPOSE, _decomposition))
 
