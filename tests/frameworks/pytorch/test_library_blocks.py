@@ -14,14 +14,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-import deepshap
-from deepshap.errors import UnsupportedOperationError
-from deepshap.frameworks.pytorch import decompositions, recurrent
-from deepshap.frameworks.pytorch.registry import RULES
-from deepshap.rules import Rule
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+import deepshap  # noqa: E402
+from deepshap.errors import UnsupportedOperationError  # noqa: E402
+from deepshap.frameworks.pytorch import decompositions, recurrent  # noqa: E402
+from deepshap.frameworks.pytorch.registry import RULES  # noqa: E402
+from deepshap.rules import Rule  # noqa: E402
 
 RTOL = 1e-4
 
