@@ -13,7 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import deepshap  # noqa: E402
-from deepshap.errors import UnsupportedOperationError  # noqa: E402
+from deepshap.errors import AdditivityError, UnsupportedOperationError  # noqa: E402
+
+# loaded here, so that a registration routes the Function's apply at once in every test
+from deepshap.frameworks.pytorch import registry  # noqa: E402, F401
 
 
 class SoftClip(torch.autograd.Function):
@@ -158,3 +161,51 @@ def test_a_no_grad_block_on_constants_is_fine() -> None:
     np.testing.assert_allclose(
         values.sum(1), (model(X) - model(bg).mean(0)).detach().numpy(), rtol=1e-4, atol=1e-6
     )
+
+
+def test_registering_a_function_leaves_its_subclasses_their_own_forward() -> None:
+    """A subclass inherits the registered class's ``apply``: it must still run its own forward, and
+    without a registration of its own be refused by name."""
+
+    class Squash(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            return torch.tanh(x)
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            return grad
+
+    class Stretch(Squash):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            return 10 * x
+
+    class Stretched(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return Stretch.apply(x)
+
+    x = torch.linspace(-1, 1, 5)
+    bg, X = _data()
+    with deepshap.rules.registered(Squash, "rescale"):
+        torch.testing.assert_close(Stretch.apply(x), 10 * x)
+        torch.testing.assert_close(Squash.apply(x), torch.tanh(x))
+        with pytest.raises(UnsupportedOperationError, match=r"Function .*\.Stretch\b"):
+            deepshap.DeepExplainer(Stretched(), bg).shap_values(X)
+    torch.testing.assert_close(Stretch.apply(x), 10 * x)
+
+
+def test_registered_restores_an_earlier_registration_of_a_function() -> None:
+    bg, X = _data()
+    model = Net("cube").eval()
+    deepshap.rules.register(Cube, lambda x: x * x * x)
+    try:
+        with deepshap.rules.registered(Cube, "linear"):  # wrong on purpose: the Function's backward
+            with pytest.raises(AdditivityError):
+                deepshap.DeepExplainer(model, bg).shap_values(X)
+        values = np.stack(deepshap.DeepExplainer(model, bg).shap_values(X), -1)
+        gap = (model(X) - model(bg).mean(0)).detach().numpy()
+        np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-5)
+    finally:
+        deepshap.rules.unregister(Cube)
+    assert "apply" not in vars(Cube)

@@ -41,11 +41,17 @@ def name_of(func: NativeFunction) -> str:
     name = _NAMES.get(func)
     if name is None:
         try:
-            name = resolve_name(func) or repr(func)
+            name = resolve_name(func) or _qualified_name(func) or repr(func)
         except Exception:  # noqa: BLE001 - a name is only used in messages
             name = repr(func)
         _NAMES[func] = name
     return name
+
+
+def _qualified_name(func: NativeFunction) -> str | None:
+    """``module.qualname`` of a Python function (a registered module's forward, a Function's apply)."""
+    module, qualname = getattr(func, "__module__", None), getattr(func, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else None
 
 
 class DeepMode(TorchFunctionMode):
