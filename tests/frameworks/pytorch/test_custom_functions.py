@@ -209,3 +209,27 @@ def test_registered_restores_an_earlier_registration_of_a_function() -> None:
     finally:
         deepshap.rules.unregister(Cube)
     assert "apply" not in vars(Cube)
+
+
+def test_a_no_grad_block_may_take_shapes_and_masks_of_the_input() -> None:
+    """Shapes, and masks computed from the input (which carry it by their tag, not by gradients), are
+    as good under ``torch.no_grad()`` as outside it: the values equal the same model's without the block."""
+
+    class Gated(torch.nn.Module):
+        def __init__(self, no_grad: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(5, 3)
+            self.no_grad = no_grad
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.linear(x)
+            with torch.no_grad() if self.no_grad else torch.enable_grad():
+                mask = h > 0
+                position = torch.arange(h.shape[1], dtype=h.dtype)
+            return torch.where(mask, h, 0.1 * h) + position
+
+    bg, X = _data()
+    plain = np.stack(deepshap.DeepExplainer(Gated(no_grad=False), bg).shap_values(X), -1)
+    blocked = np.stack(deepshap.DeepExplainer(Gated(no_grad=True), bg).shap_values(X), -1)
+    np.testing.assert_allclose(blocked, plain, rtol=1e-6, atol=1e-7)

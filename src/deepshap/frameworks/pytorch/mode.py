@@ -99,9 +99,9 @@ class DeepMode(TorchFunctionMode):
         dependent = [t for t in flat if depends(t)]
         if not dependent:
             return func(*args, **kwargs)
-        if not torch.is_grad_enabled():
-            raise UnsupportedOperationError(_no_grad_message(func))
         rule = RULES.get(func)
+        if not torch.is_grad_enabled():
+            return _without_gradients(func, args, kwargs, rule)
         if rule is None:
             return _unknown(func, args, kwargs)
         if rule.mask_product:
@@ -208,6 +208,25 @@ def _unknown(func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs
             "tensor computed from its input. Rewrite that part with supported operations, give it a rule "
             "with deepshap.rules.register, or explain with GradientExplainer."
         )
+    for t in outputs:
+        if isinstance(t, torch.Tensor):
+            setattr(t, TAG, True)
+    return out
+
+
+def _without_gradients(
+    func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs, rule: OpRule | None
+) -> CallValue:
+    """A call on the input with gradients disabled (a ``torch.no_grad()`` block, the forward of a custom
+    autograd Function): no rule can reach the input there, so a floating result, which would carry the
+    input on as a constant, is an error. Shapes, and integer or boolean results (masks), are as outside:
+    the latter carry the input by their tag, which needs no gradient."""
+    out = func(*args, **kwargs)
+    if rule is not None and rule.value_free:  # zeros_like and the like: the shape only
+        return out
+    outputs, _ = tree_flatten(out)
+    if any(is_float(t) for t in outputs) or not outputs:
+        raise UnsupportedOperationError(_no_grad_message(func))
     for t in outputs:
         if isinstance(t, torch.Tensor):
             setattr(t, TAG, True)
