@@ -211,6 +211,37 @@ def test_registered_restores_an_earlier_registration_of_a_function() -> None:
     assert "apply" not in vars(Cube)
 
 
+def test_a_function_with_several_outputs_needs_a_decomposition() -> None:
+    class TanhAndSigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            return torch.tanh(x), torch.sigmoid(x)
+
+        @staticmethod
+        def backward(ctx, grad_tanh, grad_sigmoid):  # noqa: ANN001, ANN205
+            return grad_tanh + grad_sigmoid
+
+    class Both(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b = TanhAndSigmoid.apply(self.linear(x))
+            return a + b
+
+    bg, X = _data()
+    model = Both().eval()
+    with deepshap.rules.registered(TanhAndSigmoid, "rescale"):
+        several = r"TanhAndSigmoid\.apply returns a tuple.*decomposition"
+        with pytest.raises(UnsupportedOperationError, match=several):
+            deepshap.DeepExplainer(model, bg).shap_values(X)
+    with deepshap.rules.registered(TanhAndSigmoid, lambda x: (torch.tanh(x), torch.sigmoid(x))):
+        values = np.stack(deepshap.DeepExplainer(model, bg).shap_values(X), -1)
+    gap = (model(X) - model(bg).mean(0)).detach().numpy()
+    np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-5)
+
+
 def test_a_no_grad_block_may_take_shapes_and_masks_of_the_input() -> None:
     """Shapes, and masks computed from the input (which carry it by their tag, not by gradients), are
     as good under ``torch.no_grad()`` as outside it: the values equal the same model's without the block."""

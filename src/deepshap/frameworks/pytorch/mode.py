@@ -148,7 +148,7 @@ class DeepMode(TorchFunctionMode):
             saved = [t.detach().clone() if copy else t.detach() for t in dependent]
             self.records.append((func, saved))
             self._versions.append([t._version for t in saved])
-            return func(*args, **kwargs)
+            return _one_output(func, rule, func(*args, **kwargs))
         return self._apply_rule(func, rule, list(args), kwargs, dependent)
 
     def _apply_rule(
@@ -254,6 +254,18 @@ def _no_grad_message(func: NativeFunction) -> str:
         "with gradients disabled (a torch.no_grad() block): the input's contribution would be lost "
         "there. Compute that part with gradients enabled, or explain with GradientExplainer."
     )
+
+
+def _one_output(func: NativeFunction, rule: OpRule, out: CallValue) -> CallValue:
+    """``out``, checked to be one tensor where the rule applies to one (a user's Function registered with
+    a kind may return several)."""
+    if rule.kind in (Rule.RESCALE, Rule.SHAPLEY_PAIR, Rule.BILINEAR) and isinstance(out, tuple | list):
+        raise UnsupportedOperationError(
+            f"{name_of(func)} returns a {type(out).__name__} of {len(out)} outputs, but the {rule.kind} rule "
+            "applies to one tensor: register a decomposition for it instead, written in supported "
+            "operations and returning the same outputs."
+        )
+    return out
 
 
 def _masked_factor(args: Sequence[CallValue], kwargs: CallKwargs) -> tuple[torch.Tensor, torch.Tensor] | None:
