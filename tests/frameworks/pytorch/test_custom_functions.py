@@ -264,3 +264,74 @@ def test_a_no_grad_block_may_take_shapes_and_masks_of_the_input() -> None:
     plain = np.stack(deepshap.DeepExplainer(Gated(no_grad=False), bg).shap_values(X), -1)
     blocked = np.stack(deepshap.DeepExplainer(Gated(no_grad=True), bg).shap_values(X), -1)
     np.testing.assert_allclose(blocked, plain, rtol=1e-6, atol=1e-7)
+
+
+class StraightThrough(torch.autograd.Function):
+    """``tanh`` forward, identity backward: a gradient that GradientExplainer must keep using."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: ANN001, ANN205
+        return torch.tanh(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return grad
+
+
+def test_gradient_explainer_keeps_a_registered_functions_backward() -> None:
+    class Through(torch.nn.Module):
+        def __init__(self, function: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(5, 2)
+            self.function = function
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.linear(x)
+            return StraightThrough.apply(h) if self.function else h
+
+    bg, X = _data()
+
+    def gradients(model: torch.nn.Module) -> np.ndarray:
+        values = deepshap.GradientExplainer(model, bg).shap_values(X, nsamples=20, rseed=0)
+        return np.stack(values, -1)
+
+    linear = gradients(Through(function=False))  # the identity backward: the linear layer's gradient
+    np.testing.assert_allclose(gradients(Through(function=True)), linear, rtol=1e-6, atol=1e-7)
+    with deepshap.rules.registered(StraightThrough, "rescale"):
+        np.testing.assert_allclose(gradients(Through(function=True)), linear, rtol=1e-6, atol=1e-7)
+
+
+class Scale(torch.autograd.Function):
+    """``x * factor`` with a keyword argument (setup_context style): linear, its backward exact."""
+
+    @staticmethod
+    def forward(x, factor=1.0):  # noqa: ANN001, ANN205
+        return x * factor
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
+        ctx.factor = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return grad * ctx.factor, None
+
+
+def test_a_linear_function_registered_linear_is_explained_by_its_backward() -> None:
+    class Scaled(torch.nn.Module):
+        def __init__(self, function: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(5, 3)
+            self.function = function
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = Scale.apply(self.linear(x), factor=-2.0) if self.function else -2.0 * self.linear(x)
+            return torch.relu(h)
+
+    bg, X = _data()
+    expected = np.stack(deepshap.DeepExplainer(Scaled(function=False), bg).shap_values(X), -1)
+    with deepshap.rules.registered(Scale, "linear"):
+        values = np.stack(deepshap.DeepExplainer(Scaled(function=True), bg).shap_values(X), -1)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
