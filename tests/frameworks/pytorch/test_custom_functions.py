@@ -126,7 +126,8 @@ def test_registration_leaves_the_function_as_it_was() -> None:
         deepshap.DeepExplainer(model, bg).shap_values(X)
 
 
-def test_a_no_grad_block_on_the_input_is_refused() -> None:
+@pytest.mark.parametrize("block", [torch.no_grad, torch.inference_mode])
+def test_a_no_grad_block_on_the_input_is_refused(block: type) -> None:
     class Normalised(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -134,12 +135,12 @@ def test_a_no_grad_block_on_the_input_is_refused() -> None:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = self.linear(x)
-            with torch.no_grad():
+            with block():
                 scale = h.abs().amax(1, keepdim=True)
             return h / scale
 
     bg, X = _data()
-    with pytest.raises(UnsupportedOperationError, match="gradients disabled"):
+    with pytest.raises(UnsupportedOperationError, match=rf"gradients disabled \(.*{block.__name__}\(\)"):
         deepshap.DeepExplainer(Normalised(), bg).shap_values(X)
 
 

@@ -251,8 +251,9 @@ def _no_grad_message(func: NativeFunction) -> str:
         frame = frame.f_back
     return (
         f"DeepExplainer cannot carry the input through {name_of(func)}, which the model's forward runs "
-        "with gradients disabled (a torch.no_grad() block): the input's contribution would be lost "
-        "there. Compute that part with gradients enabled, or explain with GradientExplainer."
+        "with gradients disabled (a torch.no_grad() or torch.inference_mode() block): the input's "
+        "contribution would be lost there. Compute that part with gradients enabled, or explain with "
+        "GradientExplainer."
     )
 
 
