@@ -13,7 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import deepshap  # noqa: E402
-from deepshap.errors import UnsupportedOperationError  # noqa: E402
+from deepshap.errors import AdditivityError, UnsupportedOperationError  # noqa: E402
+
+# loaded here, so that a registration routes the Function's apply at once in every test
+from deepshap.frameworks.pytorch import registry  # noqa: E402, F401
 
 
 class SoftClip(torch.autograd.Function):
@@ -94,6 +97,8 @@ def test_a_registered_function_is_explained_by_its_rule(function: str, rule: obj
     with deepshap.rules.registered(operation, rule):
         explainer = deepshap.DeepExplainer(model, bg)
         values = np.stack(explainer.shap_values(X), -1)
+        with torch.no_grad():  # the explainer turns gradients back on for its passes
+            np.testing.assert_allclose(np.stack(explainer.shap_values(X), -1), values, rtol=1e-6, atol=1e-8)
     gap = (model(X) - model(bg).mean(0)).detach().numpy()
     np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-5)
     with torch.no_grad():
@@ -123,7 +128,8 @@ def test_registration_leaves_the_function_as_it_was() -> None:
         deepshap.DeepExplainer(model, bg).shap_values(X)
 
 
-def test_a_no_grad_block_on_the_input_is_refused() -> None:
+@pytest.mark.parametrize("block", [torch.no_grad, torch.inference_mode])
+def test_a_no_grad_block_on_the_input_is_refused(block: type) -> None:
     class Normalised(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -131,12 +137,12 @@ def test_a_no_grad_block_on_the_input_is_refused() -> None:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = self.linear(x)
-            with torch.no_grad():
+            with block():
                 scale = h.abs().amax(1, keepdim=True)
             return h / scale
 
     bg, X = _data()
-    with pytest.raises(UnsupportedOperationError, match="gradients disabled"):
+    with pytest.raises(UnsupportedOperationError, match=rf"gradients disabled \(.*{block.__name__}\(\)"):
         deepshap.DeepExplainer(Normalised(), bg).shap_values(X)
 
 
@@ -158,3 +164,177 @@ def test_a_no_grad_block_on_constants_is_fine() -> None:
     np.testing.assert_allclose(
         values.sum(1), (model(X) - model(bg).mean(0)).detach().numpy(), rtol=1e-4, atol=1e-6
     )
+
+
+def test_registering_a_function_leaves_its_subclasses_their_own_forward() -> None:
+    """A subclass inherits the registered class's ``apply``: it must still run its own forward, and
+    without a registration of its own be refused by name."""
+
+    class Squash(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            return torch.tanh(x)
+
+        @staticmethod
+        def backward(ctx, grad):  # noqa: ANN001, ANN205
+            return grad
+
+    class Stretch(Squash):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            return 10 * x
+
+    class Stretched(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return Stretch.apply(x)
+
+    x = torch.linspace(-1, 1, 5)
+    bg, X = _data()
+    with deepshap.rules.registered(Squash, "rescale"):
+        torch.testing.assert_close(Stretch.apply(x), 10 * x)
+        torch.testing.assert_close(Squash.apply(x), torch.tanh(x))
+        with pytest.raises(UnsupportedOperationError, match=r"Function .*\.Stretch\b"):
+            deepshap.DeepExplainer(Stretched(), bg).shap_values(X)
+    torch.testing.assert_close(Stretch.apply(x), 10 * x)
+
+
+def test_registered_restores_an_earlier_registration_of_a_function() -> None:
+    bg, X = _data()
+    model = Net("cube").eval()
+    deepshap.rules.register(Cube, lambda x: x * x * x)
+    try:
+        with deepshap.rules.registered(Cube, "linear"):  # wrong on purpose: the Function's backward
+            with pytest.raises(AdditivityError):
+                deepshap.DeepExplainer(model, bg).shap_values(X)
+        values = np.stack(deepshap.DeepExplainer(model, bg).shap_values(X), -1)
+        gap = (model(X) - model(bg).mean(0)).detach().numpy()
+        np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-5)
+    finally:
+        deepshap.rules.unregister(Cube)
+    assert "apply" not in vars(Cube)
+
+
+def test_a_function_with_several_outputs_needs_a_decomposition() -> None:
+    class TanhAndSigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # noqa: ANN001, ANN205
+            return torch.tanh(x), torch.sigmoid(x)
+
+        @staticmethod
+        def backward(ctx, grad_tanh, grad_sigmoid):  # noqa: ANN001, ANN205
+            return grad_tanh + grad_sigmoid
+
+    class Both(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b = TanhAndSigmoid.apply(self.linear(x))
+            return a + b
+
+    bg, X = _data()
+    model = Both().eval()
+    with deepshap.rules.registered(TanhAndSigmoid, "rescale"):
+        several = r"TanhAndSigmoid\.apply returns a tuple.*decomposition"
+        with pytest.raises(UnsupportedOperationError, match=several):
+            deepshap.DeepExplainer(model, bg).shap_values(X)
+    with deepshap.rules.registered(TanhAndSigmoid, lambda x: (torch.tanh(x), torch.sigmoid(x))):
+        values = np.stack(deepshap.DeepExplainer(model, bg).shap_values(X), -1)
+    gap = (model(X) - model(bg).mean(0)).detach().numpy()
+    np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-5)
+
+
+def test_a_no_grad_block_may_take_shapes_and_masks_of_the_input() -> None:
+    """Shapes, and masks computed from the input (which carry it by their tag, not by gradients), are
+    as good under ``torch.no_grad()`` as outside it: the values equal the same model's without the block."""
+
+    class Gated(torch.nn.Module):
+        def __init__(self, no_grad: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(5, 3)
+            self.no_grad = no_grad
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.linear(x)
+            with torch.no_grad() if self.no_grad else torch.enable_grad():
+                mask = h > 0
+                position = torch.arange(h.shape[1], dtype=h.dtype)
+            return torch.where(mask, h, 0.1 * h) + position
+
+    bg, X = _data()
+    plain = np.stack(deepshap.DeepExplainer(Gated(no_grad=False), bg).shap_values(X), -1)
+    blocked = np.stack(deepshap.DeepExplainer(Gated(no_grad=True), bg).shap_values(X), -1)
+    np.testing.assert_allclose(blocked, plain, rtol=1e-6, atol=1e-7)
+
+
+class StraightThrough(torch.autograd.Function):
+    """``tanh`` forward, identity backward: a gradient that GradientExplainer must keep using."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: ANN001, ANN205
+        return torch.tanh(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return grad
+
+
+def test_gradient_explainer_keeps_a_registered_functions_backward() -> None:
+    class Through(torch.nn.Module):
+        def __init__(self, function: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(5, 2)
+            self.function = function
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.linear(x)
+            return StraightThrough.apply(h) if self.function else h
+
+    bg, X = _data()
+
+    def gradients(model: torch.nn.Module) -> np.ndarray:
+        values = deepshap.GradientExplainer(model, bg).shap_values(X, nsamples=20, rseed=0)
+        return np.stack(values, -1)
+
+    linear = gradients(Through(function=False))  # the identity backward: the linear layer's gradient
+    np.testing.assert_allclose(gradients(Through(function=True)), linear, rtol=1e-6, atol=1e-7)
+    with deepshap.rules.registered(StraightThrough, "rescale"):
+        np.testing.assert_allclose(gradients(Through(function=True)), linear, rtol=1e-6, atol=1e-7)
+
+
+class Scale(torch.autograd.Function):
+    """``x * factor`` with a keyword argument (setup_context style): linear, its backward exact."""
+
+    @staticmethod
+    def forward(x, factor=1.0):  # noqa: ANN001, ANN205
+        return x * factor
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
+        ctx.factor = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return grad * ctx.factor, None
+
+
+def test_a_linear_function_registered_linear_is_explained_by_its_backward() -> None:
+    class Scaled(torch.nn.Module):
+        def __init__(self, function: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(5, 3)
+            self.function = function
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = Scale.apply(self.linear(x), factor=-2.0) if self.function else -2.0 * self.linear(x)
+            return torch.relu(h)
+
+    bg, X = _data()
+    expected = np.stack(deepshap.DeepExplainer(Scaled(function=False), bg).shap_values(X), -1)
+    with deepshap.rules.registered(Scale, "linear"):
+        values = np.stack(deepshap.DeepExplainer(Scaled(function=True), bg).shap_values(X), -1)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)

@@ -130,7 +130,8 @@ class RuleSession:
                 raise UnsupportedOperationError(
                     f"DeepExplainer has no DeepLIFT/Shapley rule for the TensorFlow op type {op.type!r} "
                     f"(op {op.name!r}) that the model computes from its input. Explain a model without "
-                    "it, or use GradientExplainer, which needs only gradients."
+                    "it, give it a rule with deepshap.rules.register, or use GradientExplainer, which "
+                    "needs only gradients."
                 )
             self._check_operands(op, rule)
 

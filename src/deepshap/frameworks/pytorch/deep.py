@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -49,7 +51,7 @@ def deep_attributions(
     n_bg = int(adapter.background[0].shape[0])
     n_chunk, m_chunk = plan_chunks(int(inputs[0].shape[0]), n_bg, batch_size)
     index = torch.as_tensor(np.asarray(output_index, dtype=np.int64), device=inputs[0].device)
-    with _frozen_parameters(adapter), _registered_modules(adapter):
+    with _turn_of(adapter.module), _frozen_parameters(adapter), _registered_modules(adapter):
         try:
             phi = _attributions(adapter, inputs, index, m_chunk, n_chunk)
         except AmbiguousLayout:  # one sample per chunk: pair and reference shapes are then equal
@@ -171,6 +173,22 @@ def _probe_layout(adapter: TorchModel, refs: list[torch.Tensor], records: Record
         xs.append(rows + noise * scale)
     with torch.enable_grad():  # the rules follow the input through requires_grad; no backward pass
         _pair_forward(adapter, xs, refs, records)
+
+
+#: A lock per model being explained (see :func:`_turn_of`), and the lock that guards the table.
+_MODEL_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_TABLE_LOCK = threading.Lock()
+
+
+def _turn_of(module: torch.nn.Module) -> threading.RLock:
+    """The lock of ``module``: an explanation changes the model for its duration (parameters out of the
+    graph, registered modules' forward routed), so explanations of one model in several threads take
+    turns; explanations of different models still run side by side."""
+    with _TABLE_LOCK:
+        lock = _MODEL_LOCKS.get(module)
+        if lock is None:
+            lock = _MODEL_LOCKS[module] = threading.RLock()
+        return lock
 
 
 @contextlib.contextmanager

@@ -46,10 +46,18 @@ def name_of(func: NativeFunction) -> str:
         except Exception:  # noqa: BLE001 - a name is only used in messages
             name = None
         if name is None:
-            module, short = getattr(func, "__module__", None), getattr(func, "__name__", None)
-            name = f"{module}.{short}" if module and short else repr(func)
+            name = _qualified_name(func) or repr(func)
         _NAMES[func] = name
     return name
+
+
+def _qualified_name(func: NativeFunction) -> str | None:
+    """``module.qualname`` of a function torch does not list: a registered module's forward, a
+    Function's apply, or a torch built-in such as ``torch._pack_padded_sequence``."""
+    module = getattr(func, "__module__", None)
+    # a built-in's __qualname__ names torch's internal class (_VariableFunctionsClass): use its __name__
+    qualname = getattr(func, "__qualname__" if inspect.isfunction(func) else "__name__", None)
+    return f"{module}.{qualname}" if module and qualname else None
 
 
 class DeepMode(TorchFunctionMode):
@@ -97,9 +105,9 @@ class DeepMode(TorchFunctionMode):
         dependent = [t for t in flat if depends(t)]
         if not dependent:
             return func(*args, **kwargs)
-        if not torch.is_grad_enabled():
-            raise UnsupportedOperationError(_no_grad_message(func))
         rule = RULES.get(func)
+        if not torch.is_grad_enabled():
+            return _without_gradients(func, args, kwargs, rule)
         if rule is None:
             return _unknown(func, args, kwargs)
         if rule.mask_product:
@@ -146,7 +154,7 @@ class DeepMode(TorchFunctionMode):
             saved = [t.detach().clone() if copy else t.detach() for t in dependent]
             self.records.append((func, saved))
             self._versions.append([t._version for t in saved])
-            return func(*args, **kwargs)
+            return _one_output(func, rule, func(*args, **kwargs))
         return self._apply_rule(func, rule, list(args), kwargs, dependent)
 
     def _apply_rule(
@@ -212,6 +220,25 @@ def _unknown(func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs
     return out
 
 
+def _without_gradients(
+    func: NativeFunction, args: Sequence[CallValue], kwargs: CallKwargs, rule: OpRule | None
+) -> CallValue:
+    """A call on the input with gradients disabled (a ``torch.no_grad()`` block, the forward of a custom
+    autograd Function): no rule can reach the input there, so a floating result, which would carry the
+    input on as a constant, is an error. Shapes, and integer or boolean results (masks), are as outside:
+    the latter carry the input by their tag, which needs no gradient."""
+    out = func(*args, **kwargs)
+    if rule is not None and rule.value_free:  # zeros_like and the like: the shape only
+        return out
+    outputs, _ = tree_flatten(out)
+    if any(is_float(t) for t in outputs) or not outputs:
+        raise UnsupportedOperationError(_no_grad_message(func))
+    for t in outputs:
+        if isinstance(t, torch.Tensor):
+            setattr(t, TAG, True)
+    return out
+
+
 def _no_grad_message(func: NativeFunction) -> str:
     """Why ``func``, called on the input with gradients disabled, cannot be explained, naming the custom
     ``torch.autograd.Function`` whose forward runs it where there is one (found by the frame of its
@@ -230,9 +257,22 @@ def _no_grad_message(func: NativeFunction) -> str:
         frame = frame.f_back
     return (
         f"DeepExplainer cannot carry the input through {name_of(func)}, which the model's forward runs "
-        "with gradients disabled (a torch.no_grad() block): the input's contribution would be lost "
-        "there. Compute that part with gradients enabled, or explain with GradientExplainer."
+        "with gradients disabled (a torch.no_grad() or torch.inference_mode() block): the input's "
+        "contribution would be lost there. Compute that part with gradients enabled, or explain with "
+        "GradientExplainer."
     )
+
+
+def _one_output(func: NativeFunction, rule: OpRule, out: CallValue) -> CallValue:
+    """``out``, checked to be one tensor where the rule applies to one (a user's Function registered with
+    a kind may return several)."""
+    if rule.kind in (Rule.RESCALE, Rule.SHAPLEY_PAIR, Rule.BILINEAR) and isinstance(out, tuple | list):
+        raise UnsupportedOperationError(
+            f"{name_of(func)} returns a {type(out).__name__} of {len(out)} outputs, but the {rule.kind} rule "
+            "applies to one tensor: register a decomposition for it instead, written in supported "
+            "operations and returning the same outputs."
+        )
+    return out
 
 
 def _masked_factor(args: Sequence[CallValue], kwargs: CallKwargs) -> tuple[torch.Tensor, torch.Tensor] | None:

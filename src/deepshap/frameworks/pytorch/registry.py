@@ -357,33 +357,49 @@ def _module_call(cls: type[torch.nn.Module]) -> NativeFunction:
             return torch.overrides.handle_torch_function(call, tensors, module, *args, **kwargs)
         return cls.forward(module, *args, **kwargs)
 
-    call.__name__ = call.__qualname__ = f"{cls.__module__}.{cls.__qualname__}.forward"
+    call.__module__, call.__name__ = cls.__module__, "forward"
+    call.__qualname__ = f"{cls.__qualname__}.forward"
     return call
 
 
 #: The custom ``torch.autograd.Function`` classes given a rule, each with the function that replaced
-#: its ``apply`` (see :func:`_function_call`).
+#: its ``apply`` (see :func:`_route_apply`).
 FUNCTION_CALLS: dict[type, NativeFunction] = {}
 #: Of those classes, the ``apply`` each defined itself (None: inherited), put back when unregistered.
 _OWN_APPLY: dict[type, object | None] = {}
 
 
-def _function_call(cls: type[torch.autograd.Function]) -> NativeFunction:
-    """A function that replaces ``cls.apply`` while ``cls`` is registered: it runs the original
-    ``apply``, except under a ``TorchFunctionMode``, which receives it as the call to give a rule.
+def _route_apply(cls: type[torch.autograd.Function]) -> NativeFunction:
+    """Route ``cls.apply`` through a function that a ``TorchFunctionMode`` receives as the call to give a
+    rule, and return that function; outside a mode it runs the original ``apply``.
 
     ``Function.apply`` itself is invisible to torch function modes (only the operations inside its
-    forward are seen, with gradients disabled), so without this no rule could be looked up for it."""
-    original = cls.apply
+    forward are seen, with gradients disabled), so without this no rule could be looked up for it. The
+    replacement is a classmethod that routes ``cls``'s own calls only: a subclass, which inherits it,
+    runs its own forward through the original ``apply`` (and needs a registration of its own)."""
+    own = vars(cls).get("apply")
+
+    def original(klass: type[torch.autograd.Function]) -> NativeFunction:
+        """The ``apply`` that ``klass`` had before ``cls`` was registered, bound to ``klass``."""
+        if isinstance(own, classmethod):
+            return functools.partial(own.__func__, klass)
+        if isinstance(own, staticmethod):
+            return own.__func__
+        return super(cls, klass).apply  # type: ignore[misc]
 
     def call(*args: CallValue, **kwargs: CallValue) -> CallValue:
         tensors = tuple(t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor))
         if torch.overrides.has_torch_function(tensors):
             return torch.overrides.handle_torch_function(call, tensors, *args, **kwargs)
-        return original(*args, **kwargs)
+        return original(cls)(*args, **kwargs)
 
-    call.__name__ = call.__qualname__ = f"{cls.__module__}.{cls.__qualname__}.apply"
-    call.__wrapped__ = original  # type: ignore[attr-defined]
+    def apply(klass: type[torch.autograd.Function], *args: CallValue, **kwargs: CallValue) -> CallValue:
+        return call(*args, **kwargs) if klass is cls else original(klass)(*args, **kwargs)
+
+    call.__module__, call.__name__ = cls.__module__, "apply"
+    call.__qualname__ = f"{cls.__qualname__}.apply"
+    call.__wrapped__ = original(cls)  # type: ignore[attr-defined]
+    cls.apply = classmethod(apply)  # type: ignore[assignment, method-assign]
     return call
 
 
@@ -397,8 +413,7 @@ def add(op: NativeFunction, rule: str | NativeFunction) -> None:
     if isinstance(op, type) and issubclass(op, torch.autograd.Function):
         if op not in FUNCTION_CALLS:
             _OWN_APPLY[op] = vars(op).get("apply")
-            FUNCTION_CALLS[op] = _function_call(op)
-            op.apply = staticmethod(FUNCTION_CALLS[op])  # type: ignore[method-assign]
+            FUNCTION_CALLS[op] = _route_apply(op)
         add(FUNCTION_CALLS[op], rule)
         return
     if isinstance(op, type):
