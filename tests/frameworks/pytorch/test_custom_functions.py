@@ -338,3 +338,38 @@ def test_a_linear_function_registered_linear_is_explained_by_its_backward() -> N
     with deepshap.rules.registered(Scale, "linear"):
         values = np.stack(deepshap.DeepExplainer(Scaled(function=True), bg).shap_values(X), -1)
     np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+
+
+class Checkpointed(torch.nn.Module):
+    """A GELU block run through ``torch.utils.checkpoint``."""
+
+    def __init__(self, reentrant: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inner, self.head = torch.nn.Linear(5, 8), torch.nn.Linear(8, 2)
+        self.reentrant = reentrant
+
+    def block(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.gelu(self.inner(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        return self.head(checkpoint(self.block, x, use_reentrant=self.reentrant))
+
+
+def test_non_reentrant_checkpointing_is_explained_as_its_block() -> None:
+    """It runs the block with gradients on, so each operation of the block gets its rule."""
+    bg, X = _data()
+    model = Checkpointed(reentrant=False).eval()
+    values = np.stack(deepshap.DeepExplainer(model, bg).shap_values(X), -1)
+    with torch.no_grad():
+        gap = (model(X) - model(bg).mean(0)).numpy()
+    np.testing.assert_allclose(values.sum(1), gap, rtol=1e-4, atol=1e-6)
+
+
+def test_reentrant_checkpointing_is_refused_with_what_to_do() -> None:
+    """It hides the block inside a Function with gradients off; the message says how to avoid it."""
+    bg, X = _data()
+    with pytest.raises(UnsupportedOperationError, match="activation checkpointing.*use_reentrant=False"):
+        deepshap.DeepExplainer(Checkpointed(reentrant=True).eval(), bg).shap_values(X)

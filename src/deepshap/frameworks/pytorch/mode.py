@@ -247,6 +247,13 @@ def _no_grad_message(func: NativeFunction) -> str:
     while frame is not None:
         cls = frame.f_locals.get("cls") if frame.f_code.co_name == "apply" else None
         if isinstance(cls, type) and issubclass(cls, torch.autograd.Function):
+            if f"{cls.__module__}.{cls.__qualname__}" == "torch.utils.checkpoint.CheckpointFunction":
+                return (
+                    f"DeepExplainer cannot carry the input through {name_of(func)}, which runs inside "
+                    "activation checkpointing (torch.utils.checkpoint with use_reentrant=True), where "
+                    "gradients are disabled. Explain with checkpointing off (for Hugging Face models, "
+                    "model.gradient_checkpointing_disable()) or with use_reentrant=False."
+                )
             return (
                 f"DeepExplainer cannot carry the input through {name_of(func)}, which runs inside the "
                 f"forward of the custom autograd Function {cls.__module__}.{cls.__qualname__}, where "
