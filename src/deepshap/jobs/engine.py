@@ -28,11 +28,10 @@ class WorkItem:
     """id -> why the image could not be read; those images are not in ``images``."""
 
 
-class IndexRow(TypedDict, total=False):
-    """One image's row of a job's index: None where the image failed (``error`` says why) or could not
-    be read. ``chunk`` and ``position`` are set by the store when it commits the row."""
+class RowFields(TypedDict, total=False):
+    """The explained columns of an image's index row: None where the image failed (``error`` says why)
+    or could not be read."""
 
-    id: str
     classes: list[int] | None
     class_names: list[str] | None
     fx: list[float] | None
@@ -40,6 +39,13 @@ class IndexRow(TypedDict, total=False):
     gap: float | None
     seconds: float | None
     error: str | None
+
+
+class IndexRow(RowFields, total=False):
+    """One image's row of a job's index: its id and explained columns. ``chunk`` and ``position`` are set
+    by the store when it commits the row."""
+
+    id: str
     chunk: int
     position: int
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
 import numpy.typing as npt
 
 from deepshap._typing import InputData, NativeModel
-from deepshap.jobs.engine import ChunkResult, IndexRow, WorkItem
+from deepshap.jobs.engine import ChunkResult, IndexRow, RowFields, WorkItem
 from deepshap.jobs.models import load_model, weights_digest
 from deepshap.jobs.spec import JobSpec
 
@@ -222,7 +222,7 @@ class ExplainWorker:
         return rows
 
 
-def _row(image_id: str, **fields: Unpack[_RowFields]) -> IndexRow:
+def _row(image_id: str, **fields: Unpack[RowFields]) -> IndexRow:
     """An index row with every column present (Parquet needs one schema for every chunk)."""
     row: IndexRow = {
         "id": image_id,
@@ -236,18 +236,6 @@ def _row(image_id: str, **fields: Unpack[_RowFields]) -> IndexRow:
     }
     row.update(fields)
     return row
-
-
-class _RowFields(TypedDict, total=False):
-    """The columns of an index row that :func:`_row` is given (the others stay None)."""
-
-    classes: list[int] | None
-    class_names: list[str] | None
-    fx: list[float] | None
-    base_values: list[float] | None
-    gap: float | None
-    seconds: float | None
-    error: str | None
 
 
 def _gaps(values: np.ndarray, fx: np.ndarray, base: np.ndarray) -> np.ndarray:
